@@ -1,0 +1,206 @@
+//! Admin operations on the primary: every change is written to the store
+//! (flushed) and then published to the in-memory directory, under one lock
+//! so that concurrent admin writes are applied in a single order.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::applications::{
+    ApplicationPatch, ApplicationRecord, CLIENT_SECRET_PREFIX, DEFAULT_ACCESS_TOKEN_TTL, FieldError,
+    MAX_SECRET_GRACE_PERIOD, NewApplication, PreviousSecret, SecretRotation, normalize_groups,
+    normalize_scopes, validate_client_id, validate_name, validate_ttl,
+};
+use crate::crypto::{SecretDigest, random_bytes, random_secret};
+use crate::directory::Directory;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub struct Admin {
+    store: Arc<Store>,
+    directory: Arc<Directory>,
+    write: Mutex<()>,
+}
+
+/// A client secret shown once, at creation or rotation.
+pub struct NewSecret(pub String);
+
+impl Admin {
+    pub fn new(store: Arc<Store>, directory: Arc<Directory>) -> Self {
+        Self {
+            store,
+            directory,
+            write: Mutex::new(()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn create_application(
+        &self,
+        new: NewApplication,
+        now: DateTime<Utc>,
+    ) -> Result<(ApplicationRecord, NewSecret), AdminError> {
+        let client_id = match new.client_id {
+            Some(id) => {
+                validate_client_id(&id)?;
+                id
+            }
+            None => generated_client_id()?,
+        };
+        let name = match new.name {
+            Some(name) => validate_name(&name)?,
+            None => client_id.clone(),
+        };
+        let secret = new_client_secret()?;
+        let app = ApplicationRecord {
+            groups: normalize_groups("groups", &new.groups)?,
+            scopes: normalize_scopes(&new.scopes)?,
+            access_token_ttl: validate_ttl(new.access_token_ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL))?,
+            active: new.active.unwrap_or(true),
+            created_at: now,
+            updated_at: now,
+            secret: SecretDigest::of(&secret.0),
+            previous_secret: None,
+            client_id,
+            name,
+        };
+        let _writer = self.lock();
+        match self.store.create_application(&app) {
+            Err(StoreError::AlreadyExists) => {
+                return Err(AdminError::Conflict(format!(
+                    "an application with client_id {:?} already exists",
+                    app.client_id
+                )));
+            }
+            other => other?,
+        }
+        self.directory.put_application(app.clone());
+        log::info!("created application {}", app.client_id);
+        Ok((app, secret))
+    }
+
+    pub fn applications(&self) -> Vec<Arc<ApplicationRecord>> {
+        let mut apps: Vec<_> = self.directory.snapshot().applications.values().cloned().collect();
+        apps.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        apps
+    }
+
+    pub fn application(&self, client_id: &str) -> Result<Arc<ApplicationRecord>, AdminError> {
+        self.directory
+            .snapshot()
+            .application(client_id)
+            .cloned()
+            .ok_or_else(|| AdminError::NotFound(format!("application {client_id:?}")))
+    }
+
+    pub fn update_application(
+        &self,
+        client_id: &str,
+        patch: ApplicationPatch,
+        now: DateTime<Utc>,
+    ) -> Result<ApplicationRecord, AdminError> {
+        self.modify(client_id, now, |app| {
+            if let Some(name) = &patch.name {
+                app.name = validate_name(name)?;
+            }
+            if let Some(groups) = &patch.groups {
+                app.groups = normalize_groups("groups", groups)?;
+            }
+            if let Some(scopes) = &patch.scopes {
+                app.scopes = normalize_scopes(scopes)?;
+            }
+            if let Some(ttl) = patch.access_token_ttl {
+                app.access_token_ttl = validate_ttl(ttl)?;
+            }
+            if let Some(active) = patch.active {
+                app.active = active;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn delete_application(&self, client_id: &str) -> Result<(), AdminError> {
+        let _writer = self.lock();
+        if !self.store.delete_application(client_id)? {
+            return Err(AdminError::NotFound(format!("application {client_id:?}")));
+        }
+        self.directory.remove_application(client_id);
+        log::info!("deleted application {client_id}");
+        Ok(())
+    }
+
+    /// Issues a new secret. With a grace period the old one keeps working
+    /// that long, so clients can be re-configured without an outage.
+    pub fn rotate_secret(
+        &self,
+        client_id: &str,
+        rotation: SecretRotation,
+        now: DateTime<Utc>,
+    ) -> Result<(ApplicationRecord, NewSecret), AdminError> {
+        if rotation.grace_period > MAX_SECRET_GRACE_PERIOD {
+            return Err(FieldError::new(
+                "grace_period",
+                format!("must be at most {MAX_SECRET_GRACE_PERIOD} seconds"),
+            )
+            .into());
+        }
+        let secret = new_client_secret()?;
+        let app = self.modify(client_id, now, |app| {
+            app.previous_secret = (rotation.grace_period > 0).then(|| PreviousSecret {
+                digest: app.secret,
+                expires_at: now + Duration::seconds(i64::from(rotation.grace_period)),
+            });
+            app.secret = SecretDigest::of(&secret.0);
+            Ok(())
+        })?;
+        log::info!("rotated the secret of application {client_id}");
+        Ok((app, secret))
+    }
+
+    /// Reads, changes, writes and publishes one application.
+    fn modify(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+        change: impl FnOnce(&mut ApplicationRecord) -> Result<(), AdminError>,
+    ) -> Result<ApplicationRecord, AdminError> {
+        let _writer = self.lock();
+        let mut app = ApplicationRecord::clone(&*self.application(client_id)?);
+        change(&mut app)?;
+        app.updated_at = now;
+        self.store.put_application(&app)?;
+        self.directory.put_application(app.clone());
+        Ok(app)
+    }
+}
+
+fn new_client_secret() -> Result<NewSecret, AdminError> {
+    random_secret(CLIENT_SECRET_PREFIX)
+        .map(NewSecret)
+        .map_err(|e| AdminError::Internal(e.to_string()))
+}
+
+/// `app-` and 16 lowercase hex digits.
+fn generated_client_id() -> Result<String, AdminError> {
+    let bytes = random_bytes::<8>().map_err(|e| AdminError::Internal(e.to_string()))?;
+    Ok(bytes.iter().fold(String::from("app-"), |mut id, b| {
+        id.push_str(&format!("{b:02x}"));
+        id
+    }))
+}

@@ -1,0 +1,284 @@
+//! Applications (OAuth clients): the stored record, what admins send to
+//! create or change one, and the validation of every field.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::SecretDigest;
+
+pub const DEFAULT_ACCESS_TOKEN_TTL: u32 = 3600;
+pub const MIN_ACCESS_TOKEN_TTL: u32 = 60;
+pub const MAX_ACCESS_TOKEN_TTL: u32 = 86_400;
+/// Longest grace period for a rotated-out secret.
+pub const MAX_SECRET_GRACE_PERIOD: u32 = 7 * 86_400;
+/// Prefix of generated client secrets, so scanners can spot a leaked one.
+pub const CLIENT_SECRET_PREFIX: &str = "gcs_";
+
+const MAX_NAME_LEN: usize = 128;
+const MAX_LIST_LEN: usize = 64;
+const MAX_ITEM_LEN: usize = 64;
+
+/// An application as the store keeps it, secret digests included.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplicationRecord {
+    pub client_id: String,
+    pub name: String,
+    pub groups: Vec<String>,
+    pub scopes: Vec<String>,
+    pub access_token_ttl: u32,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub secret: SecretDigest,
+    /// The secret replaced by the last rotation, while its grace period lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub digest: SecretDigest,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl ApplicationRecord {
+    /// Whether `secret` is this application's current secret, or its
+    /// previous one still within its grace period. Both digests are always
+    /// compared, so timing does not tell which one matched.
+    pub fn secret_matches(&self, secret: &str, now: DateTime<Utc>) -> bool {
+        let current = self.secret.matches(secret);
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .is_some_and(|p| p.digest.matches(secret) && now < p.expires_at);
+        current | previous
+    }
+
+    /// The admin API's view: everything but the secrets.
+    pub fn view(&self) -> ApplicationView<'_> {
+        ApplicationView {
+            client_id: &self.client_id,
+            name: &self.name,
+            groups: &self.groups,
+            scopes: &self.scopes,
+            access_token_ttl: self.access_token_ttl,
+            active: self.active,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApplicationView<'a> {
+    pub client_id: &'a str,
+    pub name: &'a str,
+    pub groups: &'a [String],
+    pub scopes: &'a [String],
+    pub access_token_ttl: u32,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `POST /admin/v1/applications`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApplication {
+    pub client_id: Option<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub access_token_ttl: Option<u32>,
+    pub active: Option<bool>,
+}
+
+/// `PATCH /admin/v1/applications/{client_id}`: absent fields stay as they are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationPatch {
+    pub name: Option<String>,
+    pub groups: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub access_token_ttl: Option<u32>,
+    pub active: Option<bool>,
+}
+
+/// `POST /admin/v1/applications/{client_id}/secret`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRotation {
+    /// Seconds the old secret keeps working; 0 (default) ends it at once.
+    #[serde(default)]
+    pub grace_period: u32,
+}
+
+/// A field that failed validation, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// 1–64 characters of `[a-z0-9._-]`.
+pub fn validate_client_id(id: &str) -> Result<(), FieldError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "client_id",
+            "must be 1-64 characters of a-z, 0-9, '.', '_' or '-'",
+        ))
+    }
+}
+
+/// A display name: it becomes the `Remote-Name` header, so no control characters.
+pub fn validate_name(name: &str) -> Result<String, FieldError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+        return Err(FieldError::new("name", format!("must be 1-{MAX_NAME_LEN} characters")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(FieldError::new("name", "must not contain control characters"));
+    }
+    Ok(name.to_string())
+}
+
+/// Group names are matched case-insensitively, so they are kept lowercase.
+/// They are joined with commas into `Remote-Groups`, so they hold none.
+pub fn normalize_groups(field: &str, groups: &[String]) -> Result<Vec<String>, FieldError> {
+    normalize_list(field, groups, |g| {
+        g.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:@/-".contains(&b))
+    }, "of a-z, 0-9 and ._:@/-")
+    .map(|list| list.into_iter().map(|g| g.to_ascii_lowercase()).collect())
+    .map(dedup_sorted)
+}
+
+/// Scope tokens per RFC 6749 §3.3.
+pub fn normalize_scopes(scopes: &[String]) -> Result<Vec<String>, FieldError> {
+    normalize_list("scopes", scopes, is_scope_token, "of printable ASCII without spaces, '\"' or '\\'")
+        .map(dedup_sorted)
+}
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+pub fn is_scope_token(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+fn normalize_list(
+    field: &str,
+    items: &[String],
+    valid: impl Fn(&str) -> bool,
+    what: &str,
+) -> Result<Vec<String>, FieldError> {
+    if items.len() > MAX_LIST_LEN {
+        return Err(FieldError::new(field, format!("at most {MAX_LIST_LEN} entries")));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            if item.is_empty() || item.len() > MAX_ITEM_LEN || !valid(item) {
+                Err(FieldError::new(
+                    format!("{field}[{i}]"),
+                    format!("must be 1-{MAX_ITEM_LEN} characters {what}"),
+                ))
+            } else {
+                Ok(item.clone())
+            }
+        })
+        .collect()
+}
+
+fn dedup_sorted(mut items: Vec<String>) -> Vec<String> {
+    items.sort();
+    items.dedup();
+    items
+}
+
+pub fn validate_ttl(ttl: u32) -> Result<u32, FieldError> {
+    if (MIN_ACCESS_TOKEN_TTL..=MAX_ACCESS_TOKEN_TTL).contains(&ttl) {
+        Ok(ttl)
+    } else {
+        Err(FieldError::new(
+            "access_token_ttl",
+            format!("must be between {MIN_ACCESS_TOKEN_TTL} and {MAX_ACCESS_TOKEN_TTL} seconds"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids() {
+        assert!(validate_client_id("canister").is_ok());
+        assert!(validate_client_id("a.b_c-9").is_ok());
+        assert!(validate_client_id("").is_err());
+        assert!(validate_client_id("Canister").is_err());
+        assert!(validate_client_id("has space").is_err());
+        assert!(validate_client_id(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn groups_are_lowercased_deduplicated_and_comma_free() {
+        let groups = normalize_groups("groups", &["Media".into(), "media".into(), "ops".into()]).unwrap();
+        assert_eq!(groups, vec!["media", "ops"]);
+        let err = normalize_groups("groups", &["a,b".into()]).unwrap_err();
+        assert_eq!(err.field, "groups[0]");
+    }
+
+    #[test]
+    fn scope_tokens_follow_rfc_6749() {
+        assert!(is_scope_token("webdav:read"));
+        assert!(!is_scope_token("a b"));
+        assert!(!is_scope_token("quote\""));
+        assert!(!is_scope_token(""));
+    }
+
+    #[test]
+    fn previous_secret_works_only_within_grace() {
+        let now = Utc::now();
+        let record = ApplicationRecord {
+            client_id: "c".into(),
+            name: "c".into(),
+            groups: vec![],
+            scopes: vec![],
+            access_token_ttl: 3600,
+            active: true,
+            created_at: now,
+            updated_at: now,
+            secret: SecretDigest::of("new"),
+            previous_secret: Some(PreviousSecret {
+                digest: SecretDigest::of("old"),
+                expires_at: now + chrono::Duration::seconds(10),
+            }),
+        };
+        assert!(record.secret_matches("new", now));
+        assert!(record.secret_matches("old", now));
+        assert!(!record.secret_matches("old", now + chrono::Duration::seconds(11)));
+        assert!(!record.secret_matches("other", now));
+    }
+}

@@ -1,0 +1,242 @@
+//! Layered configuration: embedded defaults → TOML file → `GATEHOUSE_*`
+//! environment → command-line flags. Unknown keys are refused by name.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Loopback only: by default no forwarded header is believed from elsewhere.
+fn loopback() -> Vec<IpNet> {
+    vec![
+        IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8)),
+        IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),
+    ]
+}
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "gatehouse.toml";
+const ENV_PREFIX: &str = "GATEHOUSE_";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Owns the store and the admin API.
+    Primary,
+    /// Serves the data plane from state synced from a primary.
+    Replica,
+}
+
+/// A configured secret: deserialised like a string, never printed.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Public base URL of this service: the `iss` of every token. Defaults
+    /// to `http://<listen>`.
+    pub issuer: Option<String>,
+    /// Directory of the sled store (primary only).
+    pub data_dir: PathBuf,
+    /// Directory of the signing keys.
+    pub keys_dir: PathBuf,
+    pub role: Role,
+    /// Admin API bearer token. When unset, one is generated on first start
+    /// and written once to `<data_dir>/admin-token`.
+    pub admin_token: Option<Secret>,
+    /// Base URL of the primary (replicas only).
+    pub primary_url: Option<String>,
+    /// Shared secret between primary and replicas.
+    pub replica_token: Option<Secret>,
+    /// Seconds after which a replica that has not heard from its primary reports not ready.
+    pub max_staleness: u64,
+    /// Peers whose `X-Forwarded-*` headers are believed, as CIDRs.
+    #[serde(deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Session fallback: delegate bearer-less verify requests to this URL.
+    pub upstream_verify_url: Option<String>,
+    /// Session fallback: redirect browsers here when no upstream is configured.
+    pub login_url: Option<String>,
+    /// Failed authentications (per client and per address) before 429.
+    pub auth_failure_limit: u32,
+    /// Seconds over which failed authentications are counted.
+    pub auth_failure_window: u64,
+    /// HTTP worker threads; defaults to the number of cores.
+    pub workers: Option<usize>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: None,
+            data_dir: PathBuf::from("./data"),
+            keys_dir: PathBuf::from("./keys"),
+            role: Role::Primary,
+            admin_token: None,
+            primary_url: None,
+            replica_token: None,
+            max_staleness: 30,
+            trusted_proxies: loopback(),
+            upstream_verify_url: None,
+            login_url: None,
+            auth_failure_limit: 10,
+            auth_failure_window: 60,
+            workers: None,
+        }
+    }
+}
+
+impl Settings {
+    /// The issuer URL without a trailing slash.
+    pub fn issuer(&self) -> String {
+        match &self.issuer {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, url) in [
+            ("issuer", &self.issuer),
+            ("primary_url", &self.primary_url),
+            ("upstream_verify_url", &self.upstream_verify_url),
+            ("login_url", &self.login_url),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!("must be an http:// or https:// URL, got {url:?}"),
+                });
+            }
+        }
+        if self.role == Role::Replica && self.primary_url.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "primary_url",
+                message: "a replica needs --primary-url".into(),
+            });
+        }
+        if self.auth_failure_limit == 0 {
+            return Err(ConfigError::Invalid {
+                key: "auth_failure_limit",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.auth_failure_window == 0 {
+            return Err(ConfigError::Invalid {
+                key: "auth_failure_window",
+                message: "must be at least 1 second".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Flags given on the command line; `None` leaves the lower layers alone.
+#[derive(Debug, Default, Clone, Serialize, clap::Args)]
+pub struct Overrides {
+    /// Address to listen on, e.g. 0.0.0.0:8080
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the sled store
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of the signing keys
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys_dir: Option<PathBuf>,
+    /// Public base URL (the `iss` of issued tokens)
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// primary or replica
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// Base URL of the primary (replicas)
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("configuration error: {0}")]
+    Layer(#[from] Box<figment::Error>),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Reads the layers in order. `config_file` is the `--config` flag; without
+/// it `gatehouse.toml` in the working directory is read if present.
+pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Settings, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+    match config_file {
+        Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.to_path_buf())),
+        Some(path) => figment = figment.merge(Toml::file_exact(path)),
+        None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+            figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+        }
+        None => {}
+    }
+    let settings: Settings = figment
+        // GATEHOUSE_CONFIG names the file itself and is read by the CLI.
+        .merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]))
+        .merge(Serialized::defaults(overrides))
+        .extract()
+        .map_err(Box::new)?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+/// CIDRs as a list, or as one comma/space separated string (handy in env vars).
+/// A bare address means just that address.
+fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<String>),
+        Joined(String),
+    }
+    let items = match Form::deserialize(d)? {
+        Form::List(items) => items,
+        Form::Joined(text) => text
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+    };
+    items.iter().map(|item| parse_cidr(item)).collect()
+}
+
+fn parse_cidr<E: serde::de::Error>(text: &str) -> Result<IpNet, E> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| E::custom(format!("{text:?} is not a CIDR or IP address")))
+}

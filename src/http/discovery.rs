@@ -1,0 +1,37 @@
+//! RFC 8414 metadata and the JWKS.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::AppState;
+
+/// How long clients may cache the JWKS. A rotation publishes a new key at
+/// least this long before signing with it.
+pub const JWKS_MAX_AGE_SECS: u32 = 300;
+
+pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
+    let issuer = &state.issuer_url;
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}/oauth/token"),
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+            "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "scopes_supported": state.directory.snapshot().scopes(),
+        }))
+}
+
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, format!("public, max-age={JWKS_MAX_AGE_SECS}")))
+        .content_type("application/json")
+        .body(state.keys.current().jwks_json().to_vec())
+}

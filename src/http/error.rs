@@ -1,0 +1,163 @@
+//! The one place where errors become HTTP responses. Every error body is
+//! JSON `{"error", "error_description"}` (RFC 6749 §5.2 style), with a
+//! `field` member when one request field is at fault.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
+use serde::Serialize;
+
+use crate::admin::AdminError;
+use crate::issuer::TokenError;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error("a valid admin token is required")]
+    AdminUnauthorized,
+    #[error("no such endpoint")]
+    NotFound,
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    #[error("the admin API is served by the primary only")]
+    NotPrimary,
+}
+
+/// A request body that cannot be taken as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body exceeds the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("content type must be {expected}")]
+    UnsupportedMediaType { expected: &'static str },
+    #[error("malformed request body: {message}")]
+    Malformed {
+        field: Option<String>,
+        message: String,
+    },
+    #[error("could not read the request body: {0}")]
+    Read(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Token(e) => match e {
+                TokenError::InvalidRequest(_) => "invalid_request",
+                TokenError::InvalidClient { .. } => "invalid_client",
+                TokenError::UnsupportedGrantType(_) => "unsupported_grant_type",
+                TokenError::InvalidScope(_) => "invalid_scope",
+                TokenError::InvalidTarget(_) => "invalid_target",
+                TokenError::TooManyAttempts { .. } => "too_many_requests",
+                TokenError::Internal(_) => "server_error",
+            },
+            ApiError::Admin(e) => match e {
+                AdminError::Invalid(_) => "invalid_request",
+                AdminError::NotFound(_) => "not_found",
+                AdminError::Conflict(_) => "conflict",
+                AdminError::Store(_) | AdminError::Internal(_) => "server_error",
+            },
+            ApiError::Body(e) => match e {
+                BodyError::TooLarge { .. } => "payload_too_large",
+                BodyError::UnsupportedMediaType { .. } => "unsupported_media_type",
+                BodyError::Malformed { .. } | BodyError::Read(_) => "invalid_request",
+            },
+            ApiError::AdminUnauthorized => "invalid_token",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::NotPrimary => "forbidden",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::Admin(AdminError::Invalid(e)) => Some(&e.field),
+            ApiError::Body(BodyError::Malformed { field, .. }) => field.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// What the client is told. Internal failures are logged in full and
+    /// described only generically.
+    fn description(&self) -> String {
+        match self {
+            ApiError::Token(TokenError::Internal(_))
+            | ApiError::Admin(AdminError::Store(_) | AdminError::Internal(_)) => {
+                "internal error; see the server log".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Token(e) => match e {
+                TokenError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+                TokenError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+                TokenError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::BAD_REQUEST,
+            },
+            ApiError::Admin(e) => match e {
+                AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
+                AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+                AdminError::Conflict(_) => StatusCode::CONFLICT,
+                AdminError::Store(_) | AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::Body(e) => match e {
+                BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                BodyError::Malformed { .. } | BodyError::Read(_) => StatusCode::BAD_REQUEST,
+            },
+            ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotPrimary => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            log::error!("{self}: {self:?}");
+        }
+        let mut response = HttpResponseBuilder::new(status);
+        match self {
+            ApiError::Token(TokenError::InvalidClient {
+                basic_used: true, ..
+            }) => {
+                response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="gatehouse""#));
+            }
+            ApiError::Token(TokenError::TooManyAttempts { retry_after }) => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::AdminUnauthorized => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="gatehouse-admin""#),
+                ));
+            }
+            _ => {}
+        }
+        response.json(ErrorBody {
+            error: self.code(),
+            error_description: self.description(),
+            field: self.field(),
+        })
+    }
+}

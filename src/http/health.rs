@@ -1,0 +1,23 @@
+//! Liveness and readiness.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::AppState;
+
+/// The process answers.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Keys are loaded and the store is open.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.keys.current().signer().is_some() {
+        HttpResponse::Ok().json(json!({ "status": "ready" }))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({
+            "status": "not ready",
+            "reason": "no signing key loaded",
+        }))
+    }
+}

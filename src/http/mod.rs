@@ -1,0 +1,65 @@
+//! The HTTP layer: routes, shared state, and the mapping of every error to
+//! a response (`error`). Handlers parse, call a core function, and render.
+
+pub mod admin;
+pub mod body;
+pub mod client_addr;
+pub mod discovery;
+pub mod error;
+pub mod health;
+pub mod oauth;
+
+use std::sync::Arc;
+
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{HttpResponse, web};
+
+use crate::admin::Admin;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::SecretDigest;
+use crate::directory::Directory;
+use crate::issuer::TokenIssuer;
+use crate::keys::KeyRing;
+use error::ApiError;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub settings: Settings,
+    pub issuer_url: String,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Arc<KeyRing>,
+    pub directory: Arc<Directory>,
+    pub issuer: TokenIssuer,
+    /// The admin API's core; `None` on a replica.
+    pub admin: Option<Admin>,
+    pub admin_token: Option<SecretDigest>,
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/oauth/token")
+            // RFC 6749 §5.1: token responses, errors included, are never cached.
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("Cache-Control", "no-store"))
+                    .add(("Pragma", "no-cache")),
+            )
+            .route(web::post().to(oauth::token))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .route("/.well-known/oauth-authorization-server", web::get().to(discovery::metadata))
+    .route("/.well-known/openid-configuration", web::get().to(discovery::metadata))
+    .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .service(web::scope("/admin/v1").configure(admin::configure));
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}

@@ -1,0 +1,168 @@
+//! `POST /oauth/token`: turns the form and the `Authorization` header into
+//! a `TokenRequest` (RFC 6749 §2.3.1, §3.2, §4.4) and the issuer's answer
+//! into JSON.
+
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Serialize;
+
+use super::AppState;
+use super::body::{media_type, read_limited};
+use super::client_addr::client_addr;
+use super::error::ApiError;
+use crate::issuer::{ClientAuthMethod, ClientCredentials, TokenError, TokenRequest};
+
+/// Token requests are a handful of short parameters.
+pub const TOKEN_BODY_LIMIT: usize = 8 * 1024;
+const FORM: &str = "application/x-www-form-urlencoded";
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+}
+
+pub async fn token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_limited(&req, payload.into_inner(), TOKEN_BODY_LIMIT).await?;
+    let request = parse_token_request(&req, &body)?;
+    let addr = client_addr(&req, &state.settings.trusted_proxies);
+    match state.issuer.issue(request, addr, state.clock.now()) {
+        Ok(issued) => Ok(HttpResponse::Ok().json(TokenResponse {
+            access_token: issued.access_token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: issued.scope,
+        })),
+        Err(TokenError::InvalidClient { basic_used, delay }) => {
+            // Held back without blocking the worker, to slow down guessing.
+            if !delay.is_zero() {
+                actix_web::rt::time::sleep(delay).await;
+            }
+            Err(TokenError::InvalidClient { basic_used, delay }.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn parse_token_request(req: &HttpRequest, body: &Bytes) -> Result<TokenRequest, TokenError> {
+    if media_type(req).as_deref() != Some(FORM) {
+        return Err(TokenError::InvalidRequest(format!(
+            "the request body must be {FORM}"
+        )));
+    }
+    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| TokenError::InvalidRequest(format!("malformed form body: {e}")))?;
+
+    let mut request = TokenRequest::default();
+    let mut body_client_id = None;
+    let mut body_secret = None;
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, value) in &params {
+        // RFC 6749 §3.2: parameters must not repeat. RFC 8707 allows
+        // several `resource` parameters.
+        if name != "resource" {
+            if seen.contains(&name.as_str()) {
+                return Err(TokenError::InvalidRequest(format!(
+                    "parameter {name:?} appears more than once"
+                )));
+            }
+            seen.push(name);
+        }
+        match name.as_str() {
+            "grant_type" => request.grant_type = Some(value.clone()),
+            "scope" => request.scope = Some(value.clone()),
+            "resource" => request.resources.push(value.clone()),
+            "audience" => request.audience = Some(value.clone()),
+            "client_id" => body_client_id = Some(value.clone()),
+            "client_secret" => body_secret = Some(value.clone()),
+            _ => {} // RFC 6749 §3.2: unrecognised parameters are ignored.
+        }
+    }
+
+    let basic = basic_credentials(req)?;
+    request.credentials = match (basic, body_client_id, body_secret) {
+        (Some(_), _, Some(_)) => {
+            return Err(TokenError::InvalidRequest(
+                "use either HTTP Basic or client_secret in the body, not both".into(),
+            ));
+        }
+        (Some(basic), Some(id), None) if id != basic.client_id => {
+            return Err(TokenError::InvalidRequest(
+                "client_id in the body differs from the Basic credentials".into(),
+            ));
+        }
+        (Some(basic), _, None) => Some(basic),
+        (None, Some(client_id), secret) => Some(ClientCredentials {
+            client_id,
+            secret: secret.unwrap_or_default(),
+            method: ClientAuthMethod::Post,
+        }),
+        (None, None, Some(_)) => {
+            return Err(TokenError::InvalidRequest(
+                "client_secret was sent without client_id".into(),
+            ));
+        }
+        (None, None, None) => None,
+    };
+    Ok(request)
+}
+
+/// HTTP Basic client credentials, form-urlencoded inside (RFC 6749 §2.3.1).
+/// An `Authorization` header that is not well-formed Basic is a failed
+/// authentication attempt, answered with a Basic challenge.
+fn basic_credentials(req: &HttpRequest) -> Result<Option<ClientCredentials>, TokenError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let malformed = || TokenError::InvalidClient {
+        basic_used: true,
+        delay: std::time::Duration::ZERO,
+    };
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, encoded) = value.trim().split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(malformed());
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let client_id = form_decode(id).ok_or_else(malformed)?;
+    if client_id.is_empty() {
+        return Err(malformed());
+    }
+    Ok(Some(ClientCredentials {
+        client_id,
+        secret: form_decode(secret).ok_or_else(malformed)?,
+        method: ClientAuthMethod::Basic,
+    }))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one component.
+fn form_decode(component: &str) -> Option<String> {
+    let spaced = component.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding_handles_plus_and_percent() {
+        assert_eq!(form_decode("a+b%3Ac").as_deref(), Some("a b:c"));
+        assert_eq!(form_decode("%FF"), None);
+    }
+}

@@ -1,0 +1,287 @@
+//! The token endpoint's core: OAuth2 client_credentials (RFC 6749 §4.4)
+//! issuing RFC 9068 JWT access tokens. The HTTP layer parses the request
+//! into a `TokenRequest`; everything after that is decided here.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, Header};
+
+use crate::applications::{ApplicationRecord, is_scope_token, validate_client_id};
+use crate::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
+use crate::crypto::{SecretDigest, random_id};
+use crate::directory::Directory;
+use crate::keys::KeyRing;
+use crate::throttle::{Throttle, ThrottleKey};
+
+pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// `client_secret_basic`
+    Basic,
+    /// `client_secret_post`
+    Post,
+}
+
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub secret: String,
+    pub method: ClientAuthMethod,
+}
+
+/// A token request as sent, not yet validated.
+#[derive(Default)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    pub credentials: Option<ClientCredentials>,
+    pub scope: Option<String>,
+    /// RFC 8707 `resource` parameters (absolute URIs).
+    pub resources: Vec<String>,
+    /// `audience` (space-separated, as Ory Hydra takes it).
+    pub audience: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct IssuedToken {
+    pub access_token: String,
+    pub expires_in: u32,
+    pub scope: Option<String>,
+}
+
+/// RFC 6749 §5.2 errors, plus the throttle's refusal.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// One answer for unknown client, wrong secret and inactive
+    /// application. `delay` holds the answer back when failures pile up.
+    #[error("client authentication failed")]
+    InvalidClient {
+        basic_used: bool,
+        delay: Duration,
+    },
+    #[error("grant_type {0:?} is not supported; use client_credentials")]
+    UnsupportedGrantType(String),
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error("{0}")]
+    InvalidTarget(String),
+    #[error("too many failed authentications; retry after {retry_after} seconds")]
+    TooManyAttempts { retry_after: u64 },
+    #[error("the token could not be issued")]
+    Internal(String),
+}
+
+pub struct TokenIssuer {
+    issuer: String,
+    keys: Arc<KeyRing>,
+    directory: Arc<Directory>,
+    throttle: Arc<Throttle>,
+}
+
+impl TokenIssuer {
+    pub fn new(
+        issuer: String,
+        keys: Arc<KeyRing>,
+        directory: Arc<Directory>,
+        throttle: Arc<Throttle>,
+    ) -> Self {
+        Self {
+            issuer,
+            keys,
+            directory,
+            throttle,
+        }
+    }
+
+    pub fn issue(
+        &self,
+        request: TokenRequest,
+        client_addr: IpAddr,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, TokenError> {
+        match request.grant_type.as_deref() {
+            None => return Err(TokenError::InvalidRequest("grant_type is required".into())),
+            Some(CLIENT_CREDENTIALS) => {}
+            Some(other) => return Err(TokenError::UnsupportedGrantType(other.to_string())),
+        }
+        let credentials = request.credentials.ok_or(TokenError::InvalidClient {
+            basic_used: false,
+            delay: Duration::ZERO,
+        })?;
+        let app = self.authenticate(&credentials, client_addr, now)?;
+        let scope = granted_scope(&app, request.scope.as_deref())?;
+        let aud = audience(&self.issuer, &request.resources, request.audience.as_deref())?;
+        self.sign(&app, aud, scope, now)
+    }
+
+    fn authenticate(
+        &self,
+        credentials: &ClientCredentials,
+        client_addr: IpAddr,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<ApplicationRecord>, TokenError> {
+        let client_key = ThrottleKey::Client(credentials.client_id.clone());
+        let keys = [client_key.clone(), ThrottleKey::Address(client_addr)];
+        self.throttle
+            .check(&keys, now.timestamp())
+            .map_err(|retry_after| TokenError::TooManyAttempts { retry_after })?;
+
+        let snapshot = self.directory.snapshot();
+        let app = snapshot.application(&credentials.client_id);
+        // The secret is checked even for an unknown client, so that the
+        // time taken does not tell which of the two was wrong.
+        let secret_ok = match app {
+            Some(app) => app.secret_matches(&credentials.secret, now),
+            None => {
+                std::hint::black_box(SecretDigest::of("").matches(&credentials.secret));
+                false
+            }
+        };
+        match app {
+            Some(app) if secret_ok && app.active => {
+                self.throttle.record_success(&client_key);
+                Ok(Arc::clone(app))
+            }
+            _ => {
+                let delay = self.throttle.record_failure(&keys, now.timestamp());
+                // A secret pasted into the wrong field must not reach the log;
+                // generated secrets are never valid client_ids.
+                let shown = match validate_client_id(&credentials.client_id) {
+                    Ok(()) => credentials.client_id.as_str(),
+                    Err(_) => "<not a valid client_id>",
+                };
+                log::info!("token request from {client_addr}: client authentication failed for {shown}");
+                Err(TokenError::InvalidClient {
+                    basic_used: credentials.method == ClientAuthMethod::Basic,
+                    delay,
+                })
+            }
+        }
+    }
+
+    fn sign(
+        &self,
+        app: &ApplicationRecord,
+        aud: Audience,
+        scope: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, TokenError> {
+        let keys = self.keys.current();
+        let signer = keys
+            .signer()
+            .ok_or_else(|| TokenError::Internal("this node holds no signing key".into()))?;
+        let iat = now.timestamp();
+        let claims = AccessTokenClaims {
+            iss: self.issuer.clone(),
+            sub: app.client_id.clone(),
+            client_id: app.client_id.clone(),
+            aud,
+            iat,
+            exp: iat + i64::from(app.access_token_ttl),
+            jti: random_id().map_err(|e| TokenError::Internal(e.to_string()))?,
+            groups: app.groups.clone(),
+            scope: scope.clone(),
+        };
+        let header = Header {
+            typ: Some(ACCESS_TOKEN_TYP.into()),
+            kid: Some(signer.kid.clone()),
+            ..Header::new(Algorithm::EdDSA)
+        };
+        let access_token = jsonwebtoken::encode(&header, &claims, &signer.encoding)
+            .map_err(|e| TokenError::Internal(e.to_string()))?;
+        log::debug!("issued access token {} to {}", claims.jti, app.client_id);
+        Ok(IssuedToken {
+            access_token,
+            expires_in: app.access_token_ttl,
+            scope,
+        })
+    }
+}
+
+/// The scope granted: what was asked for if the application may have all
+/// of it, or everything it may have when nothing was asked for.
+fn granted_scope(app: &ApplicationRecord, requested: Option<&str>) -> Result<Option<String>, TokenError> {
+    let requested: Vec<&str> = requested
+        .map(|s| s.split(' ').filter(|t| !t.is_empty()).collect())
+        .unwrap_or_default();
+    let granted: Vec<&str> = if requested.is_empty() {
+        app.scopes.iter().map(String::as_str).collect()
+    } else {
+        for token in &requested {
+            if !is_scope_token(token) {
+                return Err(TokenError::InvalidScope(format!("{token:?} is not a valid scope token")));
+            }
+            if !app.scopes.iter().any(|s| s == token) {
+                return Err(TokenError::InvalidScope(format!(
+                    "scope {token:?} is not allowed for this client"
+                )));
+            }
+        }
+        let mut unique = requested;
+        unique.sort_unstable();
+        unique.dedup();
+        unique
+    };
+    Ok((!granted.is_empty()).then(|| granted.join(" ")))
+}
+
+/// `aud`: the RFC 8707 resources and/or audiences asked for, else the issuer.
+fn audience(issuer: &str, resources: &[String], audience: Option<&str>) -> Result<Audience, TokenError> {
+    let mut values: Vec<String> = Vec::new();
+    for resource in resources {
+        if !is_absolute_uri(resource) || resource.contains('#') {
+            return Err(TokenError::InvalidTarget(format!(
+                "resource {resource:?} must be an absolute URI without a fragment"
+            )));
+        }
+        values.push(resource.clone());
+    }
+    for value in audience.unwrap_or_default().split(' ').filter(|a| !a.is_empty()) {
+        if value.len() > 256 || value.chars().any(char::is_control) {
+            return Err(TokenError::InvalidTarget(format!("audience {value:?} is not acceptable")));
+        }
+        values.push(value.to_string());
+    }
+    values.dedup();
+    Ok(match values.len() {
+        0 => Audience::One(issuer.to_string()),
+        1 => Audience::One(values.remove(0)),
+        _ => Audience::Many(values),
+    })
+}
+
+/// `scheme ":" rest` with an RFC 3986 scheme and a non-empty rest.
+fn is_absolute_uri(value: &str) -> bool {
+    match value.split_once(':') {
+        Some((scheme, rest)) => {
+            !rest.is_empty()
+                && value.len() <= 2048
+                && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audience_defaults_to_the_issuer() {
+        assert_eq!(audience("https://auth", &[], None).unwrap(), Audience::One("https://auth".into()));
+        assert_eq!(
+            audience("https://auth", &["https://dav.example".into()], Some("x")).unwrap(),
+            Audience::Many(vec!["https://dav.example".into(), "x".into()])
+        );
+        assert!(audience("i", &["relative/path".into()], None).is_err());
+        assert!(audience("i", &["https://a#frag".into()], None).is_err());
+    }
+}

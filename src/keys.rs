@@ -1,0 +1,373 @@
+//! Signing keys: Ed25519 key files on disk, and the in-memory key set that
+//! signs new tokens and verifies presented ones.
+//!
+//! On disk, `keys/<kid>.pem` holds one PKCS#8 private key (mode 0600) and
+//! `keys/active` names the key that signs. Every other key still verifies,
+//! which is what lets a rotation publish a key before signing with it.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::{DecodingKey, EncodingKey};
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::Serialize;
+
+use crate::crypto::{b64url, jwt_provider, sha256};
+
+const ACTIVE_FILE: &str = "active";
+const PEM_LABEL: &str = "PRIVATE KEY";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("key file {0} is not a PKCS#8 Ed25519 private key in PEM form")]
+    Malformed(PathBuf),
+    #[error("key generation failed")]
+    Generation,
+    #[error("no key with kid {0}")]
+    UnknownKid(String),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One Ed25519 key as found on disk.
+pub struct StoredKey {
+    pub kid: String,
+    pub created: SystemTime,
+    pub active: bool,
+    pkcs8: Vec<u8>,
+    public: Vec<u8>,
+}
+
+/// RFC 7638 thumbprint of an Ed25519 public key, used as its `kid`.
+pub fn thumbprint(public: &[u8]) -> String {
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64url(public));
+    b64url(&sha256(canonical.as_bytes()))
+}
+
+/// The key directory.
+pub struct KeyDir {
+    path: PathBuf,
+}
+
+impl KeyDir {
+    /// Opens `path`, creating it (mode 0700) if needed.
+    pub fn open(path: &Path) -> Result<Self, KeyError> {
+        create_private_dir(path).map_err(io_error(path))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Every key in the directory, oldest first.
+    pub fn list(&self) -> Result<Vec<StoredKey>, KeyError> {
+        let active = fs::read_to_string(self.path.join(ACTIVE_FILE))
+            .map(|s| s.trim().to_string())
+            .ok();
+        let mut keys = Vec::new();
+        for entry in fs::read_dir(&self.path).map_err(io_error(&self.path))? {
+            let path = entry.map_err(io_error(&self.path))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("pem") {
+                continue;
+            }
+            let text = fs::read_to_string(&path).map_err(io_error(&path))?;
+            let pkcs8 = pem_decode(&text).ok_or_else(|| KeyError::Malformed(path.clone()))?;
+            let pair = jwt_provider::ed25519_key_pair(&pkcs8)
+                .map_err(|_| KeyError::Malformed(path.clone()))?;
+            let public = pair.public_key().as_ref().to_vec();
+            let kid = thumbprint(&public);
+            let created = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map_err(io_error(&path))?;
+            keys.push(StoredKey {
+                active: active.as_deref() == Some(kid.as_str()),
+                kid,
+                created,
+                pkcs8,
+                public,
+            });
+        }
+        keys.sort_by(|a, b| a.created.cmp(&b.created).then(a.kid.cmp(&b.kid)));
+        Ok(keys)
+    }
+
+    /// Writes a new key (mode 0600). It verifies at once but signs only
+    /// once activated.
+    pub fn generate(&self) -> Result<String, KeyError> {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| KeyError::Generation)?;
+        let pair = jwt_provider::ed25519_key_pair(pkcs8.as_ref()).map_err(|_| KeyError::Generation)?;
+        let kid = thumbprint(pair.public_key().as_ref());
+        let path = self.path.join(format!("{kid}.pem"));
+        write_private_file(&path, pem_encode(pkcs8.as_ref()).as_bytes()).map_err(io_error(&path))?;
+        Ok(kid)
+    }
+
+    /// Makes `kid` the signing key.
+    pub fn activate(&self, kid: &str) -> Result<(), KeyError> {
+        if !self.list()?.iter().any(|k| k.kid == kid) {
+            return Err(KeyError::UnknownKid(kid.to_string()));
+        }
+        let tmp = self.path.join(".active.tmp");
+        write_private_file(&tmp, format!("{kid}\n").as_bytes()).map_err(io_error(&tmp))?;
+        let target = self.path.join(ACTIVE_FILE);
+        fs::rename(&tmp, &target).map_err(io_error(&target))
+    }
+
+    /// Generates a key and signs with it from now on.
+    pub fn rotate(&self) -> Result<String, KeyError> {
+        let kid = self.generate()?;
+        self.activate(&kid)?;
+        Ok(kid)
+    }
+
+    /// The key set for a node. A directory without keys gets its first one;
+    /// one without an active key signs with its newest.
+    pub fn load_or_init(&self) -> Result<KeySet, KeyError> {
+        let mut keys = self.list()?;
+        if keys.is_empty() {
+            let kid = self.generate()?;
+            log::info!("generated signing key {kid} in {}", self.path.display());
+            keys = self.list()?;
+        }
+        if !keys.iter().any(|k| k.active)
+            && let Some(newest) = keys.last()
+        {
+            self.activate(&newest.kid)?;
+            keys = self.list()?;
+        }
+        Ok(KeySet::from_stored(&keys))
+    }
+}
+
+/// The key that signs new tokens.
+pub struct SigningKey {
+    pub kid: String,
+    pub encoding: EncodingKey,
+}
+
+/// A key that verifies tokens.
+pub struct VerifyingKey {
+    pub decoding: DecodingKey,
+    public_x: String,
+}
+
+/// Keys held in memory: at most one signer, and every key that verifies.
+pub struct KeySet {
+    signer: Option<Arc<SigningKey>>,
+    verifiers: HashMap<String, VerifyingKey>,
+    jwks: Arc<[u8]>,
+}
+
+#[derive(Serialize)]
+struct Jwk<'a> {
+    kty: &'static str,
+    crv: &'static str,
+    x: &'a str,
+    kid: &'a str,
+    #[serde(rename = "use")]
+    use_: &'static str,
+    alg: &'static str,
+}
+
+impl KeySet {
+    fn from_stored(keys: &[StoredKey]) -> Self {
+        let signer = keys.iter().find(|k| k.active).map(|k| {
+            Arc::new(SigningKey {
+                kid: k.kid.clone(),
+                encoding: EncodingKey::from_ed_der(&k.pkcs8),
+            })
+        });
+        let verifiers = keys
+            .iter()
+            .map(|k| (k.kid.clone(), VerifyingKey::from_public(&k.public)))
+            .collect();
+        Self::new(signer, verifiers)
+    }
+
+    fn new(signer: Option<Arc<SigningKey>>, verifiers: HashMap<String, VerifyingKey>) -> Self {
+        let mut kids: Vec<&String> = verifiers.keys().collect();
+        kids.sort();
+        let keys: Vec<Jwk> = kids
+            .into_iter()
+            .filter_map(|kid| verifiers.get(kid).map(|v| (kid, v)))
+            .map(|(kid, v)| Jwk {
+                kty: "OKP",
+                crv: "Ed25519",
+                x: &v.public_x,
+                kid,
+                use_: "sig",
+                alg: "EdDSA",
+            })
+            .collect();
+        let jwks = serde_json::to_vec(&serde_json::json!({ "keys": keys }))
+            .unwrap_or_else(|_| b"{\"keys\":[]}".to_vec());
+        Self {
+            signer,
+            verifiers,
+            jwks: jwks.into(),
+        }
+    }
+
+    pub fn signer(&self) -> Option<&Arc<SigningKey>> {
+        self.signer.as_ref()
+    }
+
+    pub fn verifier(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.verifiers.get(kid)
+    }
+
+    /// The JWKS document (RFC 7517), serialised once per key set.
+    pub fn jwks_json(&self) -> Arc<[u8]> {
+        Arc::clone(&self.jwks)
+    }
+}
+
+impl VerifyingKey {
+    fn from_public(public: &[u8]) -> Self {
+        Self {
+            decoding: DecodingKey::from_ed_der(public),
+            public_x: b64url(public),
+        }
+    }
+}
+
+fn pem_encode(der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let mut pem = format!("-----BEGIN {PEM_LABEL}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {PEM_LABEL}-----\n"));
+    pem
+}
+
+fn pem_decode(text: &str) -> Option<Vec<u8>> {
+    let begin = format!("-----BEGIN {PEM_LABEL}-----");
+    let end = format!("-----END {PEM_LABEL}-----");
+    let start = text.find(&begin)? + begin.len();
+    let stop = text[start..].find(&end)? + start;
+    let body: String = text[start..stop].split_whitespace().collect();
+    STANDARD.decode(body).ok()
+}
+
+/// Creates a directory readable only by its owner.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
+/// Writes a new file readable only by its owner, synced to disk. Refuses to
+/// overwrite an existing file.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// The node's current key set, replaced whole when keys change.
+pub struct KeyRing {
+    current: arc_swap::ArcSwap<KeySet>,
+}
+
+impl KeyRing {
+    pub fn new(keys: KeySet) -> Self {
+        Self {
+            current: arc_swap::ArcSwap::from_pointee(keys),
+        }
+    }
+
+    pub fn current(&self) -> Arc<KeySet> {
+        self.current.load_full()
+    }
+
+    pub fn replace(&self, keys: KeySet) {
+        self.current.store(Arc::new(keys));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_load_generates_one_private_key_and_activates_it() {
+        jwt_provider::install();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyDir::open(dir.path()).unwrap();
+        let set = keys.load_or_init().unwrap();
+        let stored = keys.list().unwrap();
+        assert_eq!(stored.len(), 1);
+        assert!(stored[0].active);
+        assert_eq!(set.signer().unwrap().kid, stored[0].kid);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.path().join(format!("{}.pem", stored[0].kid));
+            let mode = fs::metadata(path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A second load reuses the key.
+        assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, stored[0].kid);
+    }
+
+    #[test]
+    fn generated_key_verifies_but_does_not_sign_until_activated() {
+        jwt_provider::install();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyDir::open(dir.path()).unwrap();
+        let first = keys.load_or_init().unwrap().signer().unwrap().kid.clone();
+        let second = keys.generate().unwrap();
+        let set = keys.load_or_init().unwrap();
+        assert_eq!(set.signer().unwrap().kid, first);
+        assert!(set.verifier(&second).is_some());
+        keys.activate(&second).unwrap();
+        assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, second);
+    }
+
+    #[test]
+    fn thumbprint_matches_rfc_8037_example() {
+        // RFC 8037 appendix A.3: the thumbprint of the example Ed25519 key.
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+            .unwrap();
+        assert_eq!(thumbprint(&x), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+    }
+
+    #[test]
+    fn pem_round_trips() {
+        let der: Vec<u8> = (0u8..=200).collect();
+        assert_eq!(pem_decode(&pem_encode(&der)).unwrap(), der);
+        assert!(pem_decode("not a pem").is_none());
+    }
+}

@@ -1,0 +1,26 @@
+//! gatehouse: OAuth2 client_credentials tokens and API keys for machines,
+//! verified at the reverse proxy's forward-auth hop.
+//!
+//! Where things live:
+//! * `issuer`: the token endpoint's core (client_credentials → JWT)
+//! * `keys`, `crypto`: signing keys, ring, and jsonwebtoken's ring backend
+//! * `store`: sled, on the primary; `directory`: the in-memory state every node answers from
+//! * `admin`: admin operations; `http`: routes, handlers, error mapping
+//! * `config`, `cli`, `startup`: how a node is configured and started
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod admin;
+pub mod applications;
+pub mod claims;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod directory;
+pub mod healthcheck;
+pub mod http;
+pub mod issuer;
+pub mod keys;
+pub mod startup;
+pub mod store;
+pub mod throttle;

@@ -1,0 +1,68 @@
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use gatehouse::cli::{Cli, Command, ConfigArgs, KeysAction, ServeArgs};
+use gatehouse::clock::SystemClock;
+use gatehouse::config::{self, Settings};
+use gatehouse::keys::KeyDir;
+use gatehouse::startup::Application;
+use gatehouse::{crypto, healthcheck};
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => settings(&args.config).and_then(serve),
+        Command::Keys { action, config } => settings(&config).and_then(|s| keys(action, &s)),
+        Command::Healthcheck { config, url } => settings(&config).and_then(|s| {
+            let url = url.unwrap_or_else(|| healthcheck::readiness_url(s.listen));
+            actix_web::rt::System::new().block_on(healthcheck::probe(&url))
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("gatehouse: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn settings(args: &ConfigArgs) -> Result<Settings, String> {
+    config::load(args.config.as_deref(), &args.overrides).map_err(|e| e.to_string())
+}
+
+fn serve(settings: Settings) -> Result<(), String> {
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings, Arc::new(SystemClock))
+            .await
+            .map_err(|e| e.to_string())?;
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    })
+}
+
+fn keys(action: KeysAction, settings: &Settings) -> Result<(), String> {
+    crypto::jwt_provider::install();
+    let dir = KeyDir::open(&settings.keys_dir).map_err(|e| e.to_string())?;
+    match action {
+        KeysAction::Generate => {
+            let had_signer = dir.list().map_err(|e| e.to_string())?.iter().any(|k| k.active);
+            let kid = dir.generate().map_err(|e| e.to_string())?;
+            if !had_signer {
+                dir.activate(&kid).map_err(|e| e.to_string())?;
+            }
+            println!("{kid}");
+        }
+        KeysAction::Rotate => println!("{}", dir.rotate().map_err(|e| e.to_string())?),
+        KeysAction::List => {
+            for key in dir.list().map_err(|e| e.to_string())? {
+                let created: chrono::DateTime<chrono::Utc> = key.created.into();
+                let marker = if key.active { "active" } else { "verify-only" };
+                println!("{}\t{}\t{marker}", key.kid, created.to_rfc3339());
+            }
+        }
+    }
+    Ok(())
+}

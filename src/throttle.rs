@@ -1,0 +1,144 @@
+//! Brute-force protection for credential checks. Failures are counted per
+//! key (a client_id, or a client address) in a fixed window; past half the
+//! limit each failure is answered more slowly, at the limit the key is
+//! refused outright until its window ends.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use moka::sync::Cache;
+
+/// Upper bound on tracked keys, so that a spray of addresses or made-up
+/// client_ids cannot grow memory without limit.
+const MAX_TRACKED_KEYS: u64 = 100_000;
+const DELAY_STEP: Duration = Duration::from_millis(100);
+const MAX_DELAY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ThrottleKey {
+    Client(String),
+    Address(IpAddr),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    started: i64,
+    failures: u32,
+}
+
+pub struct Throttle {
+    windows: Cache<ThrottleKey, Arc<Mutex<Window>>>,
+    limit: u32,
+    window_secs: i64,
+}
+
+impl Throttle {
+    pub fn new(limit: u32, window_secs: u64) -> Self {
+        let window_secs = i64::try_from(window_secs).unwrap_or(i64::MAX).max(1);
+        Self {
+            windows: Cache::builder()
+                .max_capacity(MAX_TRACKED_KEYS)
+                .time_to_idle(Duration::from_secs(window_secs.unsigned_abs()))
+                .build(),
+            limit,
+            window_secs,
+        }
+    }
+
+    /// `Err(retry_after_secs)` if any of `keys` is locked out at `now`.
+    pub fn check(&self, keys: &[ThrottleKey], now: i64) -> Result<(), u64> {
+        let retry_after = keys
+            .iter()
+            .filter_map(|key| self.windows.get(key))
+            .filter_map(|window| {
+                let window = *window.lock().unwrap_or_else(|e| e.into_inner());
+                let ends = window.started + self.window_secs;
+                (window.failures >= self.limit && now < ends).then(|| (ends - now).unsigned_abs())
+            })
+            .max();
+        match retry_after {
+            Some(secs) => Err(secs.max(1)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failure against every key and returns how long to hold the
+    /// answer back.
+    pub fn record_failure(&self, keys: &[ThrottleKey], now: i64) -> Duration {
+        let worst = keys
+            .iter()
+            .map(|key| {
+                let window = self.windows.get_with(key.clone(), || {
+                    Arc::new(Mutex::new(Window {
+                        started: now,
+                        failures: 0,
+                    }))
+                });
+                let mut window = window.lock().unwrap_or_else(|e| e.into_inner());
+                if now >= window.started + self.window_secs {
+                    *window = Window {
+                        started: now,
+                        failures: 0,
+                    };
+                }
+                window.failures = window.failures.saturating_add(1);
+                window.failures
+            })
+            .max()
+            .unwrap_or(0);
+        let slow_from = self.limit / 2;
+        if worst > slow_from {
+            (DELAY_STEP * (worst - slow_from)).min(MAX_DELAY)
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// A successful authentication clears that key's failures.
+    pub fn record_success(&self, key: &ThrottleKey) {
+        self.windows.invalidate(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_out_at_the_limit_until_the_window_ends() {
+        let throttle = Throttle::new(4, 60);
+        let key = [ThrottleKey::Client("c".into())];
+        for _ in 0..3 {
+            throttle.record_failure(&key, 100);
+            assert!(throttle.check(&key, 100).is_ok());
+        }
+        throttle.record_failure(&key, 100);
+        assert_eq!(throttle.check(&key, 110), Err(50));
+        assert!(throttle.check(&key, 160).is_ok());
+    }
+
+    #[test]
+    fn slows_down_past_half_the_limit() {
+        let throttle = Throttle::new(10, 60);
+        let key = [ThrottleKey::Address("10.0.0.1".parse().unwrap())];
+        let delays: Vec<Duration> = (0..7).map(|_| throttle.record_failure(&key, 0)).collect();
+        assert_eq!(delays[4], Duration::ZERO);
+        assert_eq!(delays[5], DELAY_STEP);
+        assert_eq!(delays[6], DELAY_STEP * 2);
+    }
+
+    #[test]
+    fn success_clears_a_client_but_keys_are_independent() {
+        let throttle = Throttle::new(2, 60);
+        let client = ThrottleKey::Client("c".into());
+        let address = ThrottleKey::Address("10.0.0.1".parse().unwrap());
+        let both = [client.clone(), address.clone()];
+        throttle.record_failure(&both, 0);
+        throttle.record_failure(&both, 0);
+        assert!(throttle.check(&[client.clone()], 0).is_err());
+        throttle.record_success(&client);
+        assert!(throttle.check(&[client], 0).is_ok());
+        assert!(throttle.check(&[address], 0).is_err());
+    }
+}
