@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::applications::{
-    ApplicationPatch, ApplicationRecord, CLIENT_SECRET_PREFIX, DEFAULT_ACCESS_TOKEN_TTL, FieldError,
-    MAX_SECRET_GRACE_PERIOD, NewApplication, PreviousSecret, SecretRotation, normalize_groups,
-    normalize_scopes, validate_client_id, validate_name, validate_ttl,
+    ApplicationPatch, ApplicationRecord, CLIENT_SECRET_PREFIX, DEFAULT_ACCESS_TOKEN_TTL,
+    FieldError, MAX_SECRET_GRACE_PERIOD, NewApplication, PreviousSecret, SecretRotation,
+    normalize_groups, normalize_scopes, validate_client_id, validate_name, validate_ttl,
 };
 use crate::crypto::{SecretDigest, random_bytes, random_secret};
 use crate::directory::Directory;
@@ -71,7 +71,9 @@ impl Admin {
         let app = ApplicationRecord {
             groups: normalize_groups("groups", &new.groups)?,
             scopes: normalize_scopes(&new.scopes)?,
-            access_token_ttl: validate_ttl(new.access_token_ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL))?,
+            access_token_ttl: validate_ttl(
+                new.access_token_ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL),
+            )?,
             active: new.active.unwrap_or(true),
             created_at: now,
             updated_at: now,
@@ -96,7 +98,13 @@ impl Admin {
     }
 
     pub fn applications(&self) -> Vec<Arc<ApplicationRecord>> {
-        let mut apps: Vec<_> = self.directory.snapshot().applications.values().cloned().collect();
+        let mut apps: Vec<_> = self
+            .directory
+            .snapshot()
+            .applications
+            .values()
+            .cloned()
+            .collect();
         apps.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         apps
     }

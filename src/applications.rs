@@ -153,10 +153,16 @@ pub fn validate_client_id(id: &str) -> Result<(), FieldError> {
 pub fn validate_name(name: &str) -> Result<String, FieldError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
-        return Err(FieldError::new("name", format!("must be 1-{MAX_NAME_LEN} characters")));
+        return Err(FieldError::new(
+            "name",
+            format!("must be 1-{MAX_NAME_LEN} characters"),
+        ));
     }
     if name.chars().any(char::is_control) {
-        return Err(FieldError::new("name", "must not contain control characters"));
+        return Err(FieldError::new(
+            "name",
+            "must not contain control characters",
+        ));
     }
     Ok(name.to_string())
 }
@@ -164,18 +170,28 @@ pub fn validate_name(name: &str) -> Result<String, FieldError> {
 /// Group names are matched case-insensitively, so they are kept lowercase.
 /// They are joined with commas into `Remote-Groups`, so they hold none.
 pub fn normalize_groups(field: &str, groups: &[String]) -> Result<Vec<String>, FieldError> {
-    normalize_list(field, groups, |g| {
-        g.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:@/-".contains(&b))
-    }, "of a-z, 0-9 and ._:@/-")
+    normalize_list(
+        field,
+        groups,
+        |g| {
+            g.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._:@/-".contains(&b))
+        },
+        "of a-z, 0-9 and ._:@/-",
+    )
     .map(|list| list.into_iter().map(|g| g.to_ascii_lowercase()).collect())
     .map(dedup_sorted)
 }
 
 /// Scope tokens per RFC 6749 §3.3.
 pub fn normalize_scopes(scopes: &[String]) -> Result<Vec<String>, FieldError> {
-    normalize_list("scopes", scopes, is_scope_token, "of printable ASCII without spaces, '\"' or '\\'")
-        .map(dedup_sorted)
+    normalize_list(
+        "scopes",
+        scopes,
+        is_scope_token,
+        "of printable ASCII without spaces, '\"' or '\\'",
+    )
+    .map(dedup_sorted)
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
@@ -193,7 +209,10 @@ fn normalize_list(
     what: &str,
 ) -> Result<Vec<String>, FieldError> {
     if items.len() > MAX_LIST_LEN {
-        return Err(FieldError::new(field, format!("at most {MAX_LIST_LEN} entries")));
+        return Err(FieldError::new(
+            field,
+            format!("at most {MAX_LIST_LEN} entries"),
+        ));
     }
     items
         .iter()
@@ -244,7 +263,8 @@ mod tests {
 
     #[test]
     fn groups_are_lowercased_deduplicated_and_comma_free() {
-        let groups = normalize_groups("groups", &["Media".into(), "media".into(), "ops".into()]).unwrap();
+        let groups =
+            normalize_groups("groups", &["Media".into(), "media".into(), "ops".into()]).unwrap();
         assert_eq!(groups, vec!["media", "ops"]);
         let err = normalize_groups("groups", &["a,b".into()]).unwrap_err();
         assert_eq!(err.field, "groups[0]");

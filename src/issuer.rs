@@ -59,10 +59,7 @@ pub enum TokenError {
     /// One answer for unknown client, wrong secret and inactive
     /// application. `delay` holds the answer back when failures pile up.
     #[error("client authentication failed")]
-    InvalidClient {
-        basic_used: bool,
-        delay: Duration,
-    },
+    InvalidClient { basic_used: bool, delay: Duration },
     #[error("grant_type {0:?} is not supported; use client_credentials")]
     UnsupportedGrantType(String),
     #[error("{0}")]
@@ -114,7 +111,11 @@ impl TokenIssuer {
         })?;
         let app = self.authenticate(&credentials, client_addr, now)?;
         let scope = granted_scope(&app, request.scope.as_deref())?;
-        let aud = audience(&self.issuer, &request.resources, request.audience.as_deref())?;
+        let aud = audience(
+            &self.issuer,
+            &request.resources,
+            request.audience.as_deref(),
+        )?;
         self.sign(&app, aud, scope, now)
     }
 
@@ -154,7 +155,9 @@ impl TokenIssuer {
                     Ok(()) => credentials.client_id.as_str(),
                     Err(_) => "<not a valid client_id>",
                 };
-                log::info!("token request from {client_addr}: client authentication failed for {shown}");
+                log::info!(
+                    "token request from {client_addr}: client authentication failed for {shown}"
+                );
                 Err(TokenError::InvalidClient {
                     basic_used: credentials.method == ClientAuthMethod::Basic,
                     delay,
@@ -204,7 +207,10 @@ impl TokenIssuer {
 
 /// The scope granted: what was asked for if the application may have all
 /// of it, or everything it may have when nothing was asked for.
-fn granted_scope(app: &ApplicationRecord, requested: Option<&str>) -> Result<Option<String>, TokenError> {
+fn granted_scope(
+    app: &ApplicationRecord,
+    requested: Option<&str>,
+) -> Result<Option<String>, TokenError> {
     let requested: Vec<&str> = requested
         .map(|s| s.split(' ').filter(|t| !t.is_empty()).collect())
         .unwrap_or_default();
@@ -213,7 +219,9 @@ fn granted_scope(app: &ApplicationRecord, requested: Option<&str>) -> Result<Opt
     } else {
         for token in &requested {
             if !is_scope_token(token) {
-                return Err(TokenError::InvalidScope(format!("{token:?} is not a valid scope token")));
+                return Err(TokenError::InvalidScope(format!(
+                    "{token:?} is not a valid scope token"
+                )));
             }
             if !app.scopes.iter().any(|s| s == token) {
                 return Err(TokenError::InvalidScope(format!(
@@ -230,7 +238,11 @@ fn granted_scope(app: &ApplicationRecord, requested: Option<&str>) -> Result<Opt
 }
 
 /// `aud`: the RFC 8707 resources and/or audiences asked for, else the issuer.
-fn audience(issuer: &str, resources: &[String], audience: Option<&str>) -> Result<Audience, TokenError> {
+fn audience(
+    issuer: &str,
+    resources: &[String],
+    audience: Option<&str>,
+) -> Result<Audience, TokenError> {
     let mut values: Vec<String> = Vec::new();
     for resource in resources {
         if !is_absolute_uri(resource) || resource.contains('#') {
@@ -240,9 +252,15 @@ fn audience(issuer: &str, resources: &[String], audience: Option<&str>) -> Resul
         }
         values.push(resource.clone());
     }
-    for value in audience.unwrap_or_default().split(' ').filter(|a| !a.is_empty()) {
+    for value in audience
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|a| !a.is_empty())
+    {
         if value.len() > 256 || value.chars().any(char::is_control) {
-            return Err(TokenError::InvalidTarget(format!("audience {value:?} is not acceptable")));
+            return Err(TokenError::InvalidTarget(format!(
+                "audience {value:?} is not acceptable"
+            )));
         }
         values.push(value.to_string());
     }
@@ -276,7 +294,10 @@ mod tests {
 
     #[test]
     fn audience_defaults_to_the_issuer() {
-        assert_eq!(audience("https://auth", &[], None).unwrap(), Audience::One("https://auth".into()));
+        assert_eq!(
+            audience("https://auth", &[], None).unwrap(),
+            Audience::One("https://auth".into())
+        );
         assert_eq!(
             audience("https://auth", &["https://dav.example".into()], Some("x")).unwrap(),
             Audience::Many(vec!["https://dav.example".into(), "x".into()])

@@ -57,7 +57,10 @@ pub struct StoredKey {
 
 /// RFC 7638 thumbprint of an Ed25519 public key, used as its `kid`.
 pub fn thumbprint(public: &[u8]) -> String {
-    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64url(public));
+    let canonical = format!(
+        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+        b64url(public)
+    );
     b64url(&sha256(canonical.as_bytes()))
 }
 
@@ -112,10 +115,12 @@ impl KeyDir {
     pub fn generate(&self) -> Result<String, KeyError> {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|_| KeyError::Generation)?;
-        let pair = jwt_provider::ed25519_key_pair(pkcs8.as_ref()).map_err(|_| KeyError::Generation)?;
+        let pair =
+            jwt_provider::ed25519_key_pair(pkcs8.as_ref()).map_err(|_| KeyError::Generation)?;
         let kid = thumbprint(pair.public_key().as_ref());
         let path = self.path.join(format!("{kid}.pem"));
-        write_private_file(&path, pem_encode(pkcs8.as_ref()).as_bytes()).map_err(io_error(&path))?;
+        write_private_file(&path, pem_encode(pkcs8.as_ref()).as_bytes())
+            .map_err(io_error(&path))?;
         Ok(kid)
     }
 
@@ -338,7 +343,10 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         // A second load reuses the key.
-        assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, stored[0].kid);
+        assert_eq!(
+            keys.load_or_init().unwrap().signer().unwrap().kid,
+            stored[0].kid
+        );
     }
 
     #[test]
@@ -361,7 +369,10 @@ mod tests {
         let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
             .unwrap();
-        assert_eq!(thumbprint(&x), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+        assert_eq!(
+            thumbprint(&x),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
     }
 
     #[test]

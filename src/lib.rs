@@ -7,7 +7,10 @@
 //! * `store`: sled, on the primary; `directory`: the in-memory state every node answers from
 //! * `admin`: admin operations; `http`: routes, handlers, error mapping
 //! * `config`, `cli`, `startup`: how a node is configured and started
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod admin;
 pub mod applications;

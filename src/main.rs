@@ -48,7 +48,11 @@ fn keys(action: KeysAction, settings: &Settings) -> Result<(), String> {
     let dir = KeyDir::open(&settings.keys_dir).map_err(|e| e.to_string())?;
     match action {
         KeysAction::Generate => {
-            let had_signer = dir.list().map_err(|e| e.to_string())?.iter().any(|k| k.active);
+            let had_signer = dir
+                .list()
+                .map_err(|e| e.to_string())?
+                .iter()
+                .any(|k| k.active);
             let kid = dir.generate().map_err(|e| e.to_string())?;
             if !had_signer {
                 dir.activate(&kid).map_err(|e| e.to_string())?;

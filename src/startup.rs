@@ -59,9 +59,13 @@ impl Application {
                 "the replica role is not implemented yet".into(),
             ));
         }
-        let keys = Arc::new(KeyRing::new(KeyDir::open(&settings.keys_dir)?.load_or_init()?));
-        create_private_dir(&settings.data_dir)
-            .map_err(io(format!("data directory {}", settings.data_dir.display())))?;
+        let keys = Arc::new(KeyRing::new(
+            KeyDir::open(&settings.keys_dir)?.load_or_init()?,
+        ));
+        create_private_dir(&settings.data_dir).map_err(io(format!(
+            "data directory {}",
+            settings.data_dir.display()
+        )))?;
         let store = Arc::new(Store::open(&settings.data_dir)?);
         let admin_token = bootstrap_admin_token(&settings, &store)?;
         let directory = Arc::new(Directory::new(store.applications()?));
@@ -80,7 +84,12 @@ impl Application {
         ));
         let workers = settings.workers;
         let state = web::Data::new(AppState {
-            issuer: TokenIssuer::new(issuer_url.clone(), Arc::clone(&keys), Arc::clone(&directory), throttle),
+            issuer: TokenIssuer::new(
+                issuer_url.clone(),
+                Arc::clone(&keys),
+                Arc::clone(&directory),
+                throttle,
+            ),
             admin: Some(Admin::new(store, Arc::clone(&directory))),
             admin_token: Some(admin_token),
             issuer_url,
@@ -128,8 +137,8 @@ fn bootstrap_admin_token(settings: &Settings, store: &Store) -> Result<SecretDig
     if let Some(digest) = store.admin_token_digest()? {
         return Ok(digest);
     }
-    let token = random_secret(ADMIN_TOKEN_PREFIX)
-        .map_err(|e| StartupError::Unsupported(e.to_string()))?;
+    let token =
+        random_secret(ADMIN_TOKEN_PREFIX).map_err(|e| StartupError::Unsupported(e.to_string()))?;
     let path: PathBuf = settings.data_dir.join(ADMIN_TOKEN_FILE);
     // A file without a digest in the store is left from an interrupted
     // first start; it holds a token that never worked.

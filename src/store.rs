@@ -55,7 +55,8 @@ impl Store {
     }
 
     pub fn put_application(&self, app: &ApplicationRecord) -> Result<(), StoreError> {
-        self.applications.insert(app.client_id.as_bytes(), encode(app)?)?;
+        self.applications
+            .insert(app.client_id.as_bytes(), encode(app)?)?;
         self.flush()
     }
 

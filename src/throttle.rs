@@ -136,7 +136,7 @@ mod tests {
         let both = [client.clone(), address.clone()];
         throttle.record_failure(&both, 0);
         throttle.record_failure(&both, 0);
-        assert!(throttle.check(&[client.clone()], 0).is_err());
+        assert!(throttle.check(std::slice::from_ref(&client), 0).is_err());
         throttle.record_success(&client);
         assert!(throttle.check(&[client], 0).is_ok());
         assert!(throttle.check(&[address], 0).is_err());

@@ -155,8 +155,14 @@ mod tests {
     fn signs_and_verifies_eddsa_through_jsonwebtoken() {
         install();
         let der = key_pair_der();
-        let public = ed25519_key_pair(&der).unwrap().public_key().as_ref().to_vec();
-        let claims = Claims { sub: "canister".into() };
+        let public = ed25519_key_pair(&der)
+            .unwrap()
+            .public_key()
+            .as_ref()
+            .to_vec();
+        let claims = Claims {
+            sub: "canister".into(),
+        };
         let token = encode(
             &Header::new(Algorithm::EdDSA),
             &claims,
@@ -166,10 +172,15 @@ mod tests {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
-        let data = decode::<Claims>(&token, &DecodingKey::from_ed_der(&public), &validation).unwrap();
+        let data =
+            decode::<Claims>(&token, &DecodingKey::from_ed_der(&public), &validation).unwrap();
         assert_eq!(data.claims.sub, "canister");
 
-        let other = ed25519_key_pair(&key_pair_der()).unwrap().public_key().as_ref().to_vec();
+        let other = ed25519_key_pair(&key_pair_der())
+            .unwrap()
+            .public_key()
+            .as_ref()
+            .to_vec();
         assert!(decode::<Claims>(&token, &DecodingKey::from_ed_der(&other), &validation).is_err());
     }
 

@@ -5,8 +5,8 @@ pub mod jwt_provider;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::{digest, hmac};
 use ring::rand::{SecureRandom, SystemRandom};
+use ring::{digest, hmac};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The system random source failed; there is nothing sensible to do but

@@ -10,7 +10,9 @@ use super::AppState;
 use super::body::{Json, OptionalJson};
 use super::error::ApiError;
 use crate::admin::{Admin, AdminError, NewSecret};
-use crate::applications::{ApplicationPatch, ApplicationRecord, ApplicationView, NewApplication, SecretRotation};
+use crate::applications::{
+    ApplicationPatch, ApplicationRecord, ApplicationView, NewApplication, SecretRotation,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -102,13 +104,23 @@ async fn create_application(
     let now = state.clock.now();
     let (app, secret) = run(&state, move |admin| admin.create_application(new, now)).await?;
     Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/admin/v1/applications/{}", app.client_id)))
+        .insert_header((
+            header::LOCATION,
+            format!("/admin/v1/applications/{}", app.client_id),
+        ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(with_secret(&app, &secret)))
 }
 
-async fn list_applications(_: AdminCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let apps = state.admin.as_ref().ok_or(ApiError::NotPrimary)?.applications();
+async fn list_applications(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let apps = state
+        .admin
+        .as_ref()
+        .ok_or(ApiError::NotPrimary)?
+        .applications();
     let views: Vec<ApplicationView> = apps.iter().map(|a| a.view()).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "applications": views })))
 }
@@ -131,7 +143,10 @@ async fn update_application(
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
     let client_id = path.into_inner();
-    let app = run(&state, move |admin| admin.update_application(&client_id, patch, now)).await?;
+    let app = run(&state, move |admin| {
+        admin.update_application(&client_id, patch, now)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(app.view()))
 }
 
@@ -153,7 +168,10 @@ async fn rotate_secret(
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
     let client_id = path.into_inner();
-    let (app, secret) = run(&state, move |admin| admin.rotate_secret(&client_id, rotation, now)).await?;
+    let (app, secret) = run(&state, move |admin| {
+        admin.rotate_secret(&client_id, rotation, now)
+    })
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(with_secret(&app, &secret)))

@@ -15,7 +15,11 @@ use super::error::{ApiError, BodyError};
 pub const ADMIN_BODY_LIMIT: usize = 64 * 1024;
 
 /// Reads the whole body, refusing it as soon as it passes `limit`.
-pub async fn read_limited(req: &HttpRequest, mut payload: Payload, limit: usize) -> Result<Bytes, BodyError> {
+pub async fn read_limited(
+    req: &HttpRequest,
+    mut payload: Payload,
+    limit: usize,
+) -> Result<Bytes, BodyError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -70,7 +74,10 @@ async fn json_body<T: DeserializeOwned + Default>(
     let typed = is_json(&req);
     let has_content_type = req.headers().contains_key(header::CONTENT_TYPE);
     if has_content_type && !typed || !has_content_type && !allow_empty {
-        return Err(BodyError::UnsupportedMediaType { expected: "application/json" }.into());
+        return Err(BodyError::UnsupportedMediaType {
+            expected: "application/json",
+        }
+        .into());
     }
     let body = read_limited(&req, payload, ADMIN_BODY_LIMIT).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -84,7 +91,10 @@ async fn json_body<T: DeserializeOwned + Default>(
         .into());
     }
     if !typed {
-        return Err(BodyError::UnsupportedMediaType { expected: "application/json" }.into());
+        return Err(BodyError::UnsupportedMediaType {
+            expected: "application/json",
+        }
+        .into());
     }
     Ok(decode_json(&body)?)
 }

@@ -15,7 +15,8 @@ pub fn is_trusted(addr: IpAddr, trusted: &[IpNet]) -> bool {
 
 /// The peer address, if the request came from a trusted proxy.
 pub fn trusted_peer(req: &HttpRequest, trusted: &[IpNet]) -> bool {
-    req.peer_addr().is_some_and(|peer| is_trusted(peer.ip(), trusted))
+    req.peer_addr()
+        .is_some_and(|peer| is_trusted(peer.ip(), trusted))
 }
 
 pub fn client_addr(req: &HttpRequest, trusted: &[IpNet]) -> IpAddr {
@@ -73,7 +74,10 @@ mod tests {
             .peer_addr("192.0.2.1:4000".parse().unwrap())
             .insert_header(("X-Forwarded-For", "198.51.100.7"))
             .to_http_request();
-        assert_eq!(client_addr(&req, &loopback()), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_addr(&req, &loopback()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
@@ -82,7 +86,10 @@ mod tests {
             .peer_addr("127.0.0.1:4000".parse().unwrap())
             .insert_header(("X-Forwarded-For", "203.0.113.9, 198.51.100.7, 127.0.0.2"))
             .to_http_request();
-        assert_eq!(client_addr(&req, &loopback()), "198.51.100.7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_addr(&req, &loopback()),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
@@ -90,6 +97,9 @@ mod tests {
         let req = TestRequest::default()
             .peer_addr("127.0.0.1:4000".parse().unwrap())
             .to_http_request();
-        assert_eq!(client_addr(&req, &loopback()), "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_addr(&req, &loopback()),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

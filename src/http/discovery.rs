@@ -31,7 +31,10 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, format!("public, max-age={JWKS_MAX_AGE_SECS}")))
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("public, max-age={JWKS_MAX_AGE_SECS}"),
+        ))
         .content_type("application/json")
         .body(state.keys.current().jwks_json().to_vec())
 }

@@ -48,8 +48,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(oauth::token))
             .default_service(web::to(method_not_allowed)),
     )
-    .route("/.well-known/oauth-authorization-server", web::get().to(discovery::metadata))
-    .route("/.well-known/openid-configuration", web::get().to(discovery::metadata))
+    .route(
+        "/.well-known/oauth-authorization-server",
+        web::get().to(discovery::metadata),
+    )
+    .route(
+        "/.well-known/openid-configuration",
+        web::get().to(discovery::metadata),
+    )
     .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))

@@ -60,8 +60,7 @@ fn parse_token_request(req: &HttpRequest, body: &Bytes) -> Result<TokenRequest, 
             "the request body must be {FORM}"
         )));
     }
-    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-        .map_err(|e| TokenError::InvalidRequest(format!("malformed form body: {e}")))?;
+    let params = parse_form(body)?;
 
     let mut request = TokenRequest::default();
     let mut body_client_id = None;
@@ -147,6 +146,24 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<ClientCredentials>, Tok
     }))
 }
 
+/// Decodes a form body strictly: bytes that are not UTF-8 once
+/// percent-decoded are an error, not replacement characters.
+fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, TokenError> {
+    let malformed =
+        || TokenError::InvalidRequest("the form body is not valid UTF-8 form encoding".into());
+    let text = std::str::from_utf8(body).map_err(|_| malformed())?;
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((
+                form_decode(name).ok_or_else(malformed)?,
+                form_decode(value).ok_or_else(malformed)?,
+            ))
+        })
+        .collect()
+}
+
 /// `application/x-www-form-urlencoded` decoding of one component.
 fn form_decode(component: &str) -> Option<String> {
     let spaced = component.replace('+', " ");
@@ -164,5 +181,15 @@ mod tests {
     fn form_decoding_handles_plus_and_percent() {
         assert_eq!(form_decode("a+b%3Ac").as_deref(), Some("a b:c"));
         assert_eq!(form_decode("%FF"), None);
+    }
+
+    #[test]
+    fn forms_parse_strictly() {
+        let params = parse_form(b"grant_type=client_credentials&scope=a+b&empty=&flag").unwrap();
+        assert_eq!(params[1], ("scope".to_string(), "a b".to_string()));
+        assert_eq!(params[2], ("empty".to_string(), String::new()));
+        assert_eq!(params[3], ("flag".to_string(), String::new()));
+        assert!(parse_form(b"scope=%FF%FE").is_err());
+        assert!(parse_form(&[0x73, 0xff]).is_err());
     }
 }

@@ -1,1 +1,8 @@
-fn main() {}
+//! The one integration test binary: the real server over HTTP.
+
+mod admin;
+mod discovery;
+mod helpers;
+mod interop;
+mod process;
+mod token;

@@ -1,0 +1,229 @@
+//! Test harness: the real server, in process (`spawn_app`) or as the real
+//! binary (`Node`), each on a free port with its own sled store and keys in
+//! a temp dir.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use gatehouse::clock::ManualClock;
+use gatehouse::config::Settings;
+use gatehouse::startup::Application;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub dir: TempDir,
+}
+
+/// A created application and its one-time secret.
+pub struct TestClient {
+    pub client_id: String,
+    pub secret: String,
+}
+
+/// Settings for a node under test: everything under `dir`, the admin
+/// token fixed, and a failure limit high enough that tests of bad input
+/// are not throttled (the throttle tests lower it).
+pub fn test_settings(dir: &Path) -> Settings {
+    let mut settings: Settings = serde_json::from_value(json!({
+        "listen": "127.0.0.1:0",
+        "admin_token": ADMIN_TOKEN,
+        "auth_failure_limit": 1000,
+    }))
+    .unwrap();
+    settings.data_dir = dir.join("data");
+    settings.keys_dir = dir.join("keys");
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    settings.workers = Some(1);
+    configure(&mut settings);
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = Application::build(settings, clock.clone()).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        clock,
+        dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(&format!("/admin/v1{path}")))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn create_application(&self, body: Value) -> TestClient {
+        let response = self
+            .admin(reqwest::Method::POST, "/applications")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "creating {body}");
+        let created: Value = response.json().await.unwrap();
+        TestClient {
+            client_id: created["client_id"].as_str().unwrap().to_string(),
+            secret: created["client_secret"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// `POST /oauth/token` with Basic authentication and extra form fields.
+    pub async fn token_basic(
+        &self,
+        client: &TestClient,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/oauth/token"))
+            .basic_auth(&client.client_id, Some(&client.secret))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The decoded header and claims of a JWT, unverified.
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let mut decode = || -> Value {
+        let part = parts.next().unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    };
+    (decode(), decode())
+}
+
+/// Checks a JWT's Ed25519 signature with ring directly against a JWKS
+/// document, independently of the server's own JWT code.
+pub fn signature_valid(token: &str, jwks: &Value) -> bool {
+    let (header, _) = jwt_parts(token);
+    let Some(jwk) = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+    else {
+        return false;
+    };
+    let x = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
+    let (signing_input, signature) = token.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, x)
+        .verify(signing_input.as_bytes(), &signature)
+        .is_ok()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real `gatehouse` binary, its stderr kept in a log file.
+pub struct Node {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+pub fn gatehouse_command(workdir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    command.current_dir(workdir);
+    // The developer's own GATEHOUSE_* settings must not leak into tests.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("GATEHOUSE_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+impl Node {
+    /// Starts `gatehouse serve` in `workdir` (where ./data and ./keys live)
+    /// and waits until it is ready.
+    pub async fn start(workdir: &Path, extra_env: &[(&str, &str)]) -> Node {
+        let port = free_port();
+        let log = workdir.join(format!("gatehouse-{port}.log"));
+        let mut command = gatehouse_command(workdir);
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "debug")
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let child = command.spawn().unwrap();
+        let mut node = Node { child, port, log };
+        node.wait_ready().await;
+        node
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "gatehouse exited with {status}: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            let ready = client.get(self.url("/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "gatehouse did not become ready");
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown, no flush. Returns what the node logged.
+    pub fn kill9(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,276 @@
+//! The real binary: durability across `kill -9`, secrets kept out of logs,
+//! configuration layers, the healthcheck and keys subcommands.
+
+use std::process::Output;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_TOKEN, Node, free_port, gatehouse_command};
+
+async fn create(node: &Node, client_id: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(node.url("/admin/v1/applications"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"client_id": client_id, "groups": ["media"], "scopes": ["webdav"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["client_secret"].as_str().unwrap().to_string()
+}
+
+async fn token(node: &Node, client_id: &str, secret: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(node.url("/oauth/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+}
+
+const ADMIN_ENV: [(&str, &str); 1] = [("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN)];
+
+#[actix_web::test]
+async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &ADMIN_ENV).await;
+    let secret = create(&node, "canister").await;
+    let rotated = reqwest::Client::new()
+        .post(node.url("/admin/v1/applications/canister/secret"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), 200);
+    let rotated: Value = rotated.json().await.unwrap();
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_string();
+    // Killed right after the answers: nothing may be lost.
+    node.kill9();
+
+    let node = Node::start(dir.path(), &ADMIN_ENV).await;
+    let response = reqwest::Client::new()
+        .get(node.url("/admin/v1/applications/canister"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(token(&node, "canister", &new_secret).await.status(), 200);
+    assert_eq!(token(&node, "canister", &secret).await.status(), 401);
+}
+
+#[actix_web::test]
+async fn secrets_never_reach_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &ADMIN_ENV).await;
+    let secret = create(&node, "canister").await;
+    let response = token(&node, "canister", &secret).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let access_token = body["access_token"].as_str().unwrap().to_string();
+    // Failures, a secret sent as the client_id, and a post-auth request.
+    assert_eq!(
+        token(&node, "canister", "gcs_wrong-secret-attempt")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(token(&node, &secret, &secret).await.status(), 401);
+    let client = reqwest::Client::new();
+    let response = client
+        .post(node.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "canister"),
+            ("client_secret", secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    client
+        .get(node.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+
+    let log = node.kill9();
+    assert!(
+        log.contains("POST /oauth/token"),
+        "the log was captured: {log}"
+    );
+    for secret_value in [
+        secret.as_str(),
+        access_token.as_str(),
+        ADMIN_TOKEN,
+        "gcs_wrong-secret-attempt",
+    ] {
+        assert!(
+            !log.contains(secret_value),
+            "log leaks {secret_value}:\n{log}"
+        );
+    }
+    let signature = access_token.rsplit('.').next().unwrap();
+    assert!(!log.contains(signature));
+}
+
+fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    gatehouse_command(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn unknown_configuration_keys_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gatehouse.toml"),
+        "listen = \"127.0.0.1:0\"\nlisten_port = 9\n",
+    )
+    .unwrap();
+    let output = run(dir.path(), &["serve"], &[]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("listen_port"), "{stderr}");
+
+    std::fs::remove_file(dir.path().join("gatehouse.toml")).unwrap();
+    let output = run(dir.path(), &["serve"], &[("GATEHOUSE_LISTEN_ADDRESS", "x")]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("listen_address"));
+
+    let output = run(dir.path(), &["serve", "--config", "missing.toml"], &[]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing.toml"));
+}
+
+#[actix_web::test]
+async fn configuration_layers_override_in_order() {
+    // The file says one port, the environment another, the flag a third.
+    let dir = tempfile::tempdir().unwrap();
+    let (file_port, env_port) = (free_port(), free_port());
+    std::fs::write(
+        dir.path().join("custom.toml"),
+        format!("listen = \"127.0.0.1:{file_port}\"\nissuer = \"https://auth.example.com/\"\n"),
+    )
+    .unwrap();
+    let env_listen = format!("127.0.0.1:{env_port}");
+    let node = Node::start(
+        dir.path(),
+        &[
+            ("GATEHOUSE_CONFIG", "custom.toml"),
+            ("GATEHOUSE_LISTEN", env_listen.as_str()),
+        ],
+    )
+    .await;
+    // Node::start passes --listen, which wins over both.
+    assert_ne!(node.port, file_port);
+    assert_ne!(node.port, env_port);
+    let metadata: Value = reqwest::get(node.url("/.well-known/oauth-authorization-server"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metadata["issuer"], "https://auth.example.com",
+        "the file's issuer applies"
+    );
+    drop(node);
+
+    // Without the flag, the environment beats the file.
+    let mut child = gatehouse_command(dir.path())
+        .env("GATEHOUSE_CONFIG", "custom.toml")
+        .env("GATEHOUSE_LISTEN", &env_listen)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let healthy = wait_healthy(dir.path(), &env_listen).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(healthy, "the environment's listen address is used");
+}
+
+async fn wait_healthy(dir: &std::path::Path, listen: &str) -> bool {
+    for _ in 0..200 {
+        if run(dir, &["healthcheck", "--listen", listen], &[])
+            .status
+            .success()
+        {
+            return true;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[actix_web::test]
+async fn healthcheck_reports_the_local_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    assert!(
+        !run(dir.path(), &["healthcheck", "--listen", &listen], &[])
+            .status
+            .success()
+    );
+    let node = Node::start(dir.path(), &ADMIN_ENV).await;
+    let listen = format!("127.0.0.1:{}", node.port);
+    assert!(
+        run(dir.path(), &["healthcheck", "--listen", &listen], &[])
+            .status
+            .success()
+    );
+}
+
+#[actix_web::test]
+async fn keys_subcommands_manage_the_key_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &["keys", "generate"], &[]);
+    assert!(output.status.success());
+    let first = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    let output = run(dir.path(), &["keys", "generate"], &[]);
+    let second = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    let listing = String::from_utf8(run(dir.path(), &["keys", "list"], &[]).stdout).unwrap();
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with(&first) && l.ends_with("active")),
+        "{listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with(&second) && l.ends_with("verify-only")),
+        "{listing}"
+    );
+
+    let rotated = String::from_utf8(run(dir.path(), &["keys", "rotate"], &[]).stdout).unwrap();
+    let listing = String::from_utf8(run(dir.path(), &["keys", "list"], &[]).stdout).unwrap();
+    assert_eq!(listing.lines().count(), 3);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with(rotated.trim()) && l.ends_with("active"))
+    );
+
+    // A node started on this directory signs with the rotated key and publishes all three.
+    let node = Node::start(dir.path(), &ADMIN_ENV).await;
+    let jwks: Value = reqwest::get(node.url("/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 3);
+    let secret = create(&node, "canister").await;
+    let body: Value = token(&node, "canister", &secret)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (header, _) = crate::helpers::jwt_parts(body["access_token"].as_str().unwrap());
+    assert_eq!(header["kid"], rotated.trim());
+}

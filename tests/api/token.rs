@@ -1,0 +1,501 @@
+//! `POST /oauth/token` (SPEC §3).
+
+use chrono::Duration;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestClient, jwt_parts, signature_valid, spawn_app, spawn_app_with};
+
+async fn app_with_canister() -> (TestApp, TestClient) {
+    let app = spawn_app().await;
+    let client = app
+        .create_application(json!({
+            "client_id": "canister",
+            "name": "Canister media organiser",
+            "groups": ["media", "Readers"],
+            "scopes": ["webdav:read", "webdav:write"],
+            "access_token_ttl": 600,
+        }))
+        .await;
+    (app, client)
+}
+
+fn assert_no_store(response: &reqwest::Response) {
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["pragma"], "no-cache");
+}
+
+async fn assert_oauth_error(response: reqwest::Response, status: u16, error: &str) -> Value {
+    assert_eq!(response.status(), status);
+    assert_no_store(&response);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], error, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
+    body
+}
+
+#[actix_web::test]
+async fn basic_authentication_issues_an_rfc9068_token() {
+    let (app, client) = app_with_canister().await;
+    let response = app
+        .token_basic(&client, &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_no_store(&response);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 600);
+    assert_eq!(body["scope"], "webdav:read webdav:write");
+
+    let token = body["access_token"].as_str().unwrap();
+    let (header, claims) = jwt_parts(token);
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(claims["iss"], app.address);
+    assert_eq!(claims["sub"], "canister");
+    assert_eq!(claims["client_id"], "canister");
+    assert_eq!(claims["aud"], app.address);
+    assert_eq!(claims["groups"], json!(["media", "readers"]));
+    assert_eq!(claims["scope"], "webdav:read webdav:write");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        600
+    );
+    assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
+
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        signature_valid(token, &jwks),
+        "signature must verify against the JWKS"
+    );
+    let mut tampered = token.to_string();
+    tampered.replace_range(tampered.len() - 5.., "AAAAA");
+    assert!(!signature_valid(&tampered, &jwks));
+}
+
+#[actix_web::test]
+async fn body_authentication_issues_a_token() {
+    let (app, client) = app_with_canister().await;
+    let response = app
+        .client
+        .post(app.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client.client_id.as_str()),
+            ("client_secret", client.secret.as_str()),
+            ("scope", "webdav:read"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["scope"], "webdav:read");
+    let (_, claims) = jwt_parts(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["scope"], "webdav:read");
+}
+
+#[actix_web::test]
+async fn basic_credentials_are_form_urlencoded_inside() {
+    let (app, client) = app_with_canister().await;
+    // RFC 6749 §2.3.1: "can%69ster" decodes to "canister".
+    let response = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth("can%69ster", Some(&client.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[actix_web::test]
+async fn scope_and_audience_shape_the_token() {
+    let app = spawn_app().await;
+    let no_scopes = app.create_application(json!({"client_id": "plain"})).await;
+    let response = app
+        .token_basic(&no_scopes, &[("grant_type", "client_credentials")])
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body.get("scope").is_none(),
+        "empty scope is omitted: {body}"
+    );
+    let (_, claims) = jwt_parts(body["access_token"].as_str().unwrap());
+    assert!(claims.get("scope").is_none());
+    assert_eq!(claims["groups"], json!([]));
+
+    let response = app
+        .token_basic(
+            &no_scopes,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", "https://dav.example.com/"),
+            ],
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    let (_, claims) = jwt_parts(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], "https://dav.example.com/");
+
+    let response = app
+        .token_basic(
+            &no_scopes,
+            &[("grant_type", "client_credentials"), ("audience", "webdav")],
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    let (_, claims) = jwt_parts(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], "webdav");
+
+    let response = app
+        .token_basic(
+            &no_scopes,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", "not-absolute"),
+            ],
+        )
+        .await;
+    assert_oauth_error(response, 400, "invalid_target").await;
+}
+
+#[actix_web::test]
+async fn failed_authentication_is_indistinguishable() {
+    let (app, client) = app_with_canister().await;
+    let inactive = app
+        .create_application(json!({"client_id": "sleeper", "active": false}))
+        .await;
+    let form = [("grant_type", "client_credentials")];
+
+    let wrong_secret = TestClient {
+        client_id: client.client_id.clone(),
+        secret: "gcs_wrong".into(),
+    };
+    let unknown = TestClient {
+        client_id: "nobody".into(),
+        secret: client.secret.clone(),
+    };
+    let mut bodies = Vec::new();
+    for who in [&wrong_secret, &unknown, &inactive] {
+        let response = app.token_basic(who, &form).await;
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            r#"Basic realm="gatehouse""#
+        );
+        bodies.push(assert_oauth_error(response, 401, "invalid_client").await);
+    }
+    assert_eq!(bodies[0], bodies[1]);
+    assert_eq!(bodies[1], bodies[2]);
+
+    // client_secret_post failures carry no Basic challenge.
+    let response = app
+        .client
+        .post(app.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "canister"),
+            ("client_secret", "nope"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("www-authenticate").is_none());
+    assert_oauth_error(response, 401, "invalid_client").await;
+}
+
+#[actix_web::test]
+async fn malformed_requests_get_the_specified_errors() {
+    let (app, client) = app_with_canister().await;
+    let token_url = app.url("/oauth/token");
+
+    // Both authentication methods at once.
+    let response = app
+        .client
+        .post(&token_url)
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "canister"),
+            ("client_secret", client.secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(response, 400, "invalid_request").await;
+
+    // Missing and unsupported grant types.
+    let response = app.token_basic(&client, &[("scope", "webdav:read")]).await;
+    assert_oauth_error(response, 400, "invalid_request").await;
+    let response = app
+        .token_basic(&client, &[("grant_type", "password")])
+        .await;
+    assert_oauth_error(response, 400, "unsupported_grant_type").await;
+
+    // A scope the application may not have, and one that is not a scope token.
+    let response = app
+        .token_basic(
+            &client,
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "webdav:read admin"),
+            ],
+        )
+        .await;
+    assert_oauth_error(response, 400, "invalid_scope").await;
+    let response = app
+        .token_basic(
+            &client,
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "bad\"scope"),
+            ],
+        )
+        .await;
+    assert_oauth_error(response, 400, "invalid_scope").await;
+
+    // Repeated parameters (RFC 6749 §3.2).
+    let response = app
+        .token_basic(
+            &client,
+            &[
+                ("grant_type", "client_credentials"),
+                ("grant_type", "client_credentials"),
+            ],
+        )
+        .await;
+    assert_oauth_error(response, 400, "invalid_request").await;
+
+    // Malformed Basic headers are failed authentication attempts.
+    for header in [
+        "Basic !!!notbase64",
+        "Basic",
+        "Basic Y2FuaXN0ZXI=",
+        "Bearer abc",
+        "Basic OnNlY3JldA==",
+    ] {
+        let response = app
+            .client
+            .post(&token_url)
+            .header("Authorization", header)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            r#"Basic realm="gatehouse""#,
+            "{header}"
+        );
+        assert_oauth_error(response, 401, "invalid_client").await;
+    }
+
+    // No credentials at all.
+    let response = app
+        .client
+        .post(&token_url)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(response, 401, "invalid_client").await;
+
+    // Not a form: JSON, no content type, invalid percent-encoding.
+    let response = app
+        .client
+        .post(&token_url)
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .json(&json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(response, 400, "invalid_request").await;
+    let response = app
+        .client
+        .post(&token_url)
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(response, 400, "invalid_request").await;
+    let response = app
+        .client
+        .post(&token_url)
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(b"grant_type=client_credentials&scope=%FF%FE".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(response, 400, "invalid_request").await;
+
+    // Oversized bodies, declared and streamed.
+    let big = format!(
+        "grant_type=client_credentials&pad={}",
+        "a".repeat(64 * 1024)
+    );
+    let response = app
+        .client
+        .post(&token_url)
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(response, 413, "payload_too_large").await;
+    let stream = futures_util::stream::iter(
+        big.into_bytes()
+            .chunks(4096)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let response = app
+        .client
+        .post(&token_url)
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(response, 413, "payload_too_large").await;
+
+    // Wrong method.
+    let response = app.client.get(&token_url).send().await.unwrap();
+    assert_oauth_error(response, 405, "method_not_allowed").await;
+
+    // The server is unharmed and still issues tokens.
+    assert_eq!(
+        app.token_basic(&client, &[("grant_type", "client_credentials")])
+            .await
+            .status(),
+        200
+    );
+}
+
+#[actix_web::test]
+async fn repeated_failures_for_one_client_are_throttled_then_refused() {
+    let app = spawn_app_with(|s| {
+        s.auth_failure_limit = 4;
+        s.auth_failure_window = 60;
+    })
+    .await;
+    let client = app
+        .create_application(json!({"client_id": "canister"}))
+        .await;
+    let wrong = TestClient {
+        client_id: "canister".into(),
+        secret: "gcs_guess".into(),
+    };
+    let form = [("grant_type", "client_credentials")];
+    for _ in 0..4 {
+        assert_eq!(app.token_basic(&wrong, &form).await.status(), 401);
+    }
+    let response = app.token_basic(&wrong, &form).await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after));
+    assert_oauth_error(response, 429, "too_many_requests").await;
+    // Locked out: even the right secret waits for the window to end.
+    assert_eq!(app.token_basic(&client, &form).await.status(), 429);
+    app.clock.advance(Duration::seconds(61));
+    assert_eq!(app.token_basic(&client, &form).await.status(), 200);
+}
+
+#[actix_web::test]
+async fn repeated_failures_from_one_address_are_refused_for_that_address_only() {
+    let app = spawn_app_with(|s| s.auth_failure_limit = 3).await;
+    let client = app
+        .create_application(json!({"client_id": "canister"}))
+        .await;
+    let form = [("grant_type", "client_credentials")];
+    // The test talks from loopback, a trusted proxy, so X-Forwarded-For
+    // names the client address.
+    let from = |addr: &'static str, who: &TestClient| {
+        app.client
+            .post(app.url("/oauth/token"))
+            .header("X-Forwarded-For", addr)
+            .basic_auth(&who.client_id, Some(&who.secret))
+            .form(&form)
+            .send()
+    };
+    for n in 0..3 {
+        let guess = TestClient {
+            client_id: format!("guess-{n}"),
+            secret: "x".into(),
+        };
+        assert_eq!(from("198.51.100.7", &guess).await.unwrap().status(), 401);
+    }
+    assert_eq!(from("198.51.100.7", &client).await.unwrap().status(), 429);
+    assert_eq!(from("203.0.113.5", &client).await.unwrap().status(), 200);
+}
+
+#[actix_web::test]
+async fn rotated_secret_keeps_working_for_its_grace_period_only() {
+    let (app, client) = app_with_canister().await;
+    let response = app
+        .admin(reqwest::Method::POST, "/applications/canister/secret")
+        .json(&json!({"grace_period": 300}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let fresh = TestClient {
+        client_id: "canister".into(),
+        secret: body["client_secret"].as_str().unwrap().into(),
+    };
+    assert_ne!(fresh.secret, client.secret);
+    let form = [("grant_type", "client_credentials")];
+    assert_eq!(app.token_basic(&client, &form).await.status(), 200);
+    assert_eq!(app.token_basic(&fresh, &form).await.status(), 200);
+    app.clock.advance(Duration::seconds(301));
+    assert_eq!(app.token_basic(&client, &form).await.status(), 401);
+    assert_eq!(app.token_basic(&fresh, &form).await.status(), 200);
+
+    // Without a grace period the old secret ends at once.
+    let response = app
+        .admin(reqwest::Method::POST, "/applications/canister/secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.token_basic(&fresh, &form).await.status(), 401);
+}
+
+#[actix_web::test]
+async fn deactivating_an_application_stops_issuance() {
+    let (app, client) = app_with_canister().await;
+    let response = app
+        .admin(reqwest::Method::PATCH, "/applications/canister")
+        .json(&json!({"active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let form = [("grant_type", "client_credentials")];
+    assert_eq!(app.token_basic(&client, &form).await.status(), 401);
+}
