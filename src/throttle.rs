@@ -95,9 +95,12 @@ impl Throttle {
         }
     }
 
-    /// A successful authentication clears that key's failures.
+    /// A successful authentication clears that key's failures. The common
+    /// case, a key with no failures, costs a read rather than a cache write.
     pub fn record_success(&self, key: &ThrottleKey) {
-        self.windows.invalidate(key);
+        if self.windows.contains_key(key) {
+            self.windows.invalidate(key);
+        }
     }
 }
 
