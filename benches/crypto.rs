@@ -64,6 +64,8 @@ fn main() {
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.validate_aud = false;
     rate("jsonwebtoken decode (ring provider)", || {
-        black_box(jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).unwrap());
+        black_box(
+            jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).unwrap(),
+        );
     });
 }
