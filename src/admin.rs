@@ -13,6 +13,7 @@ use crate::applications::{
 };
 use crate::crypto::{SecretDigest, random_bytes, random_secret};
 use crate::directory::Directory;
+use crate::resources::{NewResource, Resource, ResourcePatch};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +62,7 @@ impl Admin {
                 validate_client_id(&id)?;
                 id
             }
-            None => generated_client_id()?,
+            None => generated_id("app-")?,
         };
         let name = match new.name {
             Some(name) => validate_name(&name)?,
@@ -83,7 +84,7 @@ impl Admin {
             name,
         };
         let _writer = self.lock();
-        match self.store.create_application(&app) {
+        match self.store.applications.create(&app.client_id, &app) {
             Err(StoreError::AlreadyExists) => {
                 return Err(AdminError::Conflict(format!(
                     "an application with client_id {:?} already exists",
@@ -145,7 +146,7 @@ impl Admin {
 
     pub fn delete_application(&self, client_id: &str) -> Result<(), AdminError> {
         let _writer = self.lock();
-        if !self.store.delete_application(client_id)? {
+        if !self.store.applications.delete(client_id)? {
             return Err(AdminError::NotFound(format!("application {client_id:?}")));
         }
         self.directory.remove_application(client_id);
@@ -192,9 +193,91 @@ impl Admin {
         let mut app = ApplicationRecord::clone(&*self.application(client_id)?);
         change(&mut app)?;
         app.updated_at = now;
-        self.store.put_application(&app)?;
+        self.store.applications.put(&app.client_id, &app)?;
         self.directory.put_application(app.clone());
         Ok(app)
+    }
+}
+
+impl Admin {
+    pub fn create_resource(
+        &self,
+        new: NewResource,
+        now: DateTime<Utc>,
+    ) -> Result<Resource, AdminError> {
+        let id = match &new.id {
+            Some(id) => {
+                validate_client_id(id).map_err(|_| {
+                    FieldError::new("id", "must be 1-64 characters of a-z, 0-9, '.', '_' or '-'")
+                })?;
+                id.clone()
+            }
+            None => generated_id("res-")?,
+        };
+        let resource = Resource::create(id, new, now)?;
+        let _writer = self.lock();
+        match self.store.resources.create(&resource.id, &resource) {
+            Err(StoreError::AlreadyExists) => {
+                return Err(AdminError::Conflict(format!(
+                    "a resource with id {:?} already exists",
+                    resource.id
+                )));
+            }
+            other => other?,
+        }
+        self.directory.put_resource(resource.clone());
+        log::info!(
+            "created resource {} for host {}",
+            resource.id,
+            resource.host
+        );
+        Ok(resource)
+    }
+
+    pub fn resources(&self) -> Vec<Arc<Resource>> {
+        let mut resources: Vec<_> = self
+            .directory
+            .snapshot()
+            .resources
+            .values()
+            .cloned()
+            .collect();
+        resources.sort_by(|a, b| a.host.cmp(&b.host).then_with(|| a.id.cmp(&b.id)));
+        resources
+    }
+
+    pub fn resource(&self, id: &str) -> Result<Arc<Resource>, AdminError> {
+        self.directory
+            .snapshot()
+            .resources
+            .get(id)
+            .cloned()
+            .ok_or_else(|| AdminError::NotFound(format!("resource {id:?}")))
+    }
+
+    pub fn update_resource(
+        &self,
+        id: &str,
+        patch: ResourcePatch,
+        now: DateTime<Utc>,
+    ) -> Result<Resource, AdminError> {
+        let _writer = self.lock();
+        let mut resource = Resource::clone(&*self.resource(id)?);
+        resource.apply(patch)?;
+        resource.updated_at = now;
+        self.store.resources.put(&resource.id, &resource)?;
+        self.directory.put_resource(resource.clone());
+        Ok(resource)
+    }
+
+    pub fn delete_resource(&self, id: &str) -> Result<(), AdminError> {
+        let _writer = self.lock();
+        if !self.store.resources.delete(id)? {
+            return Err(AdminError::NotFound(format!("resource {id:?}")));
+        }
+        self.directory.remove_resource(id);
+        log::info!("deleted resource {id}");
+        Ok(())
     }
 }
 
@@ -204,10 +287,10 @@ fn new_client_secret() -> Result<NewSecret, AdminError> {
         .map_err(|e| AdminError::Internal(e.to_string()))
 }
 
-/// `app-` and 16 lowercase hex digits.
-fn generated_client_id() -> Result<String, AdminError> {
+/// `prefix` and 16 lowercase hex digits.
+fn generated_id(prefix: &str) -> Result<String, AdminError> {
     let bytes = random_bytes::<8>().map_err(|e| AdminError::Internal(e.to_string()))?;
-    Ok(bytes.iter().fold(String::from("app-"), |mut id, b| {
+    Ok(bytes.iter().fold(String::from(prefix), |mut id, b| {
         id.push_str(&format!("{b:02x}"));
         id
     }))

@@ -33,6 +33,13 @@ impl ManualClock {
     }
 }
 
+impl ManualClock {
+    /// Unix seconds.
+    pub fn now_ts(&self) -> i64 {
+        self.now().timestamp()
+    }
+}
+
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         self.0

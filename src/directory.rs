@@ -1,7 +1,8 @@
 //! The in-memory directory every node answers from: applications (with
-//! their secret digests) today, resources and revocation state as they
-//! arrive. Readers take a snapshot without locking; writers build a new
-//! snapshot and swap it in whole, so no request ever sees half a change.
+//! their secret digests), resources and their compiled rules, and (as it
+//! arrives) revocation state. Readers take a snapshot without locking;
+//! writers build a new snapshot and swap it in whole, so no request ever
+//! sees half a change.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,12 +10,16 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::applications::ApplicationRecord;
+use crate::resources::{Resource, RuleSet};
 
 #[derive(Default, Clone)]
 pub struct Snapshot {
     /// Bumped by every change; replicas sync by it.
     pub version: u64,
     pub applications: HashMap<String, Arc<ApplicationRecord>>,
+    pub resources: HashMap<String, Arc<Resource>>,
+    /// Compiled from `resources` whenever they change.
+    pub rules: Arc<RuleSet>,
 }
 
 impl Snapshot {
@@ -33,6 +38,10 @@ impl Snapshot {
         scopes.dedup();
         scopes
     }
+
+    fn recompile_rules(&mut self) {
+        self.rules = Arc::new(RuleSet::new(self.resources.values()));
+    }
 }
 
 #[derive(Default)]
@@ -43,14 +52,20 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn new(applications: Vec<ApplicationRecord>) -> Self {
-        let snapshot = Snapshot {
+    pub fn new(applications: Vec<ApplicationRecord>, resources: Vec<Resource>) -> Self {
+        let mut snapshot = Snapshot {
             version: 1,
             applications: applications
                 .into_iter()
                 .map(|app| (app.client_id.clone(), Arc::new(app)))
                 .collect(),
+            resources: resources
+                .into_iter()
+                .map(|r| (r.id.clone(), Arc::new(r)))
+                .collect(),
+            rules: Arc::default(),
         };
+        snapshot.recompile_rules();
         Self {
             current: ArcSwap::from_pointee(snapshot),
             write: Mutex::new(()),
@@ -79,6 +94,20 @@ impl Directory {
     pub fn remove_application(&self, client_id: &str) {
         self.update(|s| {
             s.applications.remove(client_id);
+        });
+    }
+
+    pub fn put_resource(&self, resource: Resource) {
+        self.update(|s| {
+            s.resources.insert(resource.id.clone(), Arc::new(resource));
+            s.recompile_rules();
+        });
+    }
+
+    pub fn remove_resource(&self, id: &str) {
+        self.update(|s| {
+            s.resources.remove(id);
+            s.recompile_rules();
         });
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! Where things live:
 //! * `issuer`: the token endpoint's core (client_credentials → JWT)
+//! * `verifier`: the forward-auth decision (`/api/verify`), no I/O
+//! * `resources`: forward-auth rules and their matching
 //! * `keys`, `crypto`: signing keys, ring, and jsonwebtoken's ring backend
 //! * `store`: sled, on the primary; `directory`: the in-memory state every node answers from
 //! * `admin`: admin operations; `http`: routes, handlers, error mapping
@@ -24,6 +26,8 @@ pub mod healthcheck;
 pub mod http;
 pub mod issuer;
 pub mod keys;
+pub mod resources;
 pub mod startup;
 pub mod store;
 pub mod throttle;
+pub mod verifier;

@@ -14,11 +14,13 @@ use crate::clock::Clock;
 use crate::config::{Role, Settings};
 use crate::crypto::{SecretDigest, jwt_provider, random_secret};
 use crate::directory::Directory;
+use crate::http::upstream::SessionUpstream;
 use crate::http::{self, AppState};
 use crate::issuer::TokenIssuer;
 use crate::keys::{KeyDir, KeyError, KeyRing, create_private_dir, write_private_file};
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
+use crate::verifier::Verifier;
 
 /// Written once, on first start, when no admin token is configured.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
@@ -68,7 +70,10 @@ impl Application {
         )))?;
         let store = Arc::new(Store::open(&settings.data_dir)?);
         let admin_token = bootstrap_admin_token(&settings, &store)?;
-        let directory = Arc::new(Directory::new(store.applications()?));
+        let directory = Arc::new(Directory::new(
+            store.applications.all()?,
+            store.resources.all()?,
+        ));
 
         let listener = TcpListener::bind(settings.listen)
             .map_err(io(format!("cannot listen on {}", settings.listen)))?;
@@ -83,6 +88,14 @@ impl Application {
             settings.auth_failure_window,
         ));
         let workers = settings.workers;
+        let session_upstream = settings
+            .upstream_verify_url
+            .clone()
+            .map(SessionUpstream::new)
+            .transpose()
+            .map_err(StartupError::Unsupported)?;
+        let verify_throttle =
+            Throttle::new(settings.auth_failure_limit, settings.auth_failure_window);
         let state = web::Data::new(AppState {
             issuer: TokenIssuer::new(
                 issuer_url.clone(),
@@ -92,6 +105,9 @@ impl Application {
             ),
             admin: Some(Admin::new(store, Arc::clone(&directory))),
             admin_token: Some(admin_token),
+            verifier: Verifier::new(issuer_url.clone()),
+            verify_throttle,
+            session_upstream,
             issuer_url,
             settings,
             clock,

@@ -2,6 +2,7 @@
 //! disk before it returns, so whatever the service acknowledges survives a
 //! `kill -9`.
 
+use std::marker::PhantomData;
 use std::path::Path;
 
 use serde::Serialize;
@@ -9,9 +10,8 @@ use serde::de::DeserializeOwned;
 
 use crate::applications::ApplicationRecord;
 use crate::crypto::SecretDigest;
+use crate::resources::Resource;
 
-const APPLICATIONS: &str = "applications";
-const META: &str = "meta";
 const ADMIN_TOKEN_DIGEST: &str = "admin_token_digest";
 
 #[derive(Debug, thiserror::Error)]
@@ -29,46 +29,51 @@ pub enum StoreError {
     AlreadyExists,
 }
 
-pub struct Store {
+/// One sled tree of JSON records of type `T`, keyed by their id.
+pub struct Table<T> {
     db: sled::Db,
-    applications: sled::Tree,
-    meta: sled::Tree,
+    tree: sled::Tree,
+    records: PhantomData<fn() -> T>,
 }
 
-impl Store {
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir.join("db")).open()?;
+impl<T: Serialize + DeserializeOwned> Table<T> {
+    fn open(db: &sled::Db, name: &str) -> Result<Self, StoreError> {
         Ok(Self {
-            applications: db.open_tree(APPLICATIONS)?,
-            meta: db.open_tree(META)?,
-            db,
+            db: db.clone(),
+            tree: db.open_tree(name)?,
+            records: PhantomData,
         })
     }
 
-    /// Inserts a new application; `AlreadyExists` if its client_id is taken.
-    pub fn create_application(&self, app: &ApplicationRecord) -> Result<(), StoreError> {
-        let value = encode(app)?;
-        self.applications
-            .compare_and_swap(app.client_id.as_bytes(), None::<&[u8]>, Some(value))?
+    /// Inserts a new record; `AlreadyExists` if the key is taken.
+    pub fn create(&self, key: &str, record: &T) -> Result<(), StoreError> {
+        self.tree
+            .compare_and_swap(key.as_bytes(), None::<&[u8]>, Some(encode(record)?))?
             .map_err(|_| StoreError::AlreadyExists)?;
-        self.flush()
+        flush(&self.db)
     }
 
-    pub fn put_application(&self, app: &ApplicationRecord) -> Result<(), StoreError> {
-        self.applications
-            .insert(app.client_id.as_bytes(), encode(app)?)?;
-        self.flush()
+    pub fn put(&self, key: &str, record: &T) -> Result<(), StoreError> {
+        self.tree.insert(key.as_bytes(), encode(record)?)?;
+        flush(&self.db)
     }
 
-    /// Whether an application was there to remove.
-    pub fn delete_application(&self, client_id: &str) -> Result<bool, StoreError> {
-        let existed = self.applications.remove(client_id.as_bytes())?.is_some();
-        self.flush()?;
+    /// Whether there was a record to remove.
+    pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let existed = self.tree.remove(key.as_bytes())?.is_some();
+        flush(&self.db)?;
         Ok(existed)
     }
 
-    pub fn applications(&self) -> Result<Vec<ApplicationRecord>, StoreError> {
-        self.applications
+    pub fn get(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.tree
+            .get(key.as_bytes())?
+            .map(|value| decode(key.as_bytes(), &value))
+            .transpose()
+    }
+
+    pub fn all(&self) -> Result<Vec<T>, StoreError> {
+        self.tree
             .iter()
             .map(|item| {
                 let (key, value) = item?;
@@ -76,24 +81,36 @@ impl Store {
             })
             .collect()
     }
+}
+
+pub struct Store {
+    pub applications: Table<ApplicationRecord>,
+    pub resources: Table<Resource>,
+    meta: Table<SecretDigest>,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir.join("db")).open()?;
+        Ok(Self {
+            applications: Table::open(&db, "applications")?,
+            resources: Table::open(&db, "resources")?,
+            meta: Table::open(&db, "meta")?,
+        })
+    }
 
     pub fn admin_token_digest(&self) -> Result<Option<SecretDigest>, StoreError> {
-        self.meta
-            .get(ADMIN_TOKEN_DIGEST)?
-            .map(|value| decode(ADMIN_TOKEN_DIGEST.as_bytes(), &value))
-            .transpose()
+        self.meta.get(ADMIN_TOKEN_DIGEST)
     }
 
     pub fn set_admin_token_digest(&self, digest: &SecretDigest) -> Result<(), StoreError> {
-        self.meta.insert(ADMIN_TOKEN_DIGEST, encode(digest)?)?;
-        self.flush()
+        self.meta.put(ADMIN_TOKEN_DIGEST, digest)
     }
+}
 
-    /// Forces everything written so far onto disk.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
-    }
+fn flush(db: &sled::Db) -> Result<(), StoreError> {
+    db.flush()?;
+    Ok(())
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {

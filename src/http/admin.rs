@@ -13,6 +13,7 @@ use crate::admin::{Admin, AdminError, NewSecret};
 use crate::applications::{
     ApplicationPatch, ApplicationRecord, ApplicationView, NewApplication, SecretRotation,
 };
+use crate::resources::{NewResource, ResourcePatch};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -31,6 +32,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/applications/{client_id}/secret")
             .route(web::post().to(rotate_secret))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/resources")
+            .route(web::post().to(create_resource))
+            .route(web::get().to(list_resources))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/resources/{id}")
+            .route(web::get().to(get_resource))
+            .route(web::patch().to(update_resource))
+            .route(web::delete().to(delete_resource))
             .default_service(web::to(super::method_not_allowed)),
     );
 }
@@ -175,4 +189,62 @@ async fn rotate_secret(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(with_secret(&app, &secret)))
+}
+
+async fn create_resource(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+    Json(new): Json<NewResource>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let resource = run(&state, move |admin| admin.create_resource(new, now)).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("/admin/v1/resources/{}", resource.id),
+        ))
+        .json(resource))
+}
+
+async fn list_resources(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let resources = state
+        .admin
+        .as_ref()
+        .ok_or(ApiError::NotPrimary)?
+        .resources();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "resources": resources })))
+}
+
+async fn get_resource(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = state.admin.as_ref().ok_or(ApiError::NotPrimary)?;
+    Ok(HttpResponse::Ok().json(admin.resource(&path)?))
+}
+
+async fn update_resource(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    Json(patch): Json<ResourcePatch>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let id = path.into_inner();
+    let resource = run(&state, move |admin| admin.update_resource(&id, patch, now)).await?;
+    Ok(HttpResponse::Ok().json(resource))
+}
+
+async fn delete_resource(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    run(&state, move |admin| admin.delete_resource(&id)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

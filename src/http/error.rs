@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::admin::AdminError;
 use crate::issuer::TokenError;
+use crate::verifier::VerifyError;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,12 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the admin API is served by the primary only")]
     NotPrimary,
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error("too many invalid tokens from this address; retry after {retry_after} seconds")]
+    VerifyThrottled { retry_after: u64 },
+    #[error("{0}")]
+    SessionUpstream(&'static str),
 }
 
 /// A request body that cannot be taken as it is.
@@ -43,6 +50,29 @@ pub enum BodyError {
     },
     #[error("could not read the request body: {0}")]
     Read(String),
+}
+
+const BEARER_REALM: &str = r#"Bearer realm="gatehouse""#;
+
+/// RFC 6750 §3: no `error` when no token was sent, `invalid_token` for a
+/// bad one, `insufficient_scope` for a good one the rule refuses. The
+/// reasons are fixed strings, so they never break the quoted-string.
+fn bearer_challenge(response: &mut HttpResponseBuilder, e: VerifyError) {
+    let reason = e.to_string();
+    let challenge = match e {
+        VerifyError::MissingToken => Some(BEARER_REALM.to_string()),
+        VerifyError::NoRule => None,
+        e if e.is_forbidden() => Some(format!(
+            r#"{BEARER_REALM}, error="insufficient_scope", error_description="{reason}""#
+        )),
+        _ => Some(format!(
+            r#"{BEARER_REALM}, error="invalid_token", error_description="{reason}""#
+        )),
+    };
+    if let Some(challenge) = challenge {
+        response.insert_header((header::WWW_AUTHENTICATE, challenge));
+    }
+    response.insert_header(("X-Auth-Reason", reason));
 }
 
 #[derive(Serialize)]
@@ -80,6 +110,12 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::NotPrimary => "forbidden",
+            ApiError::Verify(VerifyError::MissingToken) => "unauthorized",
+            ApiError::Verify(VerifyError::NoRule) => "access_denied",
+            ApiError::Verify(e) if e.is_forbidden() => "insufficient_scope",
+            ApiError::Verify(_) => "invalid_token",
+            ApiError::VerifyThrottled { .. } => "too_many_requests",
+            ApiError::SessionUpstream(_) => "unauthorized",
         }
     }
 
@@ -128,6 +164,9 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotPrimary => StatusCode::FORBIDDEN,
+            ApiError::Verify(e) if e.is_forbidden() => StatusCode::FORBIDDEN,
+            ApiError::Verify(_) | ApiError::SessionUpstream(_) => StatusCode::UNAUTHORIZED,
+            ApiError::VerifyThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -143,8 +182,14 @@ impl ResponseError for ApiError {
             }) => {
                 response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="gatehouse""#));
             }
-            ApiError::Token(TokenError::TooManyAttempts { retry_after }) => {
+            ApiError::Token(TokenError::TooManyAttempts { retry_after })
+            | ApiError::VerifyThrottled { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::Verify(e) => bearer_challenge(&mut response, *e),
+            ApiError::SessionUpstream(reason) => {
+                response.insert_header((header::WWW_AUTHENTICATE, BEARER_REALM));
+                response.insert_header(("X-Auth-Reason", *reason));
             }
             ApiError::AdminUnauthorized => {
                 response.insert_header((

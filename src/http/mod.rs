@@ -8,6 +8,8 @@ pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod oauth;
+pub mod upstream;
+pub mod verify;
 
 use std::sync::Arc;
 
@@ -21,7 +23,10 @@ use crate::crypto::SecretDigest;
 use crate::directory::Directory;
 use crate::issuer::TokenIssuer;
 use crate::keys::KeyRing;
+use crate::throttle::Throttle;
+use crate::verifier::Verifier;
 use error::ApiError;
+use upstream::SessionUpstream;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -34,6 +39,11 @@ pub struct AppState {
     /// The admin API's core; `None` on a replica.
     pub admin: Option<Admin>,
     pub admin_token: Option<SecretDigest>,
+    pub verifier: Verifier,
+    /// Counts forged-looking tokens per address, apart from the token
+    /// endpoint's failures, so neither locks the other out.
+    pub verify_throttle: Throttle,
+    pub session_upstream: Option<SessionUpstream>,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -57,6 +67,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::get().to(discovery::metadata),
     )
     .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
+    .route("/api/verify", web::route().to(verify::verify))
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .service(web::scope("/admin/v1").configure(admin::configure));

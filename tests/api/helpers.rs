@@ -227,3 +227,65 @@ impl Drop for Node {
         let _ = self.child.wait();
     }
 }
+
+impl TestApp {
+    /// A fresh access token for `client`, with extra form fields.
+    pub async fn access_token(&self, client: &TestClient, form: &[(&str, &str)]) -> String {
+        let mut fields = vec![("grant_type", "client_credentials")];
+        fields.extend_from_slice(form);
+        let response = self.token_basic(client, &fields).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn create_resource(&self, body: Value) -> Value {
+        let response = self
+            .admin(reqwest::Method::POST, "/resources")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "creating {body}");
+        response.json().await.unwrap()
+    }
+
+    /// A forward-auth sub-request as Caddy or Traefik sends it.
+    pub fn verify(&self, method: &str, host: &str, uri: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(self.url("/api/verify"))
+            .header("X-Forwarded-Method", method)
+            .header("X-Forwarded-Proto", "https")
+            .header("X-Forwarded-Host", host)
+            .header("X-Forwarded-Uri", uri)
+    }
+
+    /// The node's signing key, read from its key directory.
+    pub fn signing_key(&self) -> (String, ring::signature::Ed25519KeyPair) {
+        let keys = self.dir.path().join("keys");
+        let kid = std::fs::read_to_string(keys.join("active"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let pem = std::fs::read_to_string(keys.join(format!("{kid}.pem"))).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        (
+            kid,
+            ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).unwrap(),
+        )
+    }
+}
+
+/// A JWT with any header and claims, signed by `sign` over the signing input.
+pub fn forge_jwt(header: &Value, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).unwrap()),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap())
+    );
+    let signature = sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}

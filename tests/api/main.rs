@@ -5,4 +5,6 @@ mod discovery;
 mod helpers;
 mod interop;
 mod process;
+mod session;
 mod token;
+mod verify;

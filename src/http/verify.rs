@@ -1,0 +1,260 @@
+//! `/api/verify` (any method): the reverse proxy's forward-auth sub-request.
+//! Bearer tokens are decided locally by `crate::verifier`; requests
+//! without one fall back to the session upstream or the login redirect.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+
+use super::AppState;
+use super::client_addr::{client_addr, trusted_peer};
+use super::error::ApiError;
+use crate::resources::normalize_path;
+use crate::throttle::ThrottleKey;
+use crate::verifier::{Grant, Target, VerifyError};
+
+pub async fn verify(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let original = OriginalRequest::of(&req, trusted_peer(&req, &state.settings.trusted_proxies));
+    let bearer = match bearer_token(&req) {
+        Ok(Some(bearer)) => bearer,
+        Ok(None) => return session_fallback(&req, &state, &original).await,
+        Err(e) => return Err(e.into()),
+    };
+    let now = state.clock.now().timestamp();
+    let address = [ThrottleKey::Address(client_addr(
+        &req,
+        &state.settings.trusted_proxies,
+    ))];
+    state
+        .verify_throttle
+        .check(&address, now)
+        .map_err(|retry_after| ApiError::VerifyThrottled { retry_after })?;
+
+    let target = Target {
+        method: &original.method,
+        host: &original.host,
+        path: &original.path,
+    };
+    let decision = state.verifier.verify(
+        &state.directory.snapshot(),
+        &state.keys.current(),
+        bearer,
+        &target,
+        now,
+    );
+    match decision {
+        Ok(grant) => Ok(identity_response(&grant)),
+        Err(e) => {
+            if looks_forged(e) {
+                state.verify_throttle.record_failure(&address, now);
+            }
+            log::info!(
+                "verify {} {}{}: {e}",
+                original.method,
+                original.host,
+                original.path
+            );
+            Err(e.into())
+        }
+    }
+}
+
+/// Failures that suggest guessing or forgery count towards the address's
+/// lockout; an expired token or a missing rule does not, so that a client
+/// retrying with a stale token is not locked out once it has a fresh one.
+fn looks_forged(e: VerifyError) -> bool {
+    matches!(
+        e,
+        VerifyError::TooLong
+            | VerifyError::Malformed
+            | VerifyError::Algorithm
+            | VerifyError::Type
+            | VerifyError::UnknownKey
+            | VerifyError::Signature
+    )
+}
+
+/// `Authorization: Bearer …`, scheme case-insensitive. Another scheme
+/// (a browser's Basic, say) is no bearer token and goes to the fallback.
+fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, VerifyError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| VerifyError::Malformed)?.trim();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    match token.trim() {
+        "" => Err(VerifyError::Malformed),
+        token => Ok(Some(token)),
+    }
+}
+
+/// 200 with the identity headers, under the names the rule chose.
+fn identity_response(grant: &Grant) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    let rule = &grant.rule;
+    let mut set = |default: &str, value: &str| {
+        if let Some(name) = rule.header_name(default)
+            && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
+        {
+            response.insert_header((name, value));
+        }
+    };
+    let token = &grant.token;
+    set("Remote-User", &token.client_id);
+    set("Remote-Name", &grant.application.name);
+    if !grant.groups().is_empty() {
+        set("Remote-Groups", &grant.groups().join(","));
+    }
+    set("Remote-Client-Id", &token.client_id);
+    set("Remote-Auth-Method", token.method.as_str());
+    if let Some(scope) = &token.scope {
+        set("Remote-Scope", scope);
+    }
+    response.finish()
+}
+
+/// The request the proxy is asking about.
+pub struct OriginalRequest {
+    pub method: String,
+    pub proto: String,
+    /// As sent, port included: for rebuilding the URL.
+    pub authority: String,
+    /// Lowercase, without port: for matching rules.
+    pub host: String,
+    /// Path and query as sent.
+    pub uri: String,
+    /// Normalised path: for matching rules.
+    pub path: String,
+}
+
+impl OriginalRequest {
+    /// Reads `X-Forwarded-Method/Proto/Host/Uri` (Caddy, Traefik), then
+    /// `X-Original-URL/-Method` (nginx), then `Host`. Forwarded headers
+    /// count only from a trusted proxy.
+    pub fn of(req: &HttpRequest, trusted: bool) -> Self {
+        let forwarded = |name: &str| -> Option<&str> {
+            if !trusted {
+                return None;
+            }
+            let value = req.headers().get(name)?.to_str().ok()?;
+            // A header repeated along a proxy chain: the first hop's value.
+            let value = value.split(',').next()?.trim();
+            (!value.is_empty()).then_some(value)
+        };
+        let original_url = forwarded("x-original-url").and_then(split_absolute_url);
+        let method = forwarded("x-forwarded-method")
+            .or_else(|| forwarded("x-original-method"))
+            .unwrap_or(req.method().as_str())
+            .to_ascii_uppercase();
+        let proto = forwarded("x-forwarded-proto")
+            .or(original_url.map(|u| u.0))
+            .unwrap_or("http")
+            .to_ascii_lowercase();
+        let authority = forwarded("x-forwarded-host")
+            .or(original_url.map(|u| u.1))
+            .or_else(|| req.headers().get(header::HOST)?.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let uri = forwarded("x-forwarded-uri")
+            .or(original_url.map(|u| u.2))
+            .unwrap_or("/")
+            .to_string();
+        Self {
+            host: host_without_port(&authority),
+            path: normalize_path(&uri),
+            method,
+            proto,
+            authority,
+            uri,
+        }
+    }
+
+    /// The URL the client asked for, for `rd=` on a login redirect.
+    pub fn url(&self) -> String {
+        format!("{}://{}{}", self.proto, self.authority, self.uri)
+    }
+}
+
+/// `https://host:port/path?q` → (`https`, `host:port`, `/path?q`).
+fn split_absolute_url(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, uri) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    Some((scheme, authority, uri))
+}
+
+/// Lowercase host without port or trailing dot; `[v6]:port` keeps its brackets.
+fn host_without_port(authority: &str) -> String {
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or(authority)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        }
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// No bearer token: the session upstream decides, else a browser is sent
+/// to the login page, else 401.
+async fn session_fallback(
+    req: &HttpRequest,
+    state: &AppState,
+    original: &OriginalRequest,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(upstream) = &state.session_upstream {
+        let addr = client_addr(req, &state.settings.trusted_proxies);
+        return upstream.delegate(req, original, addr).await;
+    }
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    match &state.settings.login_url {
+        Some(login_url) if wants_html => {
+            let separator = if login_url.contains('?') { '&' } else { '?' };
+            let url = original.url();
+            let rd =
+                percent_encoding::utf8_percent_encode(&url, percent_encoding::NON_ALPHANUMERIC);
+            Ok(HttpResponseBuilder::new(actix_web::http::StatusCode::FOUND)
+                .insert_header((header::LOCATION, format!("{login_url}{separator}rd={rd}")))
+                .finish())
+        }
+        _ => Err(VerifyError::MissingToken.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_lose_their_port_and_case() {
+        assert_eq!(host_without_port("Dav.Example.com:8443"), "dav.example.com");
+        assert_eq!(host_without_port("dav.example.com."), "dav.example.com");
+        assert_eq!(host_without_port("[::1]:8080"), "[::1]");
+        assert_eq!(host_without_port("example.com"), "example.com");
+    }
+
+    #[test]
+    fn absolute_urls_split() {
+        assert_eq!(
+            split_absolute_url("https://dav.example.com:8443/a/b?c"),
+            Some(("https", "dav.example.com:8443", "/a/b?c"))
+        );
+        assert_eq!(
+            split_absolute_url("https://host"),
+            Some(("https", "host", "/"))
+        );
+        assert_eq!(split_absolute_url("/relative"), None);
+    }
+}

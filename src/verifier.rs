@@ -1,0 +1,375 @@
+//! The forward-auth decision, free of I/O: is this bearer token valid,
+//! and may its holder reach this target? Everything it reads is in memory:
+//! the key set, and the directory snapshot (applications, rules).
+//!
+//! Reading order: `verify` → `authenticate` (the token itself: cached
+//! signature check, then time, issuer, application state) → `authorize`
+//! (the rule for the target: methods, groups, audience).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use moka::sync::Cache;
+use serde::Deserialize;
+
+use crate::applications::ApplicationRecord;
+use crate::claims::{ACCESS_TOKEN_TYP, Audience};
+use crate::crypto::sha256;
+use crate::directory::Snapshot;
+use crate::keys::KeySet;
+use crate::resources::Resource;
+
+/// RFC 8725 §3.3 allows only what the node signs with: EdDSA.
+const ALLOWED_ALGORITHMS: [&str; 1] = ["EdDSA"];
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECS: i64 = 30;
+/// Longer bearer values are refused before any parsing.
+pub const MAX_TOKEN_LEN: usize = 4096;
+const CACHE_CAPACITY: u64 = 100_000;
+/// An entry is re-verified at least this often, whatever its `exp`.
+const CACHE_TTL: Duration = Duration::from_secs(3600);
+
+/// What the proxy asked about.
+pub struct Target<'a> {
+    pub method: &'a str,
+    /// Lowercase, without port.
+    pub host: &'a str,
+    /// Normalised (see `resources::normalize_path`).
+    pub path: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientCredentials,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+/// A token whose signature, type and issuer have been checked. Cached, so
+/// it holds only what does not change while the token lives.
+#[derive(Debug)]
+pub struct VerifiedToken {
+    pub kid: String,
+    pub method: AuthMethod,
+    pub client_id: String,
+    pub groups: Vec<String>,
+    pub scope: Option<String>,
+    pub aud: Option<Audience>,
+    pub iat: Option<i64>,
+    pub nbf: Option<i64>,
+    pub exp: Option<i64>,
+}
+
+/// A successful decision.
+pub struct Grant {
+    pub token: Arc<VerifiedToken>,
+    pub application: Arc<ApplicationRecord>,
+    pub rule: Arc<Resource>,
+}
+
+impl Grant {
+    pub fn groups(&self) -> &[String] {
+        &self.token.groups
+    }
+}
+
+/// Why a request was refused. `is_forbidden` splits 403 from 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("no bearer token")]
+    MissingToken,
+    #[error("the token is too long")]
+    TooLong,
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token's algorithm is not accepted")]
+    Algorithm,
+    #[error("the token type is not accepted")]
+    Type,
+    #[error("the token is signed by an unknown key")]
+    UnknownKey,
+    #[error("the token signature is invalid")]
+    Signature,
+    #[error("the token was issued by someone else")]
+    Issuer,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token's application does not exist")]
+    UnknownApplication,
+    #[error("the token's application is inactive")]
+    InactiveApplication,
+    #[error("No authentication rule configured for this domain")]
+    NoRule,
+    #[error("the method is not allowed for this resource")]
+    MethodNotAllowed,
+    #[error("none of the token's groups may access this resource")]
+    GroupNotAllowed,
+    #[error("the token's audience does not match this resource")]
+    AudienceNotAllowed,
+}
+
+impl VerifyError {
+    pub fn is_forbidden(self) -> bool {
+        matches!(
+            self,
+            VerifyError::NoRule
+                | VerifyError::MethodNotAllowed
+                | VerifyError::GroupNotAllowed
+                | VerifyError::AudienceNotAllowed
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    typ: Option<String>,
+    kid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PresentedClaims {
+    iss: String,
+    sub: Option<String>,
+    client_id: Option<String>,
+    aud: Option<Audience>,
+    iat: Option<i64>,
+    nbf: Option<i64>,
+    exp: Option<i64>,
+    #[serde(default)]
+    groups: Vec<String>,
+    scope: Option<String>,
+}
+
+pub struct Verifier {
+    issuer: String,
+    /// Verified tokens by the SHA-256 of their text, so a reused token
+    /// costs a digest and a lookup instead of a signature check.
+    cache: Cache<[u8; 32], Arc<VerifiedToken>>,
+    validation: Validation,
+}
+
+impl Verifier {
+    pub fn new(issuer: String) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        // Time, audience and issuer are checked here, against the caller's
+        // clock and with this module's error reasons.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        Self {
+            issuer,
+            cache: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(CACHE_TTL)
+                .build(),
+            validation,
+        }
+    }
+
+    pub fn verify(
+        &self,
+        snapshot: &Snapshot,
+        keys: &KeySet,
+        bearer: &str,
+        target: &Target,
+        now: i64,
+    ) -> Result<Grant, VerifyError> {
+        let (token, application) = self.authenticate(snapshot, keys, bearer, now)?;
+        let rule = snapshot
+            .rules
+            .find(target.host, target.path)
+            .ok_or(VerifyError::NoRule)?;
+        authorize(rule, &token, target)?;
+        Ok(Grant {
+            token,
+            application: Arc::clone(application),
+            rule: Arc::clone(rule),
+        })
+    }
+
+    /// Checks the token and the state of its application.
+    fn authenticate<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        keys: &KeySet,
+        bearer: &str,
+        now: i64,
+    ) -> Result<(Arc<VerifiedToken>, &'s Arc<ApplicationRecord>), VerifyError> {
+        if bearer.len() > MAX_TOKEN_LEN {
+            return Err(VerifyError::TooLong);
+        }
+        let digest = sha256(bearer.as_bytes());
+        let token = match self.cache.get(&digest) {
+            // A cached token still needs its key in the current key set.
+            Some(token) if keys.verifier(&token.kid).is_some() => token,
+            _ => {
+                let token = Arc::new(self.check_signature(keys, bearer)?);
+                self.cache.insert(digest, Arc::clone(&token));
+                token
+            }
+        };
+        check_time(&token, now)?;
+        let application = snapshot
+            .application(&token.client_id)
+            .ok_or(VerifyError::UnknownApplication)?;
+        if !application.active {
+            return Err(VerifyError::InactiveApplication);
+        }
+        Ok((token, application))
+    }
+
+    /// Header allow-lists, signature by `kid`, issuer. Time is left to
+    /// `check_time`, which runs on every request.
+    fn check_signature(&self, keys: &KeySet, bearer: &str) -> Result<VerifiedToken, VerifyError> {
+        let header = parse_header(bearer)?;
+        if !ALLOWED_ALGORITHMS.contains(&header.alg.as_str()) {
+            return Err(VerifyError::Algorithm);
+        }
+        let method = match header.typ.as_deref().map(|t| t.to_ascii_lowercase()) {
+            Some(t) if t == ACCESS_TOKEN_TYP || t == "application/at+jwt" => {
+                AuthMethod::ClientCredentials
+            }
+            _ => return Err(VerifyError::Type),
+        };
+        let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+        let key = keys.verifier(&kid).ok_or(VerifyError::UnknownKey)?;
+        let claims =
+            jsonwebtoken::decode::<PresentedClaims>(bearer, &key.decoding, &self.validation)
+                .map_err(|e| match e.kind() {
+                    ErrorKind::InvalidSignature => VerifyError::Signature,
+                    ErrorKind::InvalidAlgorithm => VerifyError::Algorithm,
+                    _ => VerifyError::Malformed,
+                })?
+                .claims;
+        if claims.iss != self.issuer {
+            return Err(VerifyError::Issuer);
+        }
+        // RFC 9068 §2.2: access tokens carry exp.
+        if claims.exp.is_none() {
+            return Err(VerifyError::Malformed);
+        }
+        let client_id = claims
+            .client_id
+            .or(claims.sub)
+            .ok_or(VerifyError::Malformed)?;
+        Ok(VerifiedToken {
+            kid,
+            method,
+            client_id,
+            groups: claims.groups,
+            scope: claims.scope.filter(|s| !s.is_empty()),
+            aud: claims.aud,
+            iat: claims.iat,
+            nbf: claims.nbf,
+            exp: claims.exp,
+        })
+    }
+}
+
+/// The JOSE header, read here (not by jsonwebtoken) so that `alg: none`
+/// or an HMAC algorithm is refused by name before anything else happens.
+fn parse_header(bearer: &str) -> Result<JoseHeader, VerifyError> {
+    let mut parts = bearer.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(VerifyError::Malformed);
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| VerifyError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| VerifyError::Malformed)
+}
+
+fn check_time(token: &VerifiedToken, now: i64) -> Result<(), VerifyError> {
+    if token
+        .exp
+        .is_some_and(|exp| now > exp.saturating_add(LEEWAY_SECS))
+    {
+        return Err(VerifyError::Expired);
+    }
+    let not_before = token.nbf.into_iter().chain(token.iat).max();
+    if not_before.is_some_and(|nbf| now.saturating_add(LEEWAY_SECS) < nbf) {
+        return Err(VerifyError::NotYetValid);
+    }
+    Ok(())
+}
+
+/// The rule's own conditions.
+fn authorize(rule: &Resource, token: &VerifiedToken, target: &Target) -> Result<(), VerifyError> {
+    if let Some(methods) = &rule.methods
+        && !methods
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(target.method))
+    {
+        return Err(VerifyError::MethodNotAllowed);
+    }
+    if !rule.allowed_groups.iter().any(|g| token.groups.contains(g)) {
+        return Err(VerifyError::GroupNotAllowed);
+    }
+    if let Some(audience) = &rule.audience
+        && !token.aud.as_ref().is_some_and(|aud| aud.contains(audience))
+    {
+        return Err(VerifyError::AudienceNotAllowed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(exp: Option<i64>, nbf: Option<i64>, iat: Option<i64>) -> VerifiedToken {
+        VerifiedToken {
+            kid: "k".into(),
+            method: AuthMethod::ClientCredentials,
+            client_id: "c".into(),
+            groups: vec!["media".into()],
+            scope: None,
+            aud: Some(Audience::One("dav".into())),
+            iat,
+            nbf,
+            exp,
+        }
+    }
+
+    #[test]
+    fn time_checks_allow_thirty_seconds_of_skew() {
+        assert!(check_time(&token(Some(100), None, None), 130).is_ok());
+        assert_eq!(
+            check_time(&token(Some(100), None, None), 131),
+            Err(VerifyError::Expired)
+        );
+        assert!(check_time(&token(Some(1000), Some(130), None), 100).is_ok());
+        assert_eq!(
+            check_time(&token(Some(1000), Some(131), None), 100),
+            Err(VerifyError::NotYetValid)
+        );
+        assert_eq!(
+            check_time(&token(Some(1000), None, Some(200)), 100),
+            Err(VerifyError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn headers_are_parsed_strictly() {
+        assert_eq!(parse_header("a.b").err(), Some(VerifyError::Malformed));
+        assert_eq!(parse_header("a.b.c.d").err(), Some(VerifyError::Malformed));
+        let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
+        assert_eq!(parse_header(&format!("{none}.e30.")).unwrap().alg, "none");
+    }
+}
