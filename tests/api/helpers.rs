@@ -289,3 +289,89 @@ pub fn forge_jwt(header: &Value, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec
     let signature = sign(input.as_bytes());
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
+
+/// Whether a third-party peer the test needs is present. Where the run
+/// requires peers (tests/run.sh, CI), a missing one fails the test
+/// instead of skipping it.
+pub fn peer_available(what: &str, present: bool) -> bool {
+    if !present {
+        assert!(
+            std::env::var_os("GATEHOUSE_REQUIRE_INTEROP").is_none(),
+            "{what} is required (GATEHOUSE_REQUIRE_INTEROP is set)"
+        );
+        eprintln!("SKIPPED: {what} is not installed; tests/run.sh installs it");
+    }
+    present
+}
+
+pub fn python_has(modules: &str) -> bool {
+    let present = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    peer_available(&format!("python3 with {modules}"), present)
+}
+
+pub fn command_exists(program: &str) -> bool {
+    let present = Command::new(program)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    peer_available(program, present)
+}
+
+/// A third-party server process, killed when dropped.
+pub struct Peer {
+    child: Child,
+    pub port: u16,
+    name: &'static str,
+    log: PathBuf,
+}
+
+impl Peer {
+    pub async fn start(
+        name: &'static str,
+        mut command: Command,
+        port: u16,
+        log_dir: &Path,
+    ) -> Peer {
+        let log = log_dir.join(format!("{name}.log"));
+        let child = command
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let mut peer = Peer {
+            child,
+            port,
+            name,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = peer.child.try_wait().unwrap() {
+                panic!("{name} exited with {status}: {}", peer.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not open port {port}: {}",
+                peer.output()
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        peer
+    }
+
+    pub fn output(&self) -> String {
+        let out = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let err = std::fs::read_to_string(self.log.with_extension("err")).unwrap_or_default();
+        format!("[{}]\n{out}{err}", self.name)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

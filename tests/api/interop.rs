@@ -5,24 +5,7 @@
 
 use std::process::Command;
 
-use crate::helpers::spawn_app;
-
-/// Whether the named Python modules import; panics instead of skipping
-/// when the run requires interop tools.
-pub fn python_has(modules: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("GATEHOUSE_REQUIRE_INTEROP").is_none(),
-            "python modules {modules} are required (GATEHOUSE_REQUIRE_INTEROP is set)"
-        );
-        eprintln!("SKIPPED: python3 with {modules} is not installed; run .ci/run to install it");
-    }
-    ok
-}
+use crate::helpers::{python_has, spawn_app};
 
 #[actix_web::test]
 async fn authlib_fetches_and_pyjwt_verifies_through_discovery() {

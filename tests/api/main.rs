@@ -2,6 +2,7 @@
 
 mod admin;
 mod discovery;
+mod e2e;
 mod helpers;
 mod interop;
 mod process;
