@@ -10,13 +10,18 @@ if ! python3 -c "import authlib, jwt, requests, wsgidav, cheroot, prometheus_cli
   python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 fi
 
-if ! command -v caddy >/dev/null 2>&1; then
-  echo "tests/run.sh: installing caddy" >&2
+missing=()
+command -v caddy >/dev/null 2>&1 || missing+=(caddy)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "tests/run.sh: installing ${missing[*]}" >&2
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq caddy >/dev/null
+  # Packages must not start their system services here.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+export PATH="$PATH:/usr/sbin"
 
 export GATEHOUSE_REQUIRE_INTEROP=1
 cargo test --locked "$@"

@@ -1,17 +1,22 @@
-//! End to end, as a user deploys it: a real Caddy with `forward_auth` to
-//! gatehouse, in front of a real WebDAV server (wsgidav), and a machine
-//! client with a client_credentials token uploading, listing and
+//! End to end, as a user deploys it: a real reverse proxy (Caddy's
+//! `forward_auth`, nginx's `auth_request`) running the configuration
+//! shipped in deploy/, in front of a real WebDAV server (wsgidav), and a
+//! machine client with a client_credentials token uploading, listing and
 //! downloading a file.
 
+use std::path::Path;
 use std::process::Command;
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{Peer, TestApp, command_exists, free_port, python_has, spawn_app};
+use crate::helpers::{Peer, TestApp, TestClient, command_exists, free_port, python_has, spawn_app};
 
-const IDENTITY_HEADERS: &str =
-    "Remote-User Remote-Name Remote-Groups Remote-Client-Id Remote-Auth-Method Remote-Scope";
+fn deploy_file(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(name)
+}
 
 async fn start_webdav(app: &TestApp) -> Peer {
     let root = app.dir.path().join("webdav-root");
@@ -33,38 +38,68 @@ async fn start_webdav(app: &TestApp) -> Peer {
     Peer::start("wsgidav", command, port, app.dir.path()).await
 }
 
-/// Caddy on its own port: every host goes through forward_auth to
-/// gatehouse, then to WebDAV.
-async fn start_caddy(app: &TestApp, webdav: &Peer) -> Peer {
-    let port = free_port();
-    let gatehouse = app.address.trim_start_matches("http://");
-    let caddyfile = format!(
-        "{{\n\tadmin off\n\tauto_https off\n}}\n\
-         :{port} {{\n\
-         \tforward_auth {gatehouse} {{\n\t\turi /api/verify\n\t\tcopy_headers {IDENTITY_HEADERS}\n\t}}\n\
-         \treverse_proxy 127.0.0.1:{dav}\n}}\n",
-        dav = webdav.port
-    );
-    let path = app.dir.path().join("Caddyfile");
-    std::fs::write(&path, caddyfile).unwrap();
+/// deploy/Caddyfile as shipped, its placeholders pointed at this test's
+/// processes. The auth site listens on a port of its own.
+async fn start_caddy(app: &TestApp, webdav: &Peer) -> (Peer, u16) {
+    let (port, auth_port) = (free_port(), free_port());
     let mut command = Command::new("caddy");
     command
         .arg("run")
         .arg("--config")
-        .arg(&path)
+        .arg(deploy_file("Caddyfile"))
         .args(["--adapter", "caddyfile"]);
     command
+        .env("CADDY_ADMIN", "off")
+        .env("DAV_SITE", format!("http://:{port}"))
+        .env("AUTH_SITE", format!("http://:{auth_port}"))
+        .env("AUTH_UPSTREAM", app.address.trim_start_matches("http://"))
+        .env("DAV_UPSTREAM", format!("127.0.0.1:{}", webdav.port))
         .env("XDG_DATA_HOME", app.dir.path())
         .env("XDG_CONFIG_HOME", app.dir.path());
-    Peer::start("caddy", command, port, app.dir.path()).await
+    (
+        Peer::start("caddy", command, port, app.dir.path()).await,
+        auth_port,
+    )
 }
 
-#[actix_web::test]
-async fn canister_uses_webdav_through_caddy_with_a_token() {
-    if !(command_exists("caddy") && python_has("wsgidav, cheroot")) {
-        return;
-    }
-    let app = spawn_app().await;
+/// deploy/nginx/gatehouse.conf as shipped, with the upstreams and the
+/// listen port replaced, inside a minimal nginx.conf.
+async fn start_nginx(app: &TestApp, webdav: &Peer) -> Peer {
+    let port = free_port();
+    let dir = app.dir.path().join("nginx");
+    std::fs::create_dir_all(&dir).unwrap();
+    let site = std::fs::read_to_string(deploy_file("nginx/gatehouse.conf"))
+        .unwrap()
+        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+        .replace("gatehouse:8080", app.address.trim_start_matches("http://"))
+        .replace("webdav:8080", &format!("127.0.0.1:{}", webdav.port));
+    std::fs::write(dir.join("gatehouse.conf"), site).unwrap();
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let d = dir.display();
+    let main = format!(
+        "{user}worker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\nevents {{}}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         include {d}/gatehouse.conf;\n}}\n",
+        user = if root { "user root;\n" } else { "" },
+    );
+    std::fs::write(dir.join("nginx.conf"), main).unwrap();
+    let mut command = Command::new("nginx");
+    command
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-g", "daemon off;"]);
+    Peer::start("nginx", command, port, app.dir.path()).await
+}
+
+/// Canister in `media`, Intruder in `guests`; a read-write rule for
+/// dav.example.com and a read-only one for ro.example.com.
+async fn register(app: &TestApp) -> (TestClient, TestClient) {
     let canister = app
         .create_application(
             json!({"client_id": "canister", "groups": ["media"], "scopes": ["webdav"]}),
@@ -80,52 +115,56 @@ async fn canister_uses_webdav_through_caddy_with_a_token() {
         "methods": ["GET", "HEAD", "OPTIONS", "PROPFIND"],
     }))
     .await;
-    let webdav = start_webdav(&app).await;
-    let caddy = start_caddy(&app, &webdav).await;
-    let diagnostics = || format!("{}\n{}", caddy.output(), webdav.output());
+    (canister, intruder)
+}
 
-    let token = app.access_token(&canister, &[]).await;
-    let through_caddy = |method: &str, host: &str, path: &str| {
+/// The Canister walkthrough through a proxy on `proxy_port`.
+async fn webdav_through_proxy(
+    app: &TestApp,
+    proxy_port: u16,
+    token: &str,
+    intruder_token: &str,
+    diagnostics: impl Fn() -> String,
+) {
+    let request = |method: &str, host: &str, path: &str| {
         app.client
             .request(
                 Method::from_bytes(method.as_bytes()).unwrap(),
-                format!("http://127.0.0.1:{}{path}", caddy.port),
+                format!("http://127.0.0.1:{proxy_port}{path}"),
             )
             .header("Host", host)
     };
 
     // Upload, list, download: the bytes survive the round trip.
     let payload: Vec<u8> = (0..64 * 1024).map(|i| (i * 7 % 251) as u8).collect();
-    let made = through_caddy("MKCOL", "dav.example.com", "/canister/")
-        .bearer_auth(&token)
+    let made = request("MKCOL", "dav.example.com", "/canister/")
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
     assert_eq!(made.status(), 201, "MKCOL: {}", diagnostics());
-    let response = through_caddy("PUT", "dav.example.com", "/canister/photo.raw")
-        .bearer_auth(&token)
+    let put = request("PUT", "dav.example.com", "/canister/photo.raw")
+        .bearer_auth(token)
         .body(payload.clone())
         .send()
         .await
         .unwrap();
     assert!(
-        response.status().is_success(),
+        put.status().is_success(),
         "PUT: {} {}",
-        response.status(),
+        put.status(),
         diagnostics()
     );
-
-    let listing = through_caddy("PROPFIND", "dav.example.com", "/canister/")
-        .bearer_auth(&token)
+    let listing = request("PROPFIND", "dav.example.com", "/canister/")
+        .bearer_auth(token)
         .header("Depth", "1")
         .send()
         .await
         .unwrap();
     assert_eq!(listing.status(), 207, "PROPFIND: {}", diagnostics());
     assert!(listing.text().await.unwrap().contains("photo.raw"));
-
-    let download = through_caddy("GET", "dav.example.com", "/canister/photo.raw")
-        .bearer_auth(&token)
+    let download = request("GET", "dav.example.com", "/canister/photo.raw")
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
@@ -136,12 +175,12 @@ async fn canister_uses_webdav_through_caddy_with_a_token() {
         "downloaded bytes differ"
     );
 
-    // No token: 401 from gatehouse, relayed by Caddy; nothing reaches WebDAV.
-    let response = through_caddy("GET", "dav.example.com", "/canister/photo.raw")
+    // No token: 401 with the Bearer challenge; nothing reaches WebDAV.
+    let response = request("GET", "dav.example.com", "/canister/photo.raw")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 401);
+    assert_eq!(response.status(), 401, "{}", diagnostics());
     assert!(
         response.headers()["www-authenticate"]
             .to_str()
@@ -150,31 +189,30 @@ async fn canister_uses_webdav_through_caddy_with_a_token() {
     );
 
     // An application outside the allowed groups: 403.
-    let intruder_token = app.access_token(&intruder, &[]).await;
-    let response = through_caddy("GET", "dav.example.com", "/canister/photo.raw")
-        .bearer_auth(&intruder_token)
+    let response = request("GET", "dav.example.com", "/canister/photo.raw")
+        .bearer_auth(intruder_token)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 403);
 
     // The read-only rule serves reads and refuses writes.
-    let read = through_caddy("GET", "ro.example.com", "/canister/photo.raw")
-        .bearer_auth(&token)
+    let read = request("GET", "ro.example.com", "/canister/photo.raw")
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
     assert_eq!(read.status(), 200);
     assert_eq!(read.bytes().await.unwrap().to_vec(), payload);
-    let write = through_caddy("PUT", "ro.example.com", "/canister/other.raw")
-        .bearer_auth(&token)
+    let write = request("PUT", "ro.example.com", "/canister/other.raw")
+        .bearer_auth(token)
         .body("nope")
         .send()
         .await
         .unwrap();
     assert_eq!(write.status(), 403);
-    let absent = through_caddy("GET", "dav.example.com", "/canister/other.raw")
-        .bearer_auth(&token)
+    let absent = request("GET", "dav.example.com", "/canister/other.raw")
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
@@ -183,4 +221,53 @@ async fn canister_uses_webdav_through_caddy_with_a_token() {
         404,
         "the refused PUT must not have reached WebDAV"
     );
+}
+
+#[actix_web::test]
+async fn canister_uses_webdav_through_caddy() {
+    if !(command_exists("caddy", "version") && python_has("wsgidav, cheroot")) {
+        return;
+    }
+    let app = spawn_app().await;
+    let (canister, intruder) = register(&app).await;
+    let webdav = start_webdav(&app).await;
+    let (caddy, auth_port) = start_caddy(&app, &webdav).await;
+
+    // The token comes through Caddy's auth site, as it would from outside.
+    let response = app
+        .client
+        .post(format!("http://127.0.0.1:{auth_port}/oauth/token"))
+        .basic_auth(&canister.client_id, Some(&canister.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", caddy.output());
+    let body: serde_json::Value = response.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap().to_string();
+    let intruder_token = app.access_token(&intruder, &[]).await;
+
+    webdav_through_proxy(&app, caddy.port, &token, &intruder_token, || {
+        format!("{}\n{}", caddy.output(), webdav.output())
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn canister_uses_webdav_through_nginx() {
+    if !(command_exists("nginx", "-v") && python_has("wsgidav, cheroot")) {
+        return;
+    }
+    let app = spawn_app().await;
+    let (canister, intruder) = register(&app).await;
+    let webdav = start_webdav(&app).await;
+    let nginx = start_nginx(&app, &webdav).await;
+    let token = app.access_token(&canister, &[]).await;
+    let intruder_token = app.access_token(&intruder, &[]).await;
+    webdav_through_proxy(&app, nginx.port, &token, &intruder_token, || {
+        let error_log =
+            std::fs::read_to_string(app.dir.path().join("nginx/error.log")).unwrap_or_default();
+        format!("{}\n{error_log}\n{}", nginx.output(), webdav.output())
+    })
+    .await;
 }

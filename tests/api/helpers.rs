@@ -312,9 +312,10 @@ pub fn python_has(modules: &str) -> bool {
     peer_available(&format!("python3 with {modules}"), present)
 }
 
-pub fn command_exists(program: &str) -> bool {
+/// Whether `program version_flag` runs successfully.
+pub fn command_exists(program: &str, version_flag: &str) -> bool {
     let present = Command::new(program)
-        .arg("version")
+        .arg(version_flag)
         .output()
         .is_ok_and(|o| o.status.success());
     peer_available(program, present)
