@@ -1,5 +1,6 @@
-//! Single-core bounds for the hot paths, measured with ring directly and
-//! through jsonwebtoken with gatehouse's ring provider:
+//! Single-core bounds for the hot paths, measured with ring directly,
+//! through jsonwebtoken with gatehouse's ring provider, and through
+//! gatehouse's own issuer and verifier without HTTP:
 //! `cargo bench --bench crypto`. Prints operations per second.
 
 use std::hint::black_box;
@@ -60,12 +61,101 @@ fn main() {
         black_box(jsonwebtoken::encode(&header, &claims, &encoding).unwrap());
     });
     let token = jsonwebtoken::encode(&header, &claims, &encoding).unwrap();
+    gatehouse_paths();
     let decoding = DecodingKey::from_ed_der(&public);
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.validate_aud = false;
     rate("jsonwebtoken decode (ring provider)", || {
         black_box(
             jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).unwrap(),
+        );
+    });
+}
+
+/// The issuer and the verifier as the HTTP handlers call them.
+fn gatehouse_paths() {
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use gatehouse::applications::ApplicationRecord;
+    use gatehouse::crypto::SecretDigest;
+    use gatehouse::directory::Directory;
+    use gatehouse::issuer::{ClientAuthMethod, ClientCredentials, TokenIssuer, TokenRequest};
+    use gatehouse::keys::{KeyDir, KeyRing};
+    use gatehouse::resources::{NewResource, Resource};
+    use gatehouse::throttle::Throttle;
+    use gatehouse::verifier::{Target, Verifier};
+
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(KeyRing::new(
+        KeyDir::open(dir.path()).unwrap().load_or_init().unwrap(),
+    ));
+    let now = Utc::now();
+    let app = ApplicationRecord {
+        client_id: "canister".into(),
+        name: "Canister".into(),
+        groups: vec!["media".into()],
+        scopes: vec!["webdav:read".into()],
+        access_token_ttl: 3600,
+        active: true,
+        created_at: now,
+        updated_at: now,
+        secret: SecretDigest::of("secret"),
+        previous_secret: None,
+    };
+    let rule = NewResource {
+        host: Some("dav.example.com".into()),
+        allowed_groups: vec!["media".into()],
+        ..Default::default()
+    };
+    let resource = Resource::create("dav".into(), rule, now).unwrap();
+    let directory = Arc::new(Directory::new(vec![app], vec![resource]));
+    let issuer_url = "https://auth.example.com".to_string();
+    let throttle = Arc::new(Throttle::new(10, 60));
+    let issuer = TokenIssuer::new(
+        issuer_url.clone(),
+        keys.clone(),
+        directory.clone(),
+        throttle,
+    );
+    let request = || TokenRequest {
+        grant_type: Some("client_credentials".into()),
+        credentials: Some(ClientCredentials {
+            client_id: "canister".into(),
+            secret: "secret".into(),
+            method: ClientAuthMethod::Basic,
+        }),
+        ..Default::default()
+    };
+    let addr = "198.51.100.7".parse().unwrap();
+    rate("gatehouse issue (no HTTP)", || {
+        black_box(issuer.issue(request(), addr, now).unwrap());
+    });
+    let tokens: Vec<String> = (0..150_000)
+        .map(|_| issuer.issue(request(), addr, now).unwrap().access_token)
+        .collect();
+    let verifier = Verifier::new(issuer_url);
+    let target = Target {
+        method: "PROPFIND",
+        host: "dav.example.com",
+        path: "/photos/",
+    };
+    let ts = now.timestamp();
+    let mut fresh = tokens.iter();
+    rate("gatehouse verify, fresh token (no HTTP)", || {
+        let token = fresh.next().unwrap();
+        black_box(
+            verifier
+                .verify(&directory.snapshot(), &keys.current(), token, &target, ts)
+                .unwrap(),
+        );
+    });
+    let reused = &tokens[0];
+    rate("gatehouse verify, reused token (no HTTP)", || {
+        black_box(
+            verifier
+                .verify(&directory.snapshot(), &keys.current(), reused, &target, ts)
+                .unwrap(),
         );
     });
 }

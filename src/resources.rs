@@ -2,6 +2,7 @@
 //! path and methods, and the compiled `RuleSet` that finds the most
 //! specific rule for a request.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -192,7 +193,7 @@ fn normalize_path_prefix(prefix: &str) -> Result<Option<String>, FieldError> {
         ));
     }
     let normalized = normalize_path(prefix);
-    Ok((normalized != "/").then_some(normalized))
+    Ok((normalized != "/").then(|| normalized.into_owned()))
 }
 
 fn normalize_methods(methods: &[String]) -> Result<Vec<String>, FieldError> {
@@ -260,8 +261,12 @@ fn normalize_header_overrides(
 /// Normalises a request path before rules see it, so that `/public/../private`
 /// or `/public/%2e%2e/private` cannot slip past a rule for `/private`:
 /// percent-decodes, resolves dot segments and collapses repeated slashes.
-pub fn normalize_path(path: &str) -> String {
+/// A path that is already normal (the usual case) is borrowed as it is.
+pub fn normalize_path(path: &str) -> Cow<'_, str> {
     let path = path.split(['?', '#']).next().unwrap_or("");
+    if is_normal(path) {
+        return Cow::Borrowed(path);
+    }
     let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let mut segments: Vec<&str> = Vec::new();
     for segment in decoded.split(['/', '\\']) {
@@ -282,7 +287,17 @@ pub fn normalize_path(path: &str) -> String {
     if out.is_empty() || trailing {
         out.push('/');
     }
-    out
+    Cow::Owned(out)
+}
+
+/// Starts with `/`, and holds no escapes, backslashes, empty or dot segments.
+fn is_normal(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.contains(['%', '\\'])
+        && !path.contains("//")
+        && !path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
 }
 
 /// A compiled rule.
@@ -434,6 +449,11 @@ mod tests {
         assert_eq!(normalize_path("//a///b/?q=1"), "/a/b/");
         assert_eq!(normalize_path(""), "/");
         assert_eq!(normalize_path("/../../etc"), "/etc");
+        assert_eq!(normalize_path("/a/.b/c.d/"), "/a/.b/c.d/");
+        assert!(matches!(
+            normalize_path("/photos/?x"),
+            Cow::Borrowed("/photos/")
+        ));
     }
 
     #[test]

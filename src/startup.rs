@@ -118,7 +118,15 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .wrap(Logger::new(r#"%a "%r" %s %b %Dms"#))
+                // One access line per request, except where it would only
+                // repeat the proxy's own log (/api/verify logs its decisions
+                // itself) or the health probes.
+                .wrap(
+                    Logger::new(r#"%a "%r" %s %b %Dms"#)
+                        .exclude("/api/verify")
+                        .exclude("/healthz")
+                        .exclude("/readyz"),
+                )
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))
         })

@@ -27,16 +27,20 @@ pub fn client_addr(req: &HttpRequest, trusted: &[IpNet]) -> IpAddr {
     if !is_trusted(peer, trusted) {
         return peer;
     }
-    let hops: Vec<&str> = req
+    // Usually one header; several are read as one list, in order.
+    let headers: Vec<&str> = req
         .headers()
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
         .collect();
+    let hops = headers
+        .iter()
+        .rev()
+        .flat_map(|v| v.rsplit(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
     let mut client = peer;
-    for hop in hops.iter().rev() {
+    for hop in hops {
         match hop.parse::<IpAddr>() {
             Ok(addr) => {
                 client = canonical(addr);

@@ -38,18 +38,18 @@ impl SessionUpstream {
     pub async fn delegate(
         &self,
         req: &HttpRequest,
-        original: &OriginalRequest,
+        original: &OriginalRequest<'_>,
         client_addr: IpAddr,
     ) -> Result<HttpResponse, ApiError> {
         let mut request = self
             .client
             .get(&self.url)
-            .header("X-Forwarded-Method", &original.method)
-            .header("X-Forwarded-Proto", &original.proto)
-            .header("X-Forwarded-Host", &original.authority)
-            .header("X-Forwarded-Uri", &original.uri)
+            .header("X-Forwarded-Method", original.method.as_ref())
+            .header("X-Forwarded-Proto", original.proto.as_ref())
+            .header("X-Forwarded-Host", original.authority)
+            .header("X-Forwarded-Uri", original.uri)
             .header("X-Forwarded-For", client_addr.to_string())
-            .header("X-Original-Method", &original.method)
+            .header("X-Original-Method", original.method.as_ref())
             .header("X-Original-URL", original.url());
         for name in PASSED {
             for value in req.headers().get_all(name) {

@@ -2,13 +2,15 @@
 //! Bearer tokens are decided locally by `crate::verifier`; requests
 //! without one fall back to the session upstream or the login redirect.
 
-use actix_web::http::header::{self, HeaderValue};
+use std::borrow::Cow;
+
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 
 use super::AppState;
 use super::client_addr::{client_addr, trusted_peer};
 use super::error::ApiError;
-use crate::resources::normalize_path;
+use crate::resources::{Resource, normalize_path};
 use crate::throttle::ThrottleKey;
 use crate::verifier::{Grant, Target, VerifyError};
 
@@ -45,13 +47,22 @@ pub async fn verify(
         now,
     );
     match decision {
-        Ok(grant) => Ok(identity_response(&grant)),
+        Ok(grant) => {
+            log::debug!(
+                "verify {} {}{}: granted to {}",
+                original.method,
+                original.host,
+                original.path,
+                grant.token.client_id
+            );
+            Ok(identity_response(&grant))
+        }
         Err(e) => {
             if looks_forged(e) {
                 state.verify_throttle.record_failure(&address, now);
             }
             log::info!(
-                "verify {} {}{}: {e}",
+                "verify {} {}{}: denied: {e}",
                 original.method,
                 original.host,
                 original.path
@@ -82,66 +93,91 @@ fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, VerifyError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value.to_str().map_err(|_| VerifyError::Malformed)?.trim();
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let value = std::str::from_utf8(value.as_bytes())
+        .map_err(|_| VerifyError::Malformed)?
+        .trim();
+    let is_bearer = value
+        .get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer"));
+    if !is_bearer || value.len() > 6 && !value[6..].starts_with(' ') {
         return Ok(None);
     }
-    match token.trim() {
+    match value[6..].trim() {
         "" => Err(VerifyError::Malformed),
         token => Ok(Some(token)),
     }
 }
 
+const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
+const REMOTE_NAME: HeaderName = HeaderName::from_static("remote-name");
+const REMOTE_GROUPS: HeaderName = HeaderName::from_static("remote-groups");
+const REMOTE_CLIENT_ID: HeaderName = HeaderName::from_static("remote-client-id");
+const REMOTE_AUTH_METHOD: HeaderName = HeaderName::from_static("remote-auth-method");
+const REMOTE_SCOPE: HeaderName = HeaderName::from_static("remote-scope");
+
+/// The name a rule gives an identity header: the default, a rename, or
+/// `None` when the rule drops it.
+fn header_name(rule: &Resource, default: &HeaderName, title: &str) -> Option<HeaderName> {
+    if rule.headers.is_empty() {
+        return Some(default.clone());
+    }
+    rule.header_name(title)
+        .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+}
+
 /// 200 with the identity headers, under the names the rule chose.
 fn identity_response(grant: &Grant) -> HttpResponse {
     let mut response = HttpResponse::Ok();
-    let rule = &grant.rule;
-    let mut set = |default: &str, value: &str| {
-        if let Some(name) = rule.header_name(default)
-            && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
-        {
-            response.insert_header((name, value));
+    let mut set = |default: &HeaderName, title: &str, value: &HeaderValue| {
+        if let Some(name) = header_name(&grant.rule, default, title) {
+            response.insert_header((name, value.clone()));
         }
     };
-    let token = &grant.token;
-    set("Remote-User", &token.client_id);
-    set("Remote-Name", &grant.application.name);
-    if !grant.groups().is_empty() {
-        set("Remote-Groups", &grant.groups().join(","));
+    let values = &grant.token.headers;
+    set(&REMOTE_USER, "Remote-User", &values.client_id);
+    if let Ok(name) = HeaderValue::from_bytes(grant.application.name.as_bytes()) {
+        set(&REMOTE_NAME, "Remote-Name", &name);
     }
-    set("Remote-Client-Id", &token.client_id);
-    set("Remote-Auth-Method", token.method.as_str());
-    if let Some(scope) = &token.scope {
-        set("Remote-Scope", scope);
+    if let Some(groups) = &values.groups {
+        set(&REMOTE_GROUPS, "Remote-Groups", groups);
+    }
+    set(&REMOTE_CLIENT_ID, "Remote-Client-Id", &values.client_id);
+    set(
+        &REMOTE_AUTH_METHOD,
+        "Remote-Auth-Method",
+        &values.auth_method,
+    );
+    if let Some(scope) = &values.scope {
+        set(&REMOTE_SCOPE, "Remote-Scope", scope);
     }
     response.finish()
 }
 
-/// The request the proxy is asking about.
-pub struct OriginalRequest {
-    pub method: String,
-    pub proto: String,
+/// The request the proxy is asking about, borrowed from the headers
+/// where no normalisation is needed.
+pub struct OriginalRequest<'r> {
+    pub method: Cow<'r, str>,
+    pub proto: Cow<'r, str>,
     /// As sent, port included: for rebuilding the URL.
-    pub authority: String,
+    pub authority: &'r str,
     /// Lowercase, without port: for matching rules.
-    pub host: String,
+    pub host: Cow<'r, str>,
     /// Path and query as sent.
-    pub uri: String,
+    pub uri: &'r str,
     /// Normalised path: for matching rules.
-    pub path: String,
+    pub path: Cow<'r, str>,
 }
 
-impl OriginalRequest {
+impl<'r> OriginalRequest<'r> {
     /// Reads `X-Forwarded-Method/Proto/Host/Uri` (Caddy, Traefik), then
     /// `X-Original-URL/-Method` (nginx), then `Host`. Forwarded headers
     /// count only from a trusted proxy.
-    pub fn of(req: &HttpRequest, trusted: bool) -> Self {
-        let forwarded = |name: &str| -> Option<&str> {
+    pub fn of(req: &'r HttpRequest, trusted: bool) -> Self {
+        let forwarded = |name: &str| -> Option<&'r str> {
             if !trusted {
                 return None;
             }
-            let value = req.headers().get(name)?.to_str().ok()?;
+            let value = std::str::from_utf8(req.headers().get(name)?.as_bytes()).ok()?;
             // A header repeated along a proxy chain: the first hop's value.
             let value = value.split(',').next()?.trim();
             (!value.is_empty()).then_some(value)
@@ -149,26 +185,22 @@ impl OriginalRequest {
         let original_url = forwarded("x-original-url").and_then(split_absolute_url);
         let method = forwarded("x-forwarded-method")
             .or_else(|| forwarded("x-original-method"))
-            .unwrap_or(req.method().as_str())
-            .to_ascii_uppercase();
+            .unwrap_or(req.method().as_str());
         let proto = forwarded("x-forwarded-proto")
             .or(original_url.map(|u| u.0))
-            .unwrap_or("http")
-            .to_ascii_lowercase();
+            .unwrap_or("http");
         let authority = forwarded("x-forwarded-host")
             .or(original_url.map(|u| u.1))
-            .or_else(|| req.headers().get(header::HOST)?.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+            .or_else(|| std::str::from_utf8(req.headers().get(header::HOST)?.as_bytes()).ok())
+            .unwrap_or("");
         let uri = forwarded("x-forwarded-uri")
             .or(original_url.map(|u| u.2))
-            .unwrap_or("/")
-            .to_string();
+            .unwrap_or("/");
         Self {
-            host: host_without_port(&authority),
-            path: normalize_path(&uri),
-            method,
-            proto,
+            method: uppercase(method),
+            proto: lowercase(proto),
+            host: host_without_port(authority),
+            path: normalize_path(uri),
             authority,
             uri,
         }
@@ -177,6 +209,22 @@ impl OriginalRequest {
     /// The URL the client asked for, for `rd=` on a login redirect.
     pub fn url(&self) -> String {
         format!("{}://{}{}", self.proto, self.authority, self.uri)
+    }
+}
+
+fn uppercase(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_lowercase()) {
+        Cow::Owned(text.to_ascii_uppercase())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+fn lowercase(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(text)
     }
 }
 
@@ -191,7 +239,7 @@ fn split_absolute_url(url: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// Lowercase host without port or trailing dot; `[v6]:port` keeps its brackets.
-fn host_without_port(authority: &str) -> String {
+fn host_without_port(authority: &str) -> Cow<'_, str> {
     let host = if authority.starts_with('[') {
         authority.split_inclusive(']').next().unwrap_or(authority)
     } else {
@@ -200,7 +248,7 @@ fn host_without_port(authority: &str) -> String {
             _ => authority,
         }
     };
-    host.trim_end_matches('.').to_ascii_lowercase()
+    lowercase(host.trim_end_matches('.'))
 }
 
 /// No bearer token: the session upstream decides, else a browser is sent
@@ -208,7 +256,7 @@ fn host_without_port(authority: &str) -> String {
 async fn session_fallback(
     req: &HttpRequest,
     state: &AppState,
-    original: &OriginalRequest,
+    original: &OriginalRequest<'_>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(upstream) = &state.session_upstream {
         let addr = client_addr(req, &state.settings.trusted_proxies);
