@@ -5,15 +5,17 @@
 # same run: the plain actix-web handler GET /healthz, and ring's raw
 # single-core Ed25519 rates from `cargo bench --bench crypto`.
 #
-# This machine class is a VM with noisy neighbours: a single run can be
-# 20% off. Each figure is the best of ROUNDS runs, the rounds interleaved
-# so that a slow spell hits every endpoint alike.
+# This machine class is a VM with noisy neighbours: one run can be 20%
+# off the next. So every round measures everything once, the crypto
+# bounds included, each ratio is computed within its round from runs
+# seconds apart, and the report gives the median ratio over the rounds
+# (and each endpoint's median req/s with its latencies).
 #
-# Usage: bench/load.sh [seconds per run, default 8] [rounds, default 3]
+# Usage: bench/load.sh [seconds per run, default 5] [rounds, default 5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION="${1:-8}"
-ROUNDS="${2:-3}"
+DURATION="${1:-5}"
+ROUNDS="${2:-5}"
 CONNECTIONS=32
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
@@ -40,10 +42,11 @@ export TOKEN=$(curl -fs -X POST "$base/oauth/token" -H "Authorization: Basic $BA
   python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 export TOKENS_FILE="$work/tokens"
 
-# run_wrk NAME URL [LUA]: one run; keeps the best req/s (and its latencies) per NAME.
-declare -A BEST BEST_LINE
+results="$work/results"
+# run_wrk ROUND NAME URL [LUA]: one run, appended to $results as
+# "round name rps p50 p99".
 run_wrk() {
-  local name=$1 url=$2 script=${3:-}
+  local round=$1 name=$2 url=$3 script=${4:-}
   local out rps p50 p99 non2xx
   out=$(taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency ${script:+-s "$script"} "$url")
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
@@ -51,40 +54,62 @@ run_wrk() {
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   if [ -n "$non2xx" ]; then echo "$name: $non2xx non-2xx answers" >&2; exit 1; fi
-  if awk -v a="$rps" -v b="${BEST[$name]:-0}" 'BEGIN {exit !(a > b)}'; then
-    BEST[$name]=$rps
-    BEST_LINE[$name]=$(printf '%-24s %10.0f req/s   p50 %-9s p99 %s' "$name" "$rps" "$p50" "$p99")
-  fi
+  echo "$round $name $rps $p50 $p99" >>"$results"
 }
 
-echo "== crypto bounds (one core, same machine, same run)"
-crypto=$(taskset -c 0 cargo bench --quiet --bench crypto 2>/dev/null)
-echo "$crypto"
-sign_bound=$(awk '/ring ed25519 sign/ {print $(NF-1)}' <<<"$crypto")
-verify_bound=$(awk '/ring ed25519 verify/ {print $(NF-1)}' <<<"$crypto")
+# bounds ROUND: ring's single-core sign and verify rates, appended to $results.
+bounds() {
+  taskset -c 0 env BOUNDS_ONLY=1 cargo bench --quiet --bench crypto 2>/dev/null |
+    awk -v r="$1" '/ring ed25519 sign/ {print r, "ring_sign", $(NF-1), "-", "-"}
+                   /ring ed25519 verify/ {print r, "ring_verify", $(NF-1), "-", "-"}' >>"$results"
+}
 
-echo "== HTTP, server on one core, wrk -c$CONNECTIONS on the other: best of $ROUNDS x ${DURATION}s"
+echo "== single-core bounds and gatehouse without HTTP (cargo bench --bench crypto)"
+taskset -c 0 cargo bench --quiet --bench crypto 2>/dev/null
+
+echo "== HTTP, server on one core, wrk -c$CONNECTIONS on the other: $ROUNDS rounds x ${DURATION}s"
 # Enough fresh tokens that none is used twice, split into one file per round.
 taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$((ROUNDS * DURATION * 7 / 10 + 2))s" -s bench/mint.lua "$base/oauth/token" >/dev/null
-split -n "l/$ROUNDS" -d "$TOKENS_FILE" "$work/tokens."
+split -n "l/$ROUNDS" -d -a 2 "$TOKENS_FILE" "$work/tokens."
 echo "(minted $(wc -l <"$TOKENS_FILE") tokens for the fresh-token runs)"
 for round in $(seq 0 $((ROUNDS - 1))); do
-  run_wrk plain_handler "$base/healthz" bench/forward_auth.lua
-  run_wrk verify_reused_token "$base/api/verify" bench/forward_auth.lua
-  run_wrk token_endpoint "$base/oauth/token" bench/token.lua
-  TOKENS_FILE="$work/tokens.0$round" run_wrk verify_fresh_token "$base/api/verify" bench/forward_auth_fresh.lua
-done
-for name in plain_handler token_endpoint verify_reused_token verify_fresh_token; do
-  echo "${BEST_LINE[$name]}"
+  bounds "$round"
+  run_wrk "$round" plain_handler "$base/healthz" bench/forward_auth.lua
+  run_wrk "$round" verify_reused_token "$base/api/verify" bench/forward_auth.lua
+  run_wrk "$round" token_endpoint "$base/oauth/token" bench/token.lua
+  TOKENS_FILE="$work/tokens.$(printf %02d "$round")" \
+    run_wrk "$round" verify_fresh_token "$base/api/verify" bench/forward_auth_fresh.lua
 done
 
-python3 - "${BEST[plain_handler]}" "${BEST[token_endpoint]}" "$sign_bound" \
-  "${BEST[verify_reused_token]}" "${BEST[verify_fresh_token]}" "$verify_bound" <<'PY'
-import sys
-plain, token, sign, reused, fresh, verify = map(float, sys.argv[1:7])
-print("== ratios")
-print(f"token endpoint / plain handler       {token / plain:6.1%}")
-print(f"token endpoint / ring sign bound     {token / sign:6.1%}   (target >= 50%)")
-print(f"verify, reused token / plain handler {reused / plain:6.1%}   (target >= 85%)")
-print(f"verify, fresh token / ring verify    {fresh / verify:6.1%}   (target >= 70%)")
+python3 - "$results" <<'PY'
+import collections, statistics, sys
+runs = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    rnd, name, rps, p50, p99 = line.split()
+    runs[name][int(rnd)] = (float(rps), p50, p99)
+
+def median_run(name):
+    ordered = sorted(runs[name].values())
+    return ordered[len(ordered) // 2]
+
+for name in ["ring_sign", "ring_verify", "plain_handler", "token_endpoint",
+             "verify_reused_token", "verify_fresh_token"]:
+    rps, p50, p99 = median_run(name)
+    latency = "" if p50 == "-" else f"   p50 {p50:>9}  p99 {p99:>9}"
+    print(f"{name:<22} {rps:>10.0f} /s (median of {len(runs[name])}){latency}")
+
+def ratio(top, bottom):
+    per_round = [runs[top][r][0] / runs[bottom][r][0] for r in runs[top] if r in runs[bottom]]
+    return statistics.median(per_round), min(per_round), max(per_round)
+
+print("== ratios, within each round (median, and range over rounds)")
+for label, top, bottom, target in [
+    ("token endpoint / ring sign bound", "token_endpoint", "ring_sign", ">= 50%"),
+    ("token endpoint / plain handler", "token_endpoint", "plain_handler", ""),
+    ("verify, reused token / plain handler", "verify_reused_token", "plain_handler", ">= 85%"),
+    ("verify, fresh token / ring verify", "verify_fresh_token", "ring_verify", ">= 70%"),
+]:
+    med, lo, hi = ratio(top, bottom)
+    goal = f"   (target {target})" if target else ""
+    print(f"{label:<38} {med:6.1%}   [{lo:.1%} .. {hi:.1%}]{goal}")
 PY

@@ -50,14 +50,16 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 /// constant-time comparison (its bare `constant_time` module is deprecated).
 const DIGEST_KEY: &[u8] = b"gatehouse secret digest v1";
 
-fn digest_key() -> hmac::Key {
-    hmac::Key::new(hmac::HMAC_SHA256, DIGEST_KEY)
+/// Built once: preparing an HMAC key costs two SHA-256 compressions.
+fn digest_key() -> &'static hmac::Key {
+    static KEY: std::sync::OnceLock<hmac::Key> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| hmac::Key::new(hmac::HMAC_SHA256, DIGEST_KEY))
 }
 
 /// Constant-time equality of two secrets of any length.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let key = digest_key();
-    hmac::verify(&key, a, hmac::sign(&key, b).as_ref()).is_ok()
+    hmac::verify(key, a, hmac::sign(key, b).as_ref()).is_ok()
 }
 
 /// HMAC-SHA256 digest of a high-entropy secret, the only form in which
@@ -69,13 +71,13 @@ pub struct SecretDigest([u8; 32]);
 impl SecretDigest {
     pub fn of(secret: &str) -> Self {
         let mut out = [0u8; 32];
-        out.copy_from_slice(hmac::sign(&digest_key(), secret.as_bytes()).as_ref());
+        out.copy_from_slice(hmac::sign(digest_key(), secret.as_bytes()).as_ref());
         Self(out)
     }
 
     /// Whether `secret` has this digest, compared in constant time.
     pub fn matches(&self, secret: &str) -> bool {
-        hmac::verify(&digest_key(), secret.as_bytes(), &self.0).is_ok()
+        hmac::verify(digest_key(), secret.as_bytes(), &self.0).is_ok()
     }
 
     /// A short, non-secret name for the digest (audit logs name admin tokens by it).

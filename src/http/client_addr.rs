@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
+use actix_web::http::header;
 use ipnet::IpNet;
 
 pub fn is_trusted(addr: IpAddr, trusted: &[IpNet]) -> bool {
@@ -30,7 +31,7 @@ pub fn client_addr(req: &HttpRequest, trusted: &[IpNet]) -> IpAddr {
     // Usually one header; several are read as one list, in order.
     let headers: Vec<&str> = req
         .headers()
-        .get_all("x-forwarded-for")
+        .get_all(header::X_FORWARDED_FOR)
         .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
         .collect();
     let hops = headers

@@ -47,30 +47,31 @@ pub struct AppState {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/oauth/token")
-            // RFC 6749 §5.1: token responses, errors included, are never cached.
-            .wrap(
-                DefaultHeaders::new()
-                    .add(("Cache-Control", "no-store"))
-                    .add(("Pragma", "no-cache")),
-            )
-            .route(web::post().to(oauth::token))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .route(
-        "/.well-known/oauth-authorization-server",
-        web::get().to(discovery::metadata),
-    )
-    .route(
-        "/.well-known/openid-configuration",
-        web::get().to(discovery::metadata),
-    )
-    .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
-    .route("/api/verify", web::route().to(verify::verify))
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .service(web::scope("/admin/v1").configure(admin::configure));
+    // Routes match in registration order: the proxy's hot path goes first.
+    cfg.route("/api/verify", web::route().to(verify::verify))
+        .service(
+            web::resource("/oauth/token")
+                // RFC 6749 §5.1: token responses, errors included, are never cached.
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("Cache-Control", "no-store"))
+                        .add(("Pragma", "no-cache")),
+                )
+                .route(web::post().to(oauth::token))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(discovery::metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(discovery::metadata),
+        )
+        .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .service(web::scope("/admin/v1").configure(admin::configure));
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -108,6 +108,14 @@ fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, VerifyError> {
     }
 }
 
+// Lookups by a static name skip parsing the name on every request.
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+
 const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
 const REMOTE_NAME: HeaderName = HeaderName::from_static("remote-name");
 const REMOTE_GROUPS: HeaderName = HeaderName::from_static("remote-groups");
@@ -173,27 +181,27 @@ impl<'r> OriginalRequest<'r> {
     /// `X-Original-URL/-Method` (nginx), then `Host`. Forwarded headers
     /// count only from a trusted proxy.
     pub fn of(req: &'r HttpRequest, trusted: bool) -> Self {
-        let forwarded = |name: &str| -> Option<&'r str> {
+        let forwarded = |name: HeaderName| -> Option<&'r str> {
             if !trusted {
                 return None;
             }
-            let value = std::str::from_utf8(req.headers().get(name)?.as_bytes()).ok()?;
+            let value = std::str::from_utf8(req.headers().get(&name)?.as_bytes()).ok()?;
             // A header repeated along a proxy chain: the first hop's value.
             let value = value.split(',').next()?.trim();
             (!value.is_empty()).then_some(value)
         };
-        let original_url = forwarded("x-original-url").and_then(split_absolute_url);
-        let method = forwarded("x-forwarded-method")
-            .or_else(|| forwarded("x-original-method"))
+        let original_url = forwarded(X_ORIGINAL_URL).and_then(split_absolute_url);
+        let method = forwarded(X_FORWARDED_METHOD)
+            .or_else(|| forwarded(X_ORIGINAL_METHOD))
             .unwrap_or(req.method().as_str());
-        let proto = forwarded("x-forwarded-proto")
+        let proto = forwarded(X_FORWARDED_PROTO)
             .or(original_url.map(|u| u.0))
             .unwrap_or("http");
-        let authority = forwarded("x-forwarded-host")
+        let authority = forwarded(X_FORWARDED_HOST)
             .or(original_url.map(|u| u.1))
             .or_else(|| std::str::from_utf8(req.headers().get(header::HOST)?.as_bytes()).ok())
             .unwrap_or("");
-        let uri = forwarded("x-forwarded-uri")
+        let uri = forwarded(X_FORWARDED_URI)
             .or(original_url.map(|u| u.2))
             .unwrap_or("/");
         Self {
