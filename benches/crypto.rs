@@ -114,6 +114,7 @@ fn gatehouse_paths() {
         updated_at: now,
         secret: SecretDigest::of("secret"),
         previous_secret: None,
+        not_before: 0,
     };
     let rule = NewResource {
         host: Some("dav.example.com".into()),
@@ -158,7 +159,14 @@ fn gatehouse_paths() {
         let token = fresh.next().unwrap();
         black_box(
             verifier
-                .verify(&directory.snapshot(), &keys.current(), token, &target, ts)
+                .verify(
+                    &directory.snapshot(),
+                    &keys.current(),
+                    &directory.revocations,
+                    token,
+                    &target,
+                    ts,
+                )
                 .unwrap(),
         );
     });
@@ -166,8 +174,64 @@ fn gatehouse_paths() {
     rate("gatehouse verify, reused token (no HTTP)", || {
         black_box(
             verifier
-                .verify(&directory.snapshot(), &keys.current(), reused, &target, ts)
+                .verify(
+                    &directory.snapshot(),
+                    &keys.current(),
+                    &directory.revocations,
+                    reused,
+                    &target,
+                    ts,
+                )
                 .unwrap(),
         );
     });
+
+    // The same with a million revoked ids (API keys and access tokens).
+    let before = rss_kib();
+    directory
+        .revocations
+        .revoke_api_keys((0u32..1_000_000).map(revoked_id));
+    for i in 0u32..1_000_000 {
+        directory
+            .revocations
+            .revoke_access_token(revoked_id(i ^ 0x8000_0000), ts + 3600, ts);
+    }
+    println!(
+        "revocation sets: {} API keys + {} tokens, RSS +{} MiB",
+        directory.revocations.len().0,
+        directory.revocations.len().1,
+        (rss_kib() - before) / 1024
+    );
+    rate("gatehouse verify, reused token, 2M revoked", || {
+        black_box(
+            verifier
+                .verify(
+                    &directory.snapshot(),
+                    &keys.current(),
+                    &directory.revocations,
+                    reused,
+                    &target,
+                    ts,
+                )
+                .unwrap(),
+        );
+    });
+}
+
+fn revoked_id(i: u32) -> [u8; 16] {
+    let mut id = [0x5a; 16];
+    id[..4].copy_from_slice(&i.to_le_bytes());
+    id
+}
+
+/// This process's resident set, from /proc (0 where there is none).
+fn rss_kib() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -2,18 +2,25 @@
 //! (flushed) and then published to the in-memory directory, under one lock
 //! so that concurrent admin writes are applied in a single order.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::api_keys::{ApiKeyClaims, ApiKeyRecord, NewApiKey};
 use crate::applications::{
     ApplicationPatch, ApplicationRecord, CLIENT_SECRET_PREFIX, DEFAULT_ACCESS_TOKEN_TTL,
     FieldError, MAX_SECRET_GRACE_PERIOD, NewApplication, PreviousSecret, SecretRotation,
     normalize_groups, normalize_scopes, validate_client_id, validate_name, validate_ttl,
 };
-use crate::crypto::{SecretDigest, random_bytes, random_secret};
+use crate::audit::{AuditEntry, Outcome, audit_id};
+use crate::claims::API_KEY_TYP;
+use crate::crypto::{SecretDigest, random_bytes, random_id, random_secret};
 use crate::directory::Directory;
+use crate::issuer::sign_jwt;
+use crate::keys::{KeyDir, KeyRing};
 use crate::resources::{NewResource, Resource, ResourcePatch};
+use crate::revocation::{CredentialId, parse_id};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +40,9 @@ pub enum AdminError {
 pub struct Admin {
     store: Arc<Store>,
     directory: Arc<Directory>,
+    keys: Arc<KeyRing>,
+    keys_dir: PathBuf,
+    issuer: String,
     write: Mutex<()>,
 }
 
@@ -40,10 +50,19 @@ pub struct Admin {
 pub struct NewSecret(pub String);
 
 impl Admin {
-    pub fn new(store: Arc<Store>, directory: Arc<Directory>) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        directory: Arc<Directory>,
+        keys: Arc<KeyRing>,
+        keys_dir: PathBuf,
+        issuer: String,
+    ) -> Self {
         Self {
             store,
             directory,
+            keys,
+            keys_dir,
+            issuer,
             write: Mutex::new(()),
         }
     }
@@ -80,6 +99,9 @@ impl Admin {
             updated_at: now,
             secret: SecretDigest::of(&secret.0),
             previous_secret: None,
+            // Credentials from an earlier application of the same client_id
+            // must not come back to life.
+            not_before: now.timestamp(),
             client_id,
             name,
         };
@@ -278,6 +300,162 @@ impl Admin {
         self.directory.remove_resource(id);
         log::info!("deleted resource {id}");
         Ok(())
+    }
+}
+
+/// API keys, revocation, signing keys and the audit log.
+impl Admin {
+    /// Mints a key (shown once; only its record is stored).
+    pub fn create_api_key(
+        &self,
+        client_id: &str,
+        new: NewApiKey,
+        now: DateTime<Utc>,
+    ) -> Result<(ApiKeyRecord, String), AdminError> {
+        let app = self.application(client_id)?;
+        let (name, lifetime) = new.validate()?;
+        let id = random_id().map_err(|e| AdminError::Internal(e.to_string()))?;
+        let iat = app.issued_at(now.timestamp());
+        let exp = lifetime.map(|secs| iat.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)));
+        let claims = ApiKeyClaims {
+            iss: &self.issuer,
+            sub: client_id,
+            client_id,
+            jti: &id,
+            iat,
+            exp,
+        };
+        let key = sign_jwt(&self.keys, API_KEY_TYP, &claims)
+            .map_err(|e| AdminError::Internal(e.to_string()))?;
+        let record = ApiKeyRecord {
+            id,
+            client_id: client_id.to_string(),
+            name,
+            created_at: now,
+            expires_at: exp.and_then(|exp| DateTime::from_timestamp(exp, 0)),
+            revoked_at: None,
+        };
+        let _writer = self.lock();
+        self.store.api_keys.create(&record.id, &record)?;
+        log::info!("minted API key {} for {client_id}", record.id);
+        Ok((record, key))
+    }
+
+    /// The records of an application's keys, oldest first.
+    pub fn api_keys(&self, client_id: &str) -> Result<Vec<ApiKeyRecord>, AdminError> {
+        self.application(client_id)?;
+        let mut keys: Vec<ApiKeyRecord> = self
+            .store
+            .api_keys
+            .all()?
+            .into_iter()
+            .filter(|k| k.client_id == client_id)
+            .collect();
+        keys.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(keys)
+    }
+
+    /// Revokes a key. Revoking it again changes nothing and succeeds.
+    pub fn revoke_api_key(&self, id: &str, now: DateTime<Utc>) -> Result<(), AdminError> {
+        let _writer = self.lock();
+        let mut record = self
+            .store
+            .api_keys
+            .get(id)?
+            .ok_or_else(|| AdminError::NotFound(format!("API key {id:?}")))?;
+        if record.revoked_at.is_none() {
+            record.revoked_at = Some(now);
+            self.store.api_keys.put(id, &record)?;
+            log::info!("revoked API key {id}");
+        }
+        if let Some(id) = parse_id(id) {
+            self.directory.revocations.revoke_api_key(id);
+        }
+        Ok(())
+    }
+
+    /// Invalidates every token and key the application was issued until now.
+    pub fn revoke_tokens(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApplicationRecord, AdminError> {
+        let app = self.modify(client_id, now, |app| {
+            // The next second: tokens issued in this one, before this call,
+            // are refused too; later ones get iat = not_before (issued_at).
+            app.not_before = now.timestamp() + 1;
+            Ok(())
+        })?;
+        log::info!("revoked every credential issued to {client_id} so far");
+        Ok(app)
+    }
+
+    /// Revokes one access token (RFC 7009) until it expires.
+    pub fn revoke_access_token(
+        &self,
+        jti: CredentialId,
+        exp: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), AdminError> {
+        let _writer = self.lock();
+        self.store
+            .revoked_tokens
+            .put(&crate::crypto::b64url(&jti), &exp)?;
+        self.directory
+            .revocations
+            .revoke_access_token(jti, exp, now.timestamp());
+        Ok(())
+    }
+
+    /// A new signing key. Every older key keeps verifying, so tokens and
+    /// API keys signed before the rotation stay valid.
+    pub fn rotate_signing_key(&self) -> Result<String, AdminError> {
+        let _writer = self.lock();
+        let dir = KeyDir::open(&self.keys_dir).map_err(|e| AdminError::Internal(e.to_string()))?;
+        let kid = dir
+            .rotate()
+            .map_err(|e| AdminError::Internal(e.to_string()))?;
+        self.keys.replace(
+            dir.load_or_init()
+                .map_err(|e| AdminError::Internal(e.to_string()))?,
+        );
+        log::info!("rotated the signing key; now signing with {kid}");
+        Ok(kid)
+    }
+
+    /// Appends to the audit log (flushed).
+    pub fn record_audit(
+        &self,
+        actor: String,
+        action: String,
+        target: String,
+        status: u16,
+        now: DateTime<Utc>,
+    ) -> Result<(), AdminError> {
+        let entry = AuditEntry {
+            id: audit_id(self.store.next_sequence()?),
+            at: now,
+            actor,
+            action,
+            target,
+            status,
+            outcome: if status < 400 {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+        };
+        self.store.audit.put(&entry.id, &entry)?;
+        Ok(())
+    }
+
+    /// Newest first, `limit` entries older than `before`.
+    pub fn audit(&self, before: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, AdminError> {
+        Ok(self.store.audit.page_back(before, limit)?)
     }
 }
 

@@ -33,6 +33,10 @@ pub struct ApplicationRecord {
     /// The secret replaced by the last rotation, while its grace period lasts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_secret: Option<PreviousSecret>,
+    /// Tokens and API keys issued before this time (unix seconds) are
+    /// invalid: set at creation and by `revoke-tokens`.
+    #[serde(default)]
+    pub not_before: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,7 +69,15 @@ impl ApplicationRecord {
             active: self.active,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            not_before: DateTime::from_timestamp(self.not_before, 0).unwrap_or_default(),
         }
+    }
+
+    /// The `iat` of a credential issued at `now`: never before `not_before`,
+    /// so that one issued in the very second of a `revoke-tokens` (which
+    /// moves `not_before` to the next second) is not refused with the rest.
+    pub fn issued_at(&self, now: i64) -> i64 {
+        now.max(self.not_before)
     }
 }
 
@@ -79,6 +91,8 @@ pub struct ApplicationView<'a> {
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Credentials issued before this (RFC 3339) are refused.
+    pub not_before: DateTime<Utc>,
 }
 
 /// `POST /admin/v1/applications`.
@@ -295,6 +309,7 @@ mod tests {
                 digest: SecretDigest::of("old"),
                 expires_at: now + chrono::Duration::seconds(10),
             }),
+            not_before: 0,
         };
         assert!(record.secret_matches("new", now));
         assert!(record.secret_matches("old", now));

@@ -1,6 +1,6 @@
 //! The in-memory directory every node answers from: applications (with
-//! their secret digests), resources and their compiled rules, and (as it
-//! arrives) revocation state. Readers take a snapshot without locking;
+//! their secret digests), resources and their compiled rules, and the
+//! revocation state. Readers take a snapshot without locking;
 //! writers build a new snapshot and swap it in whole, so no request ever
 //! sees half a change.
 
@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 
 use crate::applications::ApplicationRecord;
 use crate::resources::{Resource, RuleSet};
+use crate::revocation::Revocations;
 
 #[derive(Default, Clone)]
 pub struct Snapshot {
@@ -47,6 +48,9 @@ impl Snapshot {
 #[derive(Default)]
 pub struct Directory {
     current: ArcSwap<Snapshot>,
+    /// Kept apart from the snapshot: a million revoked ids must not be
+    /// copied by every admin write.
+    pub revocations: Revocations,
     /// Serialises writers so that none of them loses another's change.
     write: Mutex<()>,
 }
@@ -68,6 +72,7 @@ impl Directory {
         snapshot.recompile_rules();
         Self {
             current: ArcSwap::from_pointee(snapshot),
+            revocations: Revocations::default(),
             write: Mutex::new(()),
         }
     }

@@ -119,7 +119,9 @@ impl TokenIssuer {
         self.sign(&app, aud, scope, now)
     }
 
-    fn authenticate(
+    /// Client authentication for the token, introspection and revocation
+    /// endpoints, throttled per client and per address.
+    pub fn authenticate(
         &self,
         credentials: &ClientCredentials,
         client_addr: IpAddr,
@@ -173,11 +175,7 @@ impl TokenIssuer {
         scope: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<IssuedToken, TokenError> {
-        let keys = self.keys.current();
-        let signer = keys
-            .signer()
-            .ok_or_else(|| TokenError::Internal("this node holds no signing key".into()))?;
-        let iat = now.timestamp();
+        let iat = app.issued_at(now.timestamp());
         let claims = AccessTokenClaims {
             iss: self.issuer.clone(),
             sub: app.client_id.clone(),
@@ -189,13 +187,7 @@ impl TokenIssuer {
             groups: app.groups.clone(),
             scope: scope.clone(),
         };
-        let header = Header {
-            typ: Some(ACCESS_TOKEN_TYP.into()),
-            kid: Some(signer.kid.clone()),
-            ..Header::new(Algorithm::EdDSA)
-        };
-        let access_token = jsonwebtoken::encode(&header, &claims, &signer.encoding)
-            .map_err(|e| TokenError::Internal(e.to_string()))?;
+        let access_token = sign_jwt(&self.keys, ACCESS_TOKEN_TYP, &claims)?;
         log::debug!("issued access token {} to {}", claims.jti, app.client_id);
         Ok(IssuedToken {
             access_token,
@@ -203,6 +195,25 @@ impl TokenIssuer {
             scope,
         })
     }
+}
+
+/// Signs `claims` as a JWT of type `typ` with the node's signing key.
+pub fn sign_jwt<T: serde::Serialize>(
+    keys: &KeyRing,
+    typ: &str,
+    claims: &T,
+) -> Result<String, TokenError> {
+    let keys = keys.current();
+    let signer = keys
+        .signer()
+        .ok_or_else(|| TokenError::Internal("this node holds no signing key".into()))?;
+    let header = Header {
+        typ: Some(typ.into()),
+        kid: Some(signer.kid.clone()),
+        ..Header::new(Algorithm::EdDSA)
+    };
+    jsonwebtoken::encode(&header, claims, &signer.encoding)
+        .map_err(|e| TokenError::Internal(e.to_string()))
 }
 
 /// The scope granted: what was asked for if the application may have all

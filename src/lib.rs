@@ -15,7 +15,9 @@
 )]
 
 pub mod admin;
+pub mod api_keys;
 pub mod applications;
+pub mod audit;
 pub mod claims;
 pub mod cli;
 pub mod clock;
@@ -27,6 +29,7 @@ pub mod http;
 pub mod issuer;
 pub mod keys;
 pub mod resources;
+pub mod revocation;
 pub mod startup;
 pub mod store;
 pub mod throttle;

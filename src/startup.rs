@@ -14,13 +14,15 @@ use crate::clock::Clock;
 use crate::config::{Role, Settings};
 use crate::crypto::{SecretDigest, jwt_provider, random_secret};
 use crate::directory::Directory;
+use crate::http::error::{ApiError, BodyError};
 use crate::http::upstream::SessionUpstream;
 use crate::http::{self, AppState};
 use crate::issuer::TokenIssuer;
 use crate::keys::{KeyDir, KeyError, KeyRing, create_private_dir, write_private_file};
+use crate::revocation::parse_id;
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
-use crate::verifier::Verifier;
+use crate::verifier::{LEEWAY_SECS, Verifier};
 
 /// Written once, on first start, when no admin token is configured.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
@@ -74,6 +76,7 @@ impl Application {
             store.applications.all()?,
             store.resources.all()?,
         ));
+        load_revocations(&store, &directory, clock.now().timestamp())?;
 
         let listener = TcpListener::bind(settings.listen)
             .map_err(io(format!("cannot listen on {}", settings.listen)))?;
@@ -103,7 +106,13 @@ impl Application {
                 Arc::clone(&directory),
                 throttle,
             ),
-            admin: Some(Admin::new(store, Arc::clone(&directory))),
+            admin: Some(Admin::new(
+                store,
+                Arc::clone(&directory),
+                Arc::clone(&keys),
+                settings.keys_dir.clone(),
+                issuer_url.clone(),
+            )),
             admin_token: Some(admin_token),
             verifier: Verifier::new(issuer_url.clone()),
             verify_throttle,
@@ -118,6 +127,13 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError::from(BodyError::Malformed {
+                        field: None,
+                        message: format!("query string: {e}"),
+                    })
+                    .into()
+                }))
                 // One access line per request, except where it would only
                 // repeat the proxy's own log (/api/verify logs its decisions
                 // itself) or the health probes.
@@ -149,6 +165,31 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Fills the in-memory revocation sets from the store, dropping token
+/// revocations that are no longer needed.
+fn load_revocations(store: &Store, directory: &Directory, now: i64) -> Result<(), StartupError> {
+    let revoked_keys = store
+        .api_keys
+        .all()?
+        .into_iter()
+        .filter(|k| k.revoked_at.is_some())
+        .filter_map(|k| parse_id(&k.id));
+    directory.revocations.revoke_api_keys(revoked_keys);
+    for (jti, exp) in store.revoked_tokens.entries()? {
+        match parse_id(&jti) {
+            Some(id) if now <= exp.saturating_add(LEEWAY_SECS) => {
+                directory.revocations.revoke_access_token(id, exp, now)
+            }
+            _ => {
+                store.revoked_tokens.delete(&jti)?;
+            }
+        }
+    }
+    let (keys, tokens) = directory.revocations.len();
+    log::info!("loaded {keys} revoked API keys and {tokens} revoked access tokens");
+    Ok(())
 }
 
 /// The configured admin token, or the one generated on first start. A

@@ -8,7 +8,9 @@ use std::path::Path;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::api_keys::ApiKeyRecord;
 use crate::applications::ApplicationRecord;
+use crate::audit::AuditEntry;
 use crate::crypto::SecretDigest;
 use crate::resources::Resource;
 
@@ -72,6 +74,37 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
             .transpose()
     }
 
+    /// Up to `limit` records with keys before `before` (or from the end),
+    /// last key first.
+    pub fn page_back(&self, before: Option<&str>, limit: usize) -> Result<Vec<T>, StoreError> {
+        let range = match before {
+            Some(before) => self.tree.range(..before.as_bytes()),
+            None => self.tree.range::<&[u8], _>(..),
+        };
+        range
+            .rev()
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+
+    /// Every (key, record) pair.
+    pub fn entries(&self) -> Result<Vec<(String, T)>, StoreError> {
+        self.tree
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((
+                    String::from_utf8_lossy(&key).into_owned(),
+                    decode(&key, &value)?,
+                ))
+            })
+            .collect()
+    }
+
     pub fn all(&self) -> Result<Vec<T>, StoreError> {
         self.tree
             .iter()
@@ -84,8 +117,13 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
 }
 
 pub struct Store {
+    db: sled::Db,
     pub applications: Table<ApplicationRecord>,
     pub resources: Table<Resource>,
+    pub api_keys: Table<ApiKeyRecord>,
+    /// Revoked access tokens: `jti` → `exp`.
+    pub revoked_tokens: Table<i64>,
+    pub audit: Table<AuditEntry>,
     meta: Table<SecretDigest>,
 }
 
@@ -95,8 +133,17 @@ impl Store {
         Ok(Self {
             applications: Table::open(&db, "applications")?,
             resources: Table::open(&db, "resources")?,
+            api_keys: Table::open(&db, "api_keys")?,
+            revoked_tokens: Table::open(&db, "revoked_tokens")?,
+            audit: Table::open(&db, "audit")?,
             meta: Table::open(&db, "meta")?,
+            db,
         })
+    }
+
+    /// A number larger than any this store handed out before.
+    pub fn next_sequence(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
     }
 
     pub fn admin_token_digest(&self) -> Result<Option<SecretDigest>, StoreError> {

@@ -18,11 +18,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::applications::ApplicationRecord;
-use crate::claims::{ACCESS_TOKEN_TYP, Audience};
+use crate::claims::{ACCESS_TOKEN_TYP, API_KEY_TYP, Audience};
 use crate::crypto::sha256;
 use crate::directory::Snapshot;
 use crate::keys::KeySet;
 use crate::resources::Resource;
+use crate::revocation::{CredentialId, Revocations, parse_id};
 
 /// RFC 8725 §3.3 allows only what the node signs with: EdDSA.
 const ALLOWED_ALGORITHMS: [&str; 1] = ["EdDSA"];
@@ -45,13 +46,17 @@ pub struct Target<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
+    /// An access token (`at+jwt`) from the token endpoint.
     ClientCredentials,
+    /// An admin-minted API key (`apikey+jwt`).
+    ApiKey,
 }
 
 impl AuthMethod {
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::ClientCredentials => "client_credentials",
+            AuthMethod::ApiKey => "api_key",
         }
     }
 }
@@ -62,6 +67,8 @@ impl AuthMethod {
 pub struct VerifiedToken {
     pub kid: String,
     pub method: AuthMethod,
+    /// The token's `jti`, or the API key's id; required for API keys.
+    pub jti: Option<CredentialId>,
     pub client_id: String,
     pub groups: Vec<String>,
     pub scope: Option<String>,
@@ -75,7 +82,8 @@ pub struct VerifiedToken {
 }
 
 /// Header values for `Remote-User`/`Remote-Client-Id`, `Remote-Groups`
-/// (comma-joined; `None` when empty), `Remote-Scope` and `Remote-Auth-Method`.
+/// (comma-joined; `None` when empty, and for API keys, whose groups are the
+/// application's current ones), `Remote-Scope` and `Remote-Auth-Method`.
 #[derive(Debug)]
 pub struct IdentityValues {
     pub client_id: HeaderValue,
@@ -111,8 +119,18 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// An access token carries the groups it was issued with; an API key
+    /// takes its application's current groups, so that removing a group
+    /// takes effect without re-minting the key.
     pub fn groups(&self) -> &[String] {
-        &self.token.groups
+        groups_of(&self.token, &self.application)
+    }
+}
+
+fn groups_of<'a>(token: &'a VerifiedToken, application: &'a ApplicationRecord) -> &'a [String] {
+    match token.method {
+        AuthMethod::ClientCredentials => &token.groups,
+        AuthMethod::ApiKey => &application.groups,
     }
 }
 
@@ -143,6 +161,8 @@ pub enum VerifyError {
     UnknownApplication,
     #[error("the token's application is inactive")]
     InactiveApplication,
+    #[error("the token has been revoked")]
+    Revoked,
     #[error("No authentication rule configured for this domain")]
     NoRule,
     #[error("the method is not allowed for this resource")]
@@ -181,6 +201,7 @@ struct PresentedClaims {
     iat: Option<i64>,
     nbf: Option<i64>,
     exp: Option<i64>,
+    jti: Option<String>,
     #[serde(default)]
     groups: Vec<String>,
     scope: Option<String>,
@@ -208,16 +229,17 @@ impl Verifier {
         &self,
         snapshot: &Snapshot,
         keys: &KeySet,
+        revocations: &Revocations,
         bearer: &str,
         target: &Target,
         now: i64,
     ) -> Result<Grant, VerifyError> {
-        let (token, application) = self.authenticate(snapshot, keys, bearer, now)?;
+        let (token, application) = self.authenticate(snapshot, keys, revocations, bearer, now)?;
         let rule = snapshot
             .rules
             .find(target.host, target.path)
             .ok_or(VerifyError::NoRule)?;
-        authorize(rule, &token, target)?;
+        authorize(rule, groups_of(&token, application), &token, target)?;
         Ok(Grant {
             token,
             application: Arc::clone(application),
@@ -225,11 +247,26 @@ impl Verifier {
         })
     }
 
-    /// Checks the token and the state of its application.
+    /// Whether a credential is currently valid, whatever the target: for
+    /// introspection (RFC 7662) and revocation (RFC 7009).
+    pub fn inspect(
+        &self,
+        snapshot: &Snapshot,
+        keys: &KeySet,
+        revocations: &Revocations,
+        bearer: &str,
+        now: i64,
+    ) -> Result<(Arc<VerifiedToken>, Arc<ApplicationRecord>), VerifyError> {
+        let (token, application) = self.authenticate(snapshot, keys, revocations, bearer, now)?;
+        Ok((token, Arc::clone(application)))
+    }
+
+    /// Checks the token, its revocation and the state of its application.
     fn authenticate<'s>(
         &self,
         snapshot: &'s Snapshot,
         keys: &KeySet,
+        revocations: &Revocations,
         bearer: &str,
         now: i64,
     ) -> Result<(Arc<VerifiedToken>, &'s Arc<ApplicationRecord>), VerifyError> {
@@ -247,11 +284,22 @@ impl Verifier {
             }
         };
         check_time(&token, now)?;
+        let revoked = match (token.method, &token.jti) {
+            (AuthMethod::ApiKey, Some(id)) => revocations.is_api_key_revoked(id),
+            (AuthMethod::ClientCredentials, Some(jti)) => revocations.is_access_token_revoked(jti),
+            (_, None) => false,
+        };
+        if revoked {
+            return Err(VerifyError::Revoked);
+        }
         let application = snapshot
             .application(&token.client_id)
             .ok_or(VerifyError::UnknownApplication)?;
         if !application.active {
             return Err(VerifyError::InactiveApplication);
+        }
+        if token.iat.unwrap_or(i64::MIN) < application.not_before {
+            return Err(VerifyError::Revoked);
         }
         Ok((token, application))
     }
@@ -277,6 +325,7 @@ impl Verifier {
             Some(t) if t == ACCESS_TOKEN_TYP || t == "application/at+jwt" => {
                 AuthMethod::ClientCredentials
             }
+            Some(t) if t == API_KEY_TYP || t == "application/apikey+jwt" => AuthMethod::ApiKey,
             _ => return Err(VerifyError::Type),
         };
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
@@ -295,9 +344,15 @@ impl Verifier {
         if claims.iss != self.issuer {
             return Err(VerifyError::Issuer);
         }
-        // RFC 9068 §2.2: access tokens carry exp.
-        if claims.exp.is_none() {
-            return Err(VerifyError::Malformed);
+        // RFC 9068 §2.2: access tokens carry exp. An API key carries its
+        // id as jti, by which it is revoked.
+        let jti = claims.jti.as_deref().and_then(parse_id);
+        match method {
+            AuthMethod::ClientCredentials if claims.exp.is_none() => {
+                return Err(VerifyError::Malformed);
+            }
+            AuthMethod::ApiKey if jti.is_none() => return Err(VerifyError::Malformed),
+            _ => {}
         }
         let client_id = claims
             .client_id
@@ -308,6 +363,7 @@ impl Verifier {
             headers: IdentityValues::new(&client_id, &claims.groups, scope.as_deref(), method)?,
             kid,
             method,
+            jti,
             client_id,
             groups: claims.groups,
             scope,
@@ -342,7 +398,12 @@ fn check_time(token: &VerifiedToken, now: i64) -> Result<(), VerifyError> {
 }
 
 /// The rule's own conditions.
-fn authorize(rule: &Resource, token: &VerifiedToken, target: &Target) -> Result<(), VerifyError> {
+fn authorize(
+    rule: &Resource,
+    groups: &[String],
+    token: &VerifiedToken,
+    target: &Target,
+) -> Result<(), VerifyError> {
     if let Some(methods) = &rule.methods
         && !methods
             .iter()
@@ -350,7 +411,7 @@ fn authorize(rule: &Resource, token: &VerifiedToken, target: &Target) -> Result<
     {
         return Err(VerifyError::MethodNotAllowed);
     }
-    if !rule.allowed_groups.iter().any(|g| token.groups.contains(g)) {
+    if !rule.allowed_groups.iter().any(|g| groups.contains(g)) {
         return Err(VerifyError::GroupNotAllowed);
     }
     if let Some(audience) = &rule.audience
@@ -369,6 +430,7 @@ mod tests {
         VerifiedToken {
             kid: "k".into(),
             method: AuthMethod::ClientCredentials,
+            jti: None,
             client_id: "c".into(),
             groups: vec!["media".into()],
             scope: None,

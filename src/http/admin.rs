@@ -1,8 +1,10 @@
 //! `/admin/v1`: thin handlers over `crate::admin::Admin`. Store writes
 //! flush to disk, so they run on the blocking pool.
 
-use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
@@ -10,6 +12,7 @@ use super::AppState;
 use super::body::{Json, OptionalJson};
 use super::error::ApiError;
 use crate::admin::{Admin, AdminError, NewSecret};
+use crate::api_keys::NewApiKey;
 use crate::applications::{
     ApplicationPatch, ApplicationRecord, ApplicationView, NewApplication, SecretRotation,
 };
@@ -32,6 +35,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/applications/{client_id}/secret")
             .route(web::post().to(rotate_secret))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/applications/{client_id}/api-keys")
+            .route(web::post().to(create_api_key))
+            .route(web::get().to(list_api_keys))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/applications/{client_id}/revoke-tokens")
+            .route(web::post().to(revoke_tokens))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/api-keys/{id}")
+            .route(web::delete().to(revoke_api_key))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/keys/rotate")
+            .route(web::post().to(rotate_signing_key))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/audit")
+            .route(web::get().to(audit_log))
             .default_service(web::to(super::method_not_allowed)),
     )
     .service(
@@ -60,6 +89,55 @@ impl FromRequest for AdminCaller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(authorize(req))
     }
+}
+
+/// Records every state-changing admin request made with the admin token,
+/// and how it ended, before the answer leaves: an acknowledged action is
+/// in the audit log even after a `kill -9`.
+pub async fn audit_trail(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let actor = if changes_state {
+        admin_actor(req.request())
+    } else {
+        None
+    };
+    let response = next.call(req).await?;
+    if let Some(actor) = actor {
+        let request = response.request();
+        let action = format!(
+            "{} {}",
+            request.method(),
+            request
+                .match_pattern()
+                .unwrap_or_else(|| request.path().to_string())
+        );
+        let target = request.path().to_string();
+        let status = response.status().as_u16();
+        if let Some(state) = request.app_data::<web::Data<AppState>>() {
+            let now = state.clock.now();
+            let recorded = run(state, move |admin| {
+                admin.record_audit(actor, action, target, status, now)
+            })
+            .await;
+            if let Err(e) = recorded {
+                log::error!("could not write the audit log: {e}");
+            }
+        }
+    }
+    Ok(response)
+}
+
+/// `admin:<fingerprint>` for a request bearing the admin token.
+fn admin_actor(req: &HttpRequest) -> Option<String> {
+    authorize(req).ok()?;
+    let state = req.app_data::<web::Data<AppState>>()?;
+    Some(format!(
+        "admin:{}",
+        state.admin_token.as_ref()?.fingerprint()
+    ))
 }
 
 fn authorize(req: &HttpRequest) -> Result<AdminCaller, ApiError> {
@@ -247,4 +325,91 @@ async fn delete_resource(
     let id = path.into_inner();
     run(&state, move |admin| admin.delete_resource(&id)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+async fn create_api_key(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    Json(new): Json<NewApiKey>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let client_id = path.into_inner();
+    let (record, key) = run(&state, move |admin| {
+        admin.create_api_key(&client_id, new, now)
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "id": record.id,
+            "name": record.name,
+            "api_key": key,
+            "client_id": record.client_id,
+            "created_at": record.created_at,
+            "expires_at": record.expires_at,
+        })))
+}
+
+async fn list_api_keys(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let client_id = path.into_inner();
+    let keys = run(&state, move |admin| admin.api_keys(&client_id)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "api_keys": keys })))
+}
+
+async fn revoke_api_key(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let id = path.into_inner();
+    run(&state, move |admin| admin.revoke_api_key(&id, now)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn revoke_tokens(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let client_id = path.into_inner();
+    let app = run(&state, move |admin| admin.revoke_tokens(&client_id, now)).await?;
+    Ok(HttpResponse::Ok().json(app.view()))
+}
+
+async fn rotate_signing_key(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let kid = run(&state, |admin| admin.rotate_signing_key()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "kid": kid })))
+}
+
+#[derive(serde::Deserialize)]
+struct AuditPage {
+    limit: Option<usize>,
+    before: Option<String>,
+}
+
+const AUDIT_PAGE_DEFAULT: usize = 50;
+const AUDIT_PAGE_MAX: usize = 500;
+
+async fn audit_log(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+    query: web::Query<AuditPage>,
+) -> Result<HttpResponse, ApiError> {
+    let AuditPage { limit, before } = query.into_inner();
+    let limit = limit.unwrap_or(AUDIT_PAGE_DEFAULT).clamp(1, AUDIT_PAGE_MAX);
+    let entries = run(&state, move |admin| admin.audit(before.as_deref(), limit)).await?;
+    let next = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.id.clone()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "entries": entries, "next": next })))
 }

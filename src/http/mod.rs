@@ -13,7 +13,7 @@ pub mod verify;
 
 use std::sync::Arc;
 
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{self, DefaultHeaders};
 use actix_web::{HttpResponse, web};
 
 use crate::admin::Admin;
@@ -60,6 +60,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(oauth::token))
                 .default_service(web::to(method_not_allowed)),
         )
+        .service(
+            web::resource("/oauth/introspect")
+                .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")))
+                .route(web::post().to(oauth::introspect))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/oauth/revoke")
+                .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")))
+                .route(web::post().to(oauth::revoke))
+                .default_service(web::to(method_not_allowed)),
+        )
         .route(
             "/.well-known/oauth-authorization-server",
             web::get().to(discovery::metadata),
@@ -71,7 +83,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .service(web::scope("/admin/v1").configure(admin::configure));
+        .service(
+            web::scope("/admin/v1")
+                .wrap(middleware::from_fn(admin::audit_trail))
+                .configure(admin::configure),
+        );
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -8,12 +8,15 @@ use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
+use serde_json::json;
 
 use super::AppState;
 use super::body::{media_type, read_limited};
 use super::client_addr::client_addr;
 use super::error::ApiError;
+use crate::crypto::b64url;
 use crate::issuer::{ClientAuthMethod, ClientCredentials, TokenError, TokenRequest};
+use crate::verifier::AuthMethod;
 
 /// Token requests are a handful of short parameters.
 pub const TOKEN_BODY_LIMIT: usize = 8 * 1024;
@@ -54,15 +57,47 @@ pub async fn token(
     }
 }
 
+/// A form POSTed by an authenticating client (token, introspection,
+/// revocation endpoints): its parameters and its credentials.
+struct ClientForm {
+    params: Vec<(String, String)>,
+    credentials: Option<ClientCredentials>,
+}
+
+impl ClientForm {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 fn parse_token_request(req: &HttpRequest, body: &Bytes) -> Result<TokenRequest, TokenError> {
+    let form = parse_client_form(req, body)?;
+    let mut request = TokenRequest::default();
+    for (name, value) in &form.params {
+        match name.as_str() {
+            "grant_type" => request.grant_type = Some(value.clone()),
+            "scope" => request.scope = Some(value.clone()),
+            "resource" => request.resources.push(value.clone()),
+            "audience" => request.audience = Some(value.clone()),
+            _ => {} // RFC 6749 §3.2: unrecognised parameters are ignored.
+        }
+    }
+    request.credentials = form.credentials;
+    Ok(request)
+}
+
+/// Reads the form strictly (RFC 6749 §3.2: no repeated parameters) and
+/// the client's credentials from Basic or the body (§2.3.1), not both.
+fn parse_client_form(req: &HttpRequest, body: &Bytes) -> Result<ClientForm, TokenError> {
     if media_type(req).as_deref() != Some(FORM) {
         return Err(TokenError::InvalidRequest(format!(
             "the request body must be {FORM}"
         )));
     }
     let params = parse_form(body)?;
-
-    let mut request = TokenRequest::default();
     let mut body_client_id = None;
     let mut body_secret = None;
     let mut seen: Vec<&str> = Vec::new();
@@ -78,18 +113,14 @@ fn parse_token_request(req: &HttpRequest, body: &Bytes) -> Result<TokenRequest, 
             seen.push(name);
         }
         match name.as_str() {
-            "grant_type" => request.grant_type = Some(value.clone()),
-            "scope" => request.scope = Some(value.clone()),
-            "resource" => request.resources.push(value.clone()),
-            "audience" => request.audience = Some(value.clone()),
             "client_id" => body_client_id = Some(value.clone()),
             "client_secret" => body_secret = Some(value.clone()),
-            _ => {} // RFC 6749 §3.2: unrecognised parameters are ignored.
+            _ => {}
         }
     }
 
     let basic = basic_credentials(req)?;
-    request.credentials = match (basic, body_client_id, body_secret) {
+    let credentials = match (basic, body_client_id, body_secret) {
         (Some(_), _, Some(_)) => {
             return Err(TokenError::InvalidRequest(
                 "use either HTTP Basic or client_secret in the body, not both".into(),
@@ -113,7 +144,133 @@ fn parse_token_request(req: &HttpRequest, body: &Bytes) -> Result<TokenRequest, 
         }
         (None, None, None) => None,
     };
-    Ok(request)
+    Ok(ClientForm {
+        params,
+        credentials,
+    })
+}
+
+/// Reads the form and authenticates the client, for introspection and
+/// revocation. Returns the authenticated client's id and the `token`.
+async fn authenticated_request(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<(String, String), ApiError> {
+    let body = read_limited(req, payload.into_inner(), TOKEN_BODY_LIMIT).await?;
+    let form = parse_client_form(req, &body)?;
+    let credentials = form.credentials.as_ref().ok_or(TokenError::InvalidClient {
+        basic_used: true,
+        delay: std::time::Duration::ZERO,
+    })?;
+    let addr = client_addr(req, &state.settings.trusted_proxies);
+    let app = match state
+        .issuer
+        .authenticate(credentials, addr, state.clock.now())
+    {
+        Ok(app) => app,
+        Err(TokenError::InvalidClient { basic_used, delay }) => {
+            if !delay.is_zero() {
+                actix_web::rt::time::sleep(delay).await;
+            }
+            return Err(TokenError::InvalidClient { basic_used, delay }.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let token = form
+        .get("token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| TokenError::InvalidRequest("the token parameter is required".into()))?;
+    Ok((app.client_id.clone(), token.to_string()))
+}
+
+/// `POST /oauth/introspect` (RFC 7662). A client learns about its own
+/// credentials only: anything else, valid or not, is `{"active": false}`.
+pub async fn introspect(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (client_id, token) = authenticated_request(&req, payload, &state).await?;
+    let inspected = state.verifier.inspect(
+        &state.directory.snapshot(),
+        &state.keys.current(),
+        &state.directory.revocations,
+        &token,
+        state.clock.now().timestamp(),
+    );
+    let body = match inspected {
+        Ok((token, app)) if token.client_id == client_id => {
+            let groups = match token.method {
+                AuthMethod::ApiKey => &app.groups,
+                AuthMethod::ClientCredentials => &token.groups,
+            };
+            json!({
+                "active": true,
+                "client_id": token.client_id,
+                "sub": token.client_id,
+                "iss": state.issuer_url,
+                "token_type": match token.method {
+                    AuthMethod::ClientCredentials => "Bearer",
+                    AuthMethod::ApiKey => "api_key",
+                },
+                "auth_method": token.method.as_str(),
+                "scope": token.scope,
+                "groups": groups,
+                "aud": token.aud,
+                "iat": token.iat,
+                "exp": token.exp,
+                "jti": token.jti.map(|j| b64url(&j)),
+            })
+        }
+        _ => json!({ "active": false }),
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `POST /oauth/revoke` (RFC 7009). A client revokes only its own
+/// credentials; for anything else the answer is the same 200, and nothing
+/// happens (§2.2: invalid tokens cause no error).
+pub async fn revoke(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (client_id, token) = authenticated_request(&req, payload, &state).await?;
+    let now = state.clock.now();
+    let inspected = state.verifier.inspect(
+        &state.directory.snapshot(),
+        &state.keys.current(),
+        &state.directory.revocations,
+        &token,
+        now.timestamp(),
+    );
+    let Ok((token, _)) = inspected else {
+        return Ok(HttpResponse::Ok().finish());
+    };
+    if token.client_id != client_id {
+        log::info!(
+            "{client_id} tried to revoke a credential of {}",
+            token.client_id
+        );
+        return Ok(HttpResponse::Ok().finish());
+    }
+    let Some(jti) = token.jti else {
+        return Ok(HttpResponse::Ok().finish());
+    };
+    let (method, exp) = (token.method, token.exp);
+    web::block(move || {
+        let admin = state.admin.as_ref().ok_or(ApiError::NotPrimary)?;
+        match (method, exp) {
+            (AuthMethod::ApiKey, _) => admin.revoke_api_key(&b64url(&jti), now),
+            (AuthMethod::ClientCredentials, Some(exp)) => admin.revoke_access_token(jti, exp, now),
+            (AuthMethod::ClientCredentials, None) => Ok(()),
+        }
+        .map_err(ApiError::from)
+    })
+    .await
+    .map_err(|e| crate::admin::AdminError::Internal(e.to_string()))??;
+    Ok(HttpResponse::Ok().finish())
 }
 
 /// HTTP Basic client credentials, form-urlencoded inside (RFC 6749 §2.3.1).

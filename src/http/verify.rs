@@ -42,6 +42,7 @@ pub async fn verify(
     let decision = state.verifier.verify(
         &state.directory.snapshot(),
         &state.keys.current(),
+        &state.directory.revocations,
         bearer,
         &target,
         now,
@@ -146,8 +147,15 @@ fn identity_response(grant: &Grant) -> HttpResponse {
     if let Ok(name) = HeaderValue::from_bytes(grant.application.name.as_bytes()) {
         set(&REMOTE_NAME, "Remote-Name", &name);
     }
-    if let Some(groups) = &values.groups {
-        set(&REMOTE_GROUPS, "Remote-Groups", groups);
+    match &values.groups {
+        Some(groups) => set(&REMOTE_GROUPS, "Remote-Groups", groups),
+        // An API key's groups are its application's, as of now.
+        None if !grant.groups().is_empty() => {
+            if let Ok(groups) = HeaderValue::from_str(&grant.groups().join(",")) {
+                set(&REMOTE_GROUPS, "Remote-Groups", &groups);
+            }
+        }
+        None => {}
     }
     set(&REMOTE_CLIENT_ID, "Remote-Client-Id", &values.client_id);
     set(

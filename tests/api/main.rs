@@ -1,6 +1,7 @@
 //! The one integration test binary: the real server over HTTP.
 
 mod admin;
+mod api_keys;
 mod discovery;
 mod e2e;
 mod helpers;

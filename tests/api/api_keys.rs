@@ -1,0 +1,607 @@
+//! API keys, revocation, introspection, and key rotation (SPEC §5, §6, §8).
+
+use chrono::Duration;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_TOKEN, Node, TestApp, TestClient, jwt_parts, spawn_app};
+
+const DAV: &str = "dav.example.com";
+
+async fn setup() -> (TestApp, TestClient, TestClient) {
+    let app = spawn_app().await;
+    let canister = app
+        .create_application(json!({"client_id": "canister", "name": "Canister", "groups": ["media"], "scopes": ["webdav"]}))
+        .await;
+    let other = app
+        .create_application(json!({"client_id": "other", "groups": ["media"]}))
+        .await;
+    app.create_resource(json!({"host": DAV, "allowed_groups": ["media"]}))
+        .await;
+    (app, canister, other)
+}
+
+async fn mint(app: &TestApp, client_id: &str, body: Value) -> Value {
+    let response = app
+        .admin(Method::POST, &format!("/applications/{client_id}/api-keys"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+async fn verify_status(app: &TestApp, credential: &str) -> u16 {
+    app.verify("GET", DAV, "/")
+        .bearer_auth(credential)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// POST to /oauth/introspect or /oauth/revoke as `client`.
+async fn as_client(
+    app: &TestApp,
+    path: &str,
+    client: &TestClient,
+    token: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn minted_key_verifies_as_api_key_and_is_never_shown_again() {
+    let (app, _, _) = setup().await;
+    let minted = mint(&app, "canister", json!({"name": "sync job"})).await;
+    let key = minted["api_key"].as_str().unwrap();
+    let id = minted["id"].as_str().unwrap();
+    assert_eq!(minted["name"], "sync job");
+    assert!(minted["created_at"].is_string());
+    assert!(minted["expires_at"].is_null());
+
+    let (header, claims) = jwt_parts(key);
+    assert_eq!(header["typ"], "apikey+jwt");
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(claims["jti"], id);
+    assert_eq!(claims["sub"], "canister");
+    assert_eq!(claims["client_id"], "canister");
+    assert!(claims.get("exp").is_none(), "no exp unless asked for");
+
+    let response = app
+        .verify("GET", DAV, "/")
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["remote-auth-method"], "api_key");
+    assert_eq!(response.headers()["remote-user"], "canister");
+    assert_eq!(response.headers()["remote-groups"], "media");
+
+    let listed = app
+        .admin(Method::GET, "/applications/canister/api-keys")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let listed = listed.text().await.unwrap();
+    assert!(listed.contains(id) && listed.contains("sync job"));
+    assert!(!listed.contains(key), "the key itself is never listed");
+
+    let expiring = mint(
+        &app,
+        "canister",
+        json!({"name": "short", "expires_in": 600}),
+    )
+    .await;
+    let (_, claims) = jwt_parts(expiring["api_key"].as_str().unwrap());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        600
+    );
+    assert!(expiring["expires_at"].is_string());
+    app.clock.advance(Duration::seconds(600 + 31));
+    assert_eq!(
+        verify_status(&app, expiring["api_key"].as_str().unwrap()).await,
+        401
+    );
+    assert_eq!(
+        verify_status(&app, key).await,
+        200,
+        "the key without exp lives on"
+    );
+}
+
+#[actix_web::test]
+async fn api_key_requests_are_validated() {
+    let (app, _, _) = setup().await;
+    for (body, field) in [
+        (json!({}), "name"),
+        (json!({"name": ""}), "name"),
+        (json!({"name": "x", "expires_in": 5}), "expires_in"),
+        (json!({"name": "x", "expires_in": -5}), "expires_in"),
+    ] {
+        let response = app
+            .admin(Method::POST, "/applications/canister/api-keys")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["field"], field, "{body}");
+    }
+    let response = app
+        .admin(Method::POST, "/applications/ghost/api-keys")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let response = app
+        .admin(Method::DELETE, "/api-keys/never-existed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[actix_web::test]
+async fn revoked_key_is_refused_and_revoking_again_still_succeeds() {
+    let (app, _, _) = setup().await;
+    let minted = mint(&app, "canister", json!({"name": "k"})).await;
+    let key = minted["api_key"].as_str().unwrap();
+    let id = minted["id"].as_str().unwrap();
+    assert_eq!(verify_status(&app, key).await, 200);
+    let response = app
+        .admin(Method::DELETE, &format!("/api-keys/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let response = app
+        .verify("GET", DAV, "/")
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("revoked")
+    );
+    let response = app
+        .admin(Method::DELETE, &format!("/api-keys/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "idempotent");
+    let listed: Value = app
+        .admin(Method::GET, "/applications/canister/api-keys")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(listed["api_keys"][0]["revoked_at"].is_string());
+}
+
+#[actix_web::test]
+async fn keys_follow_the_application_groups_and_active_flag() {
+    let (app, canister, _) = setup().await;
+    let key = mint(&app, "canister", json!({"name": "k"})).await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = app.access_token(&canister, &[]).await;
+    app.admin(Method::PATCH, "/applications/canister")
+        .json(&json!({"groups": ["other"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        verify_status(&app, &key).await,
+        403,
+        "the key takes the current groups"
+    );
+    app.admin(Method::PATCH, "/applications/canister")
+        .json(&json!({"groups": ["media"], "active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        verify_status(&app, &key).await,
+        401,
+        "inactive application: key refused"
+    );
+    assert_eq!(
+        verify_status(&app, &token).await,
+        401,
+        "inactive application: token refused"
+    );
+    app.admin(Method::PATCH, "/applications/canister")
+        .json(&json!({"active": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verify_status(&app, &key).await, 200);
+}
+
+#[actix_web::test]
+async fn revoke_tokens_refuses_everything_issued_before() {
+    let (app, canister, _) = setup().await;
+    let old_token = app.access_token(&canister, &[]).await;
+    let old_key = mint(&app, "canister", json!({"name": "k"})).await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let response = app
+        .admin(Method::POST, "/applications/canister/revoke-tokens")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Same second of the test clock: old ones refused, new ones accepted.
+    assert_eq!(verify_status(&app, &old_token).await, 401);
+    assert_eq!(verify_status(&app, &old_key).await, 401);
+    let new_token = app.access_token(&canister, &[]).await;
+    assert_eq!(verify_status(&app, &new_token).await, 200);
+    let new_key = mint(&app, "canister", json!({"name": "k2"})).await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(verify_status(&app, &new_key).await, 200);
+}
+
+#[actix_web::test]
+async fn introspection_answers_for_the_clients_own_credentials_only() {
+    let (app, canister, other) = setup().await;
+    let token = app.access_token(&canister, &[]).await;
+    let key = mint(&app, "canister", json!({"name": "k"})).await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let response = as_client(&app, "/oauth/introspect", &canister, &token).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["active"], true);
+    assert_eq!(body["client_id"], "canister");
+    assert_eq!(body["scope"], "webdav");
+    assert!(body["exp"].is_i64());
+    let body: Value = as_client(&app, "/oauth/introspect", &canister, &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["active"], true);
+    assert_eq!(body["auth_method"], "api_key");
+
+    // Someone else's token, garbage: inactive, and nothing more.
+    let body: Value = as_client(&app, "/oauth/introspect", &other, &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, json!({"active": false}));
+    let body: Value = as_client(&app, "/oauth/introspect", &canister, "garbage")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, json!({"active": false}));
+
+    // Client authentication is required; the token parameter too.
+    let wrong = TestClient {
+        client_id: "canister".into(),
+        secret: "nope".into(),
+    };
+    assert_eq!(
+        as_client(&app, "/oauth/introspect", &wrong, &token)
+            .await
+            .status(),
+        401
+    );
+    let response = app
+        .client
+        .post(app.url("/oauth/introspect"))
+        .basic_auth(&canister.client_id, Some(&canister.secret))
+        .form(&[("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}
+
+#[actix_web::test]
+async fn rfc7009_revocation_by_the_owner_only() {
+    let (app, canister, other) = setup().await;
+    let token = app.access_token(&canister, &[]).await;
+    let key = mint(&app, "canister", json!({"name": "k"})).await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Another client cannot revoke them: 200 (RFC 7009), and nothing happens.
+    assert_eq!(
+        as_client(&app, "/oauth/revoke", &other, &token)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        as_client(&app, "/oauth/revoke", &other, &key)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(verify_status(&app, &token).await, 200);
+    assert_eq!(verify_status(&app, &key).await, 200);
+
+    assert_eq!(
+        as_client(&app, "/oauth/revoke", &canister, &token)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(verify_status(&app, &token).await, 401);
+    let body: Value = as_client(&app, "/oauth/introspect", &canister, &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["active"], false);
+    assert_eq!(
+        as_client(&app, "/oauth/revoke", &canister, &key)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(verify_status(&app, &key).await, 401);
+    // Unknown tokens are no error.
+    assert_eq!(
+        as_client(&app, "/oauth/revoke", &canister, "garbage")
+            .await
+            .status(),
+        200
+    );
+    // A fresh token is unaffected.
+    let fresh = app.access_token(&canister, &[]).await;
+    assert_eq!(verify_status(&app, &fresh).await, 200);
+}
+
+#[actix_web::test]
+async fn rotation_keeps_old_credentials_valid_and_signs_with_the_new_key() {
+    let (app, canister, _) = setup().await;
+    let old_token = app.access_token(&canister, &[]).await;
+    let old_key = mint(&app, "canister", json!({"name": "k"})).await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (old_header, _) = jwt_parts(&old_token);
+
+    let response = app
+        .admin(Method::POST, "/keys/rotate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let new_kid = response.json::<Value>().await.unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new_kid, old_header["kid"].as_str().unwrap());
+
+    assert_eq!(verify_status(&app, &old_token).await, 200);
+    assert_eq!(verify_status(&app, &old_key).await, 200);
+    let new_token = app.access_token(&canister, &[]).await;
+    assert_eq!(jwt_parts(&new_token).0["kid"], new_kid);
+    assert_eq!(verify_status(&app, &new_token).await, 200);
+    let new_key = mint(&app, "canister", json!({"name": "k2"})).await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(jwt_parts(&new_key).0["kid"], new_kid);
+
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&new_kid.as_str()) && kids.contains(&old_header["kid"].as_str().unwrap())
+    );
+}
+
+#[actix_web::test]
+async fn audit_log_records_admin_actions_newest_first_in_pages() {
+    let (app, _, _) = setup().await;
+    let minted = mint(&app, "canister", json!({"name": "k"})).await;
+    let response = app
+        .admin(Method::POST, "/applications")
+        .json(&json!({"client_id": "canister"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    app.admin(
+        Method::DELETE,
+        &format!("/api-keys/{}", minted["id"].as_str().unwrap()),
+    )
+    .send()
+    .await
+    .unwrap();
+
+    let page: Value = app
+        .admin(Method::GET, "/audit?limit=2")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["action"], "DELETE /admin/v1/api-keys/{id}");
+    assert_eq!(entries[0]["outcome"], "success");
+    assert_eq!(entries[1]["action"], "POST /admin/v1/applications");
+    assert_eq!(entries[1]["status"], 409);
+    assert_eq!(entries[1]["outcome"], "failure");
+    assert!(entries[0]["actor"].as_str().unwrap().starts_with("admin:"));
+    assert!(!page.to_string().contains(ADMIN_TOKEN));
+    let next = page["next"].as_str().unwrap();
+    let older: Value = app
+        .admin(Method::GET, &format!("/audit?limit=100&before={next}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = older["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions[0],
+        "POST /admin/v1/applications/{client_id}/api-keys"
+    );
+    assert!(older["next"].is_null());
+    // Reads are not actions; bad queries are JSON errors.
+    assert!(!actions.iter().any(|a| a.starts_with("GET")));
+    let response = app
+        .admin(Method::GET, "/audit?limit=lots")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"], "invalid_request");
+}
+
+#[actix_web::test]
+async fn minted_and_revoked_keys_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    // The restarted node listens on another port: a fixed issuer keeps
+    // the keys' `iss` valid, as in any real deployment.
+    let env = [
+        ("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("GATEHOUSE_ISSUER", "https://auth.example.com"),
+    ];
+    let node = Node::start(dir.path(), &env).await;
+    let client = reqwest::Client::new();
+    let admin = |method: Method, path: &str| {
+        client
+            .request(method, node.url(&format!("/admin/v1{path}")))
+            .bearer_auth(ADMIN_TOKEN)
+    };
+    admin(Method::POST, "/applications")
+        .json(&json!({"client_id": "canister", "groups": ["media"]}))
+        .send()
+        .await
+        .unwrap();
+    admin(Method::POST, "/resources")
+        .json(&json!({"host": DAV, "allowed_groups": ["media"]}))
+        .send()
+        .await
+        .unwrap();
+    let mint = |name: &'static str| {
+        admin(Method::POST, "/applications/canister/api-keys")
+            .json(&json!({ "name": name }))
+            .send()
+    };
+    let kept: Value = mint("kept").await.unwrap().json().await.unwrap();
+    let doomed: Value = mint("doomed").await.unwrap().json().await.unwrap();
+    let response = admin(
+        Method::DELETE,
+        &format!("/api-keys/{}", doomed["id"].as_str().unwrap()),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 204);
+    // Killed right after the answers.
+    node.kill9();
+
+    let node = Node::start(dir.path(), &env).await;
+    let verify = |key: &str| {
+        client
+            .get(node.url("/api/verify"))
+            .header("X-Forwarded-Host", DAV)
+            .bearer_auth(key.to_string())
+            .send()
+    };
+    assert_eq!(
+        verify(kept["api_key"].as_str().unwrap())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        verify(doomed["api_key"].as_str().unwrap())
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let audit: Value = client
+        .get(node.url("/admin/v1/audit"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<(String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["target"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        actions
+            .iter()
+            .any(|(a, t)| a == "DELETE /admin/v1/api-keys/{id}"
+                && t.ends_with(doomed["id"].as_str().unwrap())),
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|(a, _)| a == "POST /admin/v1/applications/{client_id}/api-keys")
+            .count(),
+        2
+    );
+}
