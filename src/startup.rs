@@ -170,13 +170,13 @@ impl Application {
 /// Fills the in-memory revocation sets from the store, dropping token
 /// revocations that are no longer needed.
 fn load_revocations(store: &Store, directory: &Directory, now: i64) -> Result<(), StartupError> {
-    let revoked_keys = store
-        .api_keys
-        .all()?
-        .into_iter()
-        .filter(|k| k.revoked_at.is_some())
-        .filter_map(|k| parse_id(&k.id));
-    directory.revocations.revoke_api_keys(revoked_keys);
+    store.api_keys.scan(|key| {
+        if key.revoked_at.is_some()
+            && let Some(id) = parse_id(&key.id)
+        {
+            directory.revocations.revoke_api_key(id);
+        }
+    })?;
     for (jti, exp) in store.revoked_tokens.entries()? {
         match parse_id(&jti) {
             Some(id) if now <= exp.saturating_add(LEEWAY_SECS) => {

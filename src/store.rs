@@ -15,6 +15,7 @@ use crate::crypto::SecretDigest;
 use crate::resources::Resource;
 
 const ADMIN_TOKEN_DIGEST: &str = "admin_token_digest";
+const STORE_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,6 +61,22 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
         flush(&self.db)
     }
 
+    /// Writes many records in one batch, flushed once (bulk imports).
+    pub fn put_many<'a>(
+        &self,
+        records: impl IntoIterator<Item = (&'a str, &'a T)>,
+    ) -> Result<(), StoreError>
+    where
+        T: 'a,
+    {
+        let mut batch = sled::Batch::default();
+        for (key, record) in records {
+            batch.insert(key.as_bytes(), encode(record)?);
+        }
+        self.tree.apply_batch(batch)?;
+        flush(&self.db)
+    }
+
     /// Whether there was a record to remove.
     pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let existed = self.tree.remove(key.as_bytes())?.is_some();
@@ -89,6 +106,16 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
                 decode(&key, &value)
             })
             .collect()
+    }
+
+    /// Calls `visit` with every record, one at a time: a large table is
+    /// never held in memory whole.
+    pub fn scan(&self, mut visit: impl FnMut(T)) -> Result<(), StoreError> {
+        for item in self.tree.iter() {
+            let (key, value) = item?;
+            visit(decode(&key, &value)?);
+        }
+        Ok(())
     }
 
     /// Every (key, record) pair.
@@ -129,7 +156,12 @@ pub struct Store {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir.join("db")).open()?;
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            // sled's default page cache is 1 GiB; what gatehouse keeps
+            // there is read once at start and then served from memory.
+            .cache_capacity(STORE_CACHE_BYTES)
+            .open()?;
         Ok(Self {
             applications: Table::open(&db, "applications")?,
             resources: Table::open(&db, "resources")?,
