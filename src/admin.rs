@@ -106,15 +106,11 @@ impl Admin {
             name,
         };
         let _writer = self.lock();
-        match self.store.applications.create(&app.client_id, &app) {
-            Err(StoreError::AlreadyExists) => {
-                return Err(AdminError::Conflict(format!(
-                    "an application with client_id {:?} already exists",
-                    app.client_id
-                )));
-            }
-            other => other?,
-        }
+        created(
+            self.store.applications.create(&app.client_id, &app),
+            "application",
+            &app.client_id,
+        )?;
         self.directory.put_application(app.clone());
         log::info!("created application {}", app.client_id);
         Ok((app, secret))
@@ -238,15 +234,11 @@ impl Admin {
         };
         let resource = Resource::create(id, new, now)?;
         let _writer = self.lock();
-        match self.store.resources.create(&resource.id, &resource) {
-            Err(StoreError::AlreadyExists) => {
-                return Err(AdminError::Conflict(format!(
-                    "a resource with id {:?} already exists",
-                    resource.id
-                )));
-            }
-            other => other?,
-        }
+        created(
+            self.store.resources.create(&resource.id, &resource),
+            "resource",
+            &resource.id,
+        )?;
         self.directory.put_resource(resource.clone());
         log::info!(
             "created resource {} for host {}",
@@ -456,6 +448,16 @@ impl Admin {
     /// Newest first, `limit` entries older than `before`.
     pub fn audit(&self, before: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, AdminError> {
         Ok(self.store.audit.page_back(before, limit)?)
+    }
+}
+
+/// A store insert, with a taken key answered as the admin API's 409.
+fn created(result: Result<(), StoreError>, what: &str, key: &str) -> Result<(), AdminError> {
+    match result {
+        Err(StoreError::AlreadyExists) => Err(AdminError::Conflict(format!(
+            "{what} {key:?} already exists"
+        ))),
+        other => Ok(other?),
     }
 }
 
