@@ -24,6 +24,8 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Print a valid access token, reusing a cached one until shortly before it expires.
+    Token(TokenArgs),
     /// Exit 0 if the local node is ready (for container health checks).
     Healthcheck {
         #[command(flatten)]
@@ -32,6 +34,30 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// The issuer's base URL, e.g. https://auth.example.com
+    #[arg(long)]
+    pub issuer: String,
+    #[arg(long)]
+    pub client_id: String,
+    /// File holding the client secret [default: $GATEHOUSE_CLIENT_SECRET]
+    #[arg(long)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Space-separated scopes to ask for
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Audience to ask for
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// Where cached tokens live [default: $XDG_CACHE_HOME/gatehouse or ~/.cache/gatehouse]
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Always fetch a new token, and cache nothing
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Subcommand)]

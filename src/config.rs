@@ -20,6 +20,8 @@ fn loopback() -> Vec<IpNet> {
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "gatehouse.toml";
 const ENV_PREFIX: &str = "GATEHOUSE_";
+/// Where `gatehouse token` looks for the client secret without a file.
+pub const CLIENT_SECRET_ENV: &str = "GATEHOUSE_CLIENT_SECRET";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -205,8 +207,9 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
         None => {}
     }
     let settings: Settings = figment
-        // GATEHOUSE_CONFIG names the file itself and is read by the CLI.
-        .merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]))
+        // GATEHOUSE_CONFIG names the file itself, GATEHOUSE_CLIENT_SECRET is
+        // `gatehouse token`'s: neither is a server setting.
+        .merge(Env::prefixed(ENV_PREFIX).ignore(&["config", "client_secret"]))
         .merge(Serialized::defaults(overrides))
         .extract()
         .map_err(Box::new)?;

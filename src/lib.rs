@@ -20,6 +20,7 @@ pub mod applications;
 pub mod audit;
 pub mod claims;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -3,12 +3,13 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use gatehouse::cli::{Cli, Command, ConfigArgs, KeysAction, ServeArgs};
+use gatehouse::cli::{Cli, Command, ConfigArgs, KeysAction, ServeArgs, TokenArgs};
 use gatehouse::clock::SystemClock;
+use gatehouse::config::CLIENT_SECRET_ENV;
 use gatehouse::config::{self, Settings};
 use gatehouse::keys::KeyDir;
 use gatehouse::startup::Application;
-use gatehouse::{crypto, healthcheck};
+use gatehouse::{client, crypto, healthcheck};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -16,6 +17,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => settings(&args.config).and_then(serve),
         Command::Keys { action, config } => settings(&config).and_then(|s| keys(action, &s)),
+        Command::Token(args) => token(args),
         Command::Healthcheck { config, url } => settings(&config).and_then(|s| {
             let url = url.unwrap_or_else(|| healthcheck::readiness_url(s.listen));
             actix_web::rt::System::new().block_on(healthcheck::probe(&url))
@@ -41,6 +43,32 @@ fn serve(settings: Settings) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
+}
+
+fn token(args: TokenArgs) -> Result<(), String> {
+    let client_secret = match &args.client_secret_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .trim()
+            .to_string(),
+        None => std::env::var(CLIENT_SECRET_ENV)
+            .map_err(|_| format!("give --client-secret-file or set {CLIENT_SECRET_ENV}"))?,
+    };
+    let query = client::TokenQuery {
+        issuer: args.issuer,
+        client_id: args.client_id,
+        client_secret,
+        scope: args.scope,
+        audience: args.audience,
+        cache_dir: if args.no_cache {
+            None
+        } else {
+            args.cache_dir.or_else(client::default_cache_dir)
+        },
+    };
+    let token = actix_web::rt::System::new().block_on(client::token(&query))?;
+    println!("{token}");
+    Ok(())
 }
 
 fn keys(action: KeysAction, settings: &Settings) -> Result<(), String> {

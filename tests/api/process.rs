@@ -274,3 +274,104 @@ async fn keys_subcommands_manage_the_key_directory() {
     let (header, _) = crate::helpers::jwt_parts(body["access_token"].as_str().unwrap());
     assert_eq!(header["kid"], rotated.trim());
 }
+
+#[actix_web::test]
+async fn token_helper_prints_a_token_and_reuses_it_until_near_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &ADMIN_ENV).await;
+    let secret = create(&node, "canister").await;
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let cache = dir.path().join("cache");
+    let issuer = node.url("");
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "token",
+            "--issuer",
+            issuer.as_str(),
+            "--client-id",
+            "canister",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let with_file = [
+        "--client-secret-file",
+        secret_file.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    let printed = |output: Output| {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    };
+    let run_args = |args: Vec<String>, env: &[(&str, &str)]| {
+        gatehouse_command(dir.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+
+    let first = printed(run_args(args(&with_file), &[]));
+    let (header, claims) = crate::helpers::jwt_parts(&first);
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(claims["client_id"], "canister");
+    let second = printed(run_args(args(&with_file), &[]));
+    assert_eq!(second, first, "the cached token is reused");
+
+    // Near its expiry the cached token is replaced.
+    let cached = std::fs::read_dir(&cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&cached).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let soon = chrono::Utc::now().timestamp() + 30;
+    std::fs::write(
+        &cached,
+        json!({"access_token": first, "expires_at": soon}).to_string(),
+    )
+    .unwrap();
+    let third = printed(run_args(args(&with_file), &[]));
+    assert_ne!(third, first);
+
+    // The secret from the environment; a wrong one fails with the reason.
+    let from_env = printed(run_args(
+        args(&["--no-cache"]),
+        &[("GATEHOUSE_CLIENT_SECRET", secret.as_str())],
+    ));
+    assert_eq!(crate::helpers::jwt_parts(&from_env).1["sub"], "canister");
+    let failed = run_args(
+        args(&["--no-cache"]),
+        &[("GATEHOUSE_CLIENT_SECRET", "gcs_wrong")],
+    );
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("401"));
+}
+
+#[actix_web::test]
+async fn client_secret_variable_does_not_upset_the_server_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ADMIN_ENV[0],
+        ("GATEHOUSE_CLIENT_SECRET", "for-the-token-helper"),
+    ];
+    let node = Node::start(dir.path(), &env).await;
+    assert_eq!(
+        reqwest::get(node.url("/readyz")).await.unwrap().status(),
+        200
+    );
+}

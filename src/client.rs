@@ -1,0 +1,160 @@
+//! `gatehouse token`: a client helper that prints a valid access token,
+//! reusing a cached one until shortly before it expires. For shell
+//! scripts: `curl -H "Authorization: Bearer $(gatehouse token …)" …`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::sha256;
+use crate::keys::{create_private_dir, write_private_file};
+
+/// A cached token is replaced this long before it expires.
+const RENEW_BEFORE_SECS: i64 = 60;
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct TokenQuery {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedToken {
+    access_token: String,
+    expires_at: i64,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    expires_in: i64,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    token_endpoint: String,
+}
+
+/// The token to use now: the cached one while it lasts, else a new one.
+pub async fn token(query: &TokenQuery) -> Result<String, String> {
+    let cache = query.cache_dir.as_ref().map(|dir| cache_file(dir, query));
+    let now = Utc::now().timestamp();
+    if let Some(cached) = cache.as_deref().and_then(read_cache)
+        && cached.expires_at - RENEW_BEFORE_SECS > now
+    {
+        return Ok(cached.access_token);
+    }
+    let answer = fetch(query).await?;
+    if let Some(path) = cache {
+        let cached = CachedToken {
+            access_token: answer.access_token.clone(),
+            expires_at: now + answer.expires_in,
+        };
+        // A cache that cannot be written costs a token request next time, no more.
+        if let Err(e) = write_cache(&path, &cached) {
+            eprintln!(
+                "gatehouse: cannot cache the token in {}: {e}",
+                path.display()
+            );
+        }
+    }
+    Ok(answer.access_token)
+}
+
+async fn fetch(query: &TokenQuery) -> Result<TokenAnswer, String> {
+    let client = reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let issuer = query.issuer.trim_end_matches('/');
+    // RFC 8414 discovery, falling back to gatehouse's own path.
+    let endpoint = match client
+        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+    {
+        Ok(response) if response.status().is_success() => response
+            .json::<Metadata>()
+            .await
+            .map(|m| m.token_endpoint)
+            .unwrap_or_else(|_| format!("{issuer}/oauth/token")),
+        _ => format!("{issuer}/oauth/token"),
+    };
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = &query.scope {
+        form.push(("scope", scope));
+    }
+    if let Some(audience) = &query.audience {
+        form.push(("audience", audience));
+    }
+    let response = client
+        .post(&endpoint)
+        .basic_auth(
+            form_encode(&query.client_id),
+            Some(form_encode(&query.client_secret)),
+        )
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| format!("{endpoint}: {e}"))?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        let reason = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error_description"].as_str().map(str::to_string))
+            .unwrap_or(body);
+        return Err(format!("{endpoint} answered {status}: {reason}"));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("{endpoint}: unexpected answer: {e}"))
+}
+
+/// RFC 6749 §2.3.1: Basic credentials are form-urlencoded first.
+fn form_encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// One file per issuer, client and request, named by their digest.
+fn cache_file(dir: &Path, query: &TokenQuery) -> PathBuf {
+    let key = format!(
+        "{}\n{}\n{}\n{}",
+        query.issuer,
+        query.client_id,
+        query.scope.as_deref().unwrap_or(""),
+        query.audience.as_deref().unwrap_or("")
+    );
+    let name: String = sha256(key.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    dir.join(format!("token-{name}.json"))
+}
+
+fn read_cache(path: &Path) -> Option<CachedToken> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Written to a fresh file (mode 0600) and renamed into place.
+fn write_cache(path: &Path, cached: &CachedToken) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    write_private_file(&tmp, &serde_json::to_vec(cached).unwrap_or_default())?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `$XDG_CACHE_HOME/gatehouse`, else `~/.cache/gatehouse`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .map(|dir| dir.join("gatehouse"))
+}
