@@ -48,9 +48,14 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError
     move |source| StartupError::Io { context, source }
 }
 
+/// In-flight requests get this long to finish after SIGTERM or SIGINT;
+/// less than Kubernetes' default 30 s grace period.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 20;
+
 pub struct Application {
     port: u16,
     server: Server,
+    store: Arc<Store>,
 }
 
 impl Application {
@@ -107,7 +112,7 @@ impl Application {
                 throttle,
             ),
             admin: Some(Admin::new(
-                store,
+                Arc::clone(&store),
                 Arc::clone(&directory),
                 Arc::clone(&keys),
                 settings.keys_dir.clone(),
@@ -146,6 +151,7 @@ impl Application {
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))
         })
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         .listen(listener)
         .map_err(io("cannot serve on the listener"))?;
         if let Some(workers) = workers {
@@ -155,6 +161,7 @@ impl Application {
         Ok(Self {
             port: local.port(),
             server: server.run(),
+            store,
         })
     }
 
@@ -162,8 +169,13 @@ impl Application {
         self.port
     }
 
+    /// Serves until SIGTERM or SIGINT: then stops accepting, lets
+    /// in-flight requests finish, and flushes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        self.server.await?;
+        self.store.flush().map_err(std::io::Error::other)?;
+        log::info!("stopped; store flushed");
+        Ok(())
     }
 }
 

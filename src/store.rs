@@ -173,6 +173,11 @@ impl Store {
         })
     }
 
+    /// Forces everything onto disk (each write already did; this is for shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        flush(&self.db)
+    }
+
     /// A number larger than any this store handed out before.
     pub fn next_sequence(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()?)

@@ -172,3 +172,64 @@ async fn browsers_are_sent_to_the_login_url_others_get_401() {
         json!({"error": "unauthorized", "error_description": "no bearer token"})
     );
 }
+
+#[actix_web::test]
+async fn sigterm_lets_in_flight_requests_finish_then_flushes_and_exits() {
+    // An upstream that takes a second to answer keeps a request in flight.
+    let server = HttpServer::new(|| {
+        App::new().route(
+            "/api/verify",
+            web::to(|| async {
+                actix_web::rt::time::sleep(std::time::Duration::from_secs(1)).await;
+                HttpResponse::Ok()
+                    .insert_header(("Remote-User", "slow"))
+                    .finish()
+            }),
+        )
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let upstream = format!("http://127.0.0.1:{}/api/verify", server.addrs()[0].port());
+    actix_web::rt::spawn(server.run());
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = crate::helpers::Node::start(
+        dir.path(),
+        &[("GATEHOUSE_UPSTREAM_VERIFY_URL", upstream.as_str())],
+    )
+    .await;
+    let url = node.url("/api/verify");
+    let in_flight = actix_web::rt::spawn(async move { reqwest::get(url).await });
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(300)).await;
+    let pid = node.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "the request in flight got its answer"
+    );
+    assert_eq!(response.headers()["remote-user"], "slow");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gatehouse did not exit after SIGTERM"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    let log = std::fs::read_to_string(&node.log).unwrap();
+    assert!(log.contains("stopped; store flushed"), "{log}");
+}
