@@ -81,7 +81,7 @@ pub struct ServeArgs {
 #[derive(Debug, Default, clap::Args)]
 pub struct ConfigArgs {
     /// TOML configuration file [default: gatehouse.toml, if present]
-    #[arg(long, env = "GATEHOUSE_CONFIG")]
+    #[arg(long, env = "GATEHOUSE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: Overrides,

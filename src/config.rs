@@ -159,27 +159,27 @@ impl Settings {
 #[derive(Debug, Default, Clone, Serialize, clap::Args)]
 pub struct Overrides {
     /// Address to listen on, e.g. 0.0.0.0:8080
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
     /// Directory of the sled store
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// Directory of the signing keys
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keys_dir: Option<PathBuf>,
     /// Public base URL (the `iss` of issued tokens)
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
     /// primary or replica
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
     /// Base URL of the primary (replicas)
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub primary_url: Option<String>,
 }

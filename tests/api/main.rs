@@ -2,6 +2,7 @@
 
 mod admin;
 mod api_keys;
+mod container;
 mod discovery;
 mod e2e;
 mod helpers;

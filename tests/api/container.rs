@@ -1,0 +1,97 @@
+//! The Dockerfile, checked without a Docker engine (none runs on these
+//! machines): a non-root runtime user, a HEALTHCHECK through `gatehouse
+//! healthcheck`, the exposed port, a build command identical to one that
+//! .ci/run runs, and runtime settings the binary accepts.
+
+use std::path::Path;
+
+use crate::helpers::gatehouse_command;
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).unwrap()
+}
+
+/// The instructions of the last stage, as (INSTRUCTION, arguments), with
+/// line continuations joined and comments dropped.
+fn final_stage(dockerfile: &str) -> Vec<(String, String)> {
+    let joined = dockerfile.replace("\\\n", " ");
+    let instructions: Vec<(String, String)> = joined
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(i, rest)| (i.to_ascii_uppercase(), rest.trim().to_string()))
+        .collect();
+    let last_from = instructions.iter().rposition(|(i, _)| i == "FROM").unwrap();
+    instructions[last_from..].to_vec()
+}
+
+#[test]
+fn dockerfile_runs_as_non_root_with_a_healthcheck() {
+    let dockerfile = read("Dockerfile");
+    let stage = final_stage(&dockerfile);
+    let get = |name: &str| {
+        stage
+            .iter()
+            .filter(|(i, _)| i == name)
+            .map(|(_, a)| a.clone())
+            .collect::<Vec<_>>()
+    };
+
+    let user = get("USER").pop().expect("the runtime stage sets USER");
+    assert!(
+        !["root", "0", "0:0"].contains(&user.as_str()),
+        "runs as {user}"
+    );
+    let healthcheck = get("HEALTHCHECK").pop().expect("HEALTHCHECK");
+    assert!(
+        healthcheck.contains(r#"["gatehouse", "healthcheck"]"#),
+        "{healthcheck}"
+    );
+    assert_eq!(get("EXPOSE"), vec!["8080".to_string()]);
+
+    // The image's build command is one .ci/run runs, so CI proves it builds.
+    let build = dockerfile
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("RUN cargo build"))
+        .map(|rest| format!("cargo build{rest}"))
+        .expect("a cargo build step");
+    assert!(
+        build.contains("--release") && build.contains("--locked"),
+        "{build}"
+    );
+    assert!(
+        read(".ci/run").lines().any(|l| l.trim() == build),
+        ".ci/run must run `{build}`"
+    );
+}
+
+#[test]
+fn dockerfile_environment_is_accepted_by_the_binary() {
+    let dockerfile = read("Dockerfile");
+    let env: Vec<(String, String)> = final_stage(&dockerfile)
+        .into_iter()
+        .filter(|(i, _)| i == "ENV")
+        .flat_map(|(_, args)| {
+            args.split_whitespace()
+                .filter_map(|pair| {
+                    pair.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(env.iter().any(|(k, _)| k == "GATEHOUSE_LISTEN"));
+    // Loading the configuration fails on any unknown GATEHOUSE_* key.
+    let dir = tempfile::tempdir().unwrap();
+    let output = gatehouse_command(dir.path())
+        .args(["keys", "list", "--keys-dir", dir.path().to_str().unwrap()])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
