@@ -29,6 +29,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod issuer;
 pub mod keys;
+pub mod metrics;
 pub mod resources;
 pub mod revocation;
 pub mod startup;

@@ -19,6 +19,7 @@ use crate::http::upstream::SessionUpstream;
 use crate::http::{self, AppState};
 use crate::issuer::TokenIssuer;
 use crate::keys::{KeyDir, KeyError, KeyRing, create_private_dir, write_private_file};
+use crate::metrics::Metrics;
 use crate::revocation::parse_id;
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
@@ -122,6 +123,8 @@ impl Application {
             verifier: Verifier::new(issuer_url.clone()),
             verify_throttle,
             session_upstream,
+            metrics: Metrics::new()
+                .map_err(|e| StartupError::Unsupported(format!("metrics: {e}")))?,
             issuer_url,
             settings,
             clock,
@@ -146,8 +149,10 @@ impl Application {
                     Logger::new(r#"%a "%r" %s %b %Dms"#)
                         .exclude("/api/verify")
                         .exclude("/healthz")
-                        .exclude("/readyz"),
+                        .exclude("/readyz")
+                        .exclude("/metrics"),
                 )
+                .wrap(actix_web::middleware::from_fn(http::record_metrics))
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))
         })

@@ -174,6 +174,29 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
+    /// A stable label for metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            VerifyError::MissingToken => "missing_token",
+            VerifyError::TooLong => "too_long",
+            VerifyError::Malformed => "malformed",
+            VerifyError::Algorithm => "algorithm",
+            VerifyError::Type => "type",
+            VerifyError::UnknownKey => "unknown_key",
+            VerifyError::Signature => "signature",
+            VerifyError::Issuer => "issuer",
+            VerifyError::Expired => "expired",
+            VerifyError::NotYetValid => "not_yet_valid",
+            VerifyError::UnknownApplication => "unknown_application",
+            VerifyError::InactiveApplication => "inactive_application",
+            VerifyError::Revoked => "revoked",
+            VerifyError::NoRule => "no_rule",
+            VerifyError::MethodNotAllowed => "method_not_allowed",
+            VerifyError::GroupNotAllowed => "group_not_allowed",
+            VerifyError::AudienceNotAllowed => "audience_not_allowed",
+        }
+    }
+
     pub fn is_forbidden(self) -> bool {
         matches!(
             self,

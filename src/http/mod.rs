@@ -12,6 +12,10 @@ pub mod upstream;
 pub mod verify;
 
 use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 
 use actix_web::middleware::{self, DefaultHeaders};
 use actix_web::{HttpResponse, web};
@@ -23,6 +27,7 @@ use crate::crypto::SecretDigest;
 use crate::directory::Directory;
 use crate::issuer::TokenIssuer;
 use crate::keys::KeyRing;
+use crate::metrics::Metrics;
 use crate::throttle::Throttle;
 use crate::verifier::Verifier;
 use error::ApiError;
@@ -44,6 +49,7 @@ pub struct AppState {
     /// endpoint's failures, so neither locks the other out.
     pub verify_throttle: Throttle,
     pub session_upstream: Option<SessionUpstream>,
+    pub metrics: Metrics,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -83,11 +89,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/.well-known/jwks.json", web::get().to(discovery::jwks))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .service(
             web::scope("/admin/v1")
                 .wrap(middleware::from_fn(admin::audit_trail))
                 .configure(admin::configure),
         );
+}
+
+/// Counts every request by route and status, and times it.
+pub async fn record_metrics(
+    req: ServiceRequest,
+    next: middleware::Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let route = crate::metrics::route_label(req.path());
+    let response = next.call(req).await?;
+    if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
+        state
+            .metrics
+            .observe_request(route, response.status().as_u16(), started.elapsed());
+    }
+    Ok(response)
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {

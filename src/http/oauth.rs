@@ -40,12 +40,15 @@ pub async fn token(
     let request = parse_token_request(&req, &body)?;
     let addr = client_addr(&req, &state.settings.trusted_proxies);
     match state.issuer.issue(request, addr, state.clock.now()) {
-        Ok(issued) => Ok(HttpResponse::Ok().json(TokenResponse {
-            access_token: issued.access_token,
-            token_type: "Bearer",
-            expires_in: issued.expires_in,
-            scope: issued.scope,
-        })),
+        Ok(issued) => {
+            state.metrics.token_issued();
+            Ok(HttpResponse::Ok().json(TokenResponse {
+                access_token: issued.access_token,
+                token_type: "Bearer",
+                expires_in: issued.expires_in,
+                scope: issued.scope,
+            }))
+        }
         Err(TokenError::InvalidClient { basic_used, delay }) => {
             // Held back without blocking the worker, to slow down guessing.
             if !delay.is_zero() {

@@ -21,8 +21,14 @@ pub async fn verify(
     let original = OriginalRequest::of(&req, trusted_peer(&req, &state.settings.trusted_proxies));
     let bearer = match bearer_token(&req) {
         Ok(Some(bearer)) => bearer,
-        Ok(None) => return session_fallback(&req, &state, &original).await,
-        Err(e) => return Err(e.into()),
+        Ok(None) => {
+            state.metrics.verify_denied("session_fallback");
+            return session_fallback(&req, &state, &original).await;
+        }
+        Err(e) => {
+            state.metrics.verify_denied(e.reason());
+            return Err(e.into());
+        }
     };
     let now = state.clock.now().timestamp();
     let address = [ThrottleKey::Address(client_addr(
@@ -56,9 +62,11 @@ pub async fn verify(
                 original.path,
                 grant.token.client_id
             );
+            state.metrics.verify_granted();
             Ok(identity_response(&grant))
         }
         Err(e) => {
+            state.metrics.verify_denied(e.reason());
             if looks_forged(e) {
                 state.verify_throttle.record_failure(&address, now);
             }

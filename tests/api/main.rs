@@ -7,6 +7,7 @@ mod discovery;
 mod e2e;
 mod helpers;
 mod interop;
+mod metrics;
 mod process;
 mod session;
 mod token;

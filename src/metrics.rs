@@ -1,0 +1,198 @@
+//! Prometheus metrics, exposed at `GET /metrics`. Label handles are
+//! resolved once, so the hot path pays a few atomic increments.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::directory::Directory;
+
+/// Routes as labels: a fixed set, so a scan of random paths cannot grow
+/// the label space.
+const ROUTES: [&str; 8] = [
+    "verify",
+    "token",
+    "introspect",
+    "revoke",
+    "discovery",
+    "admin",
+    "health",
+    "other",
+];
+
+/// The `route` label of a request path.
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/api/verify" => "verify",
+        "/oauth/token" => "token",
+        "/oauth/introspect" => "introspect",
+        "/oauth/revoke" => "revoke",
+        "/healthz" | "/readyz" | "/metrics" => "health",
+        p if p.starts_with("/.well-known/") => "discovery",
+        p if p.starts_with("/admin/") => "admin",
+        _ => "other",
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: Vec<(&'static str, Histogram)>,
+    decisions: IntCounterVec,
+    granted: IntCounter,
+    tokens_issued: IntCounter,
+    revoked_api_keys: IntGauge,
+    revoked_access_tokens: IntGauge,
+    state_version: IntGauge,
+    applications: IntGauge,
+    resources: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("gatehouse".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            &["route", "status"],
+        )?;
+        let latency_vec = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "Time to answer, by route")
+                .buckets(vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    1.0,
+                ]),
+            &["route"],
+        )?;
+        let decisions = IntCounterVec::new(
+            Opts::new(
+                "verify_decisions_total",
+                "/api/verify decisions by outcome and reason",
+            ),
+            &["outcome", "reason"],
+        )?;
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help);
+        let metrics = Self {
+            latency: ROUTES
+                .iter()
+                .map(|route| Ok((*route, latency_vec.get_metric_with_label_values(&[route])?)))
+                .collect::<Result<_, prometheus::Error>>()?,
+            granted: decisions.get_metric_with_label_values(&["granted", "ok"])?,
+            tokens_issued: IntCounter::new("tokens_issued_total", "Access tokens issued")?,
+            revoked_api_keys: gauge("revoked_api_keys", "Revoked API key ids held in memory")?,
+            revoked_access_tokens: gauge(
+                "revoked_access_tokens",
+                "Revoked access-token jtis held in memory",
+            )?,
+            state_version: gauge("state_version", "Version of the in-memory state")?,
+            applications: gauge("applications", "Applications")?,
+            resources: gauge("resources", "Forward-auth rules")?,
+            registry,
+            requests,
+            decisions,
+        };
+        metrics
+            .registry
+            .register(Box::new(metrics.requests.clone()))?;
+        metrics.registry.register(Box::new(latency_vec))?;
+        metrics
+            .registry
+            .register(Box::new(metrics.decisions.clone()))?;
+        for collector in [
+            Box::new(metrics.tokens_issued.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(metrics.revoked_api_keys.clone()),
+            Box::new(metrics.revoked_access_tokens.clone()),
+            Box::new(metrics.state_version.clone()),
+            Box::new(metrics.applications.clone()),
+            Box::new(metrics.resources.clone()),
+        ] {
+            metrics.registry.register(collector)?;
+        }
+        Ok(metrics)
+    }
+
+    pub fn observe_request(&self, route: &'static str, status: u16, elapsed: Duration) {
+        let mut buffer = itoa_status(status);
+        if let Ok(counter) = self
+            .requests
+            .get_metric_with_label_values(&[route, status_str(&mut buffer)])
+        {
+            counter.inc();
+        }
+        if let Some((_, histogram)) = self.latency.iter().find(|(r, _)| *r == route) {
+            histogram.observe(elapsed.as_secs_f64());
+        }
+    }
+
+    pub fn verify_granted(&self) {
+        self.granted.inc();
+    }
+
+    pub fn verify_denied(&self, reason: &'static str) {
+        if let Ok(counter) = self
+            .decisions
+            .get_metric_with_label_values(&["denied", reason])
+        {
+            counter.inc();
+        }
+    }
+
+    pub fn token_issued(&self) {
+        self.tokens_issued.inc();
+    }
+
+    /// The Prometheus text exposition, with the state gauges read now.
+    pub fn render(&self, directory: &Directory) -> Result<String, prometheus::Error> {
+        let snapshot = directory.snapshot();
+        let (keys, tokens) = directory.revocations.len();
+        self.revoked_api_keys
+            .set(i64::try_from(keys).unwrap_or(i64::MAX));
+        self.revoked_access_tokens
+            .set(i64::try_from(tokens).unwrap_or(i64::MAX));
+        self.state_version
+            .set(i64::try_from(snapshot.version).unwrap_or(i64::MAX));
+        self.applications
+            .set(i64::try_from(snapshot.applications.len()).unwrap_or(i64::MAX));
+        self.resources
+            .set(i64::try_from(snapshot.resources.len()).unwrap_or(i64::MAX));
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+}
+
+/// A status code as three ASCII digits, without allocating.
+fn itoa_status(status: u16) -> [u8; 3] {
+    let status = status.min(999);
+    [
+        b'0' + (status / 100) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+    ]
+}
+
+fn status_str(digits: &mut [u8; 3]) -> &str {
+    std::str::from_utf8(digits).unwrap_or("000")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_map_to_a_fixed_label_set() {
+        assert_eq!(route_label("/api/verify"), "verify");
+        assert_eq!(route_label("/admin/v1/applications/x"), "admin");
+        assert_eq!(route_label("/.well-known/jwks.json"), "discovery");
+        assert_eq!(route_label("/wp-login.php"), "other");
+        assert!(ROUTES.contains(&route_label("/anything")));
+    }
+
+    #[test]
+    fn status_digits() {
+        let mut digits = itoa_status(404);
+        assert_eq!(status_str(&mut digits), "404");
+    }
+}

@@ -1,0 +1,143 @@
+//! `GET /metrics`: parsed by the reference Prometheus text parser
+//! (Python prometheus_client), and its counters move with the traffic.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, python_has, spawn_app};
+
+/// Every sample as "name{label=value,…}" → value, via prometheus_client.
+async fn scrape(app: &TestApp) -> HashMap<String, f64> {
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    let parser = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        out[f"{s.name}{{{labels}}}"] = s.value
+print(json.dumps(out))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", parser])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "not valid exposition format: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let parsed: HashMap<String, Value> = serde_json::from_slice(&output.stdout).unwrap();
+    parsed
+        .into_iter()
+        .map(|(k, v)| (k, v.as_f64().unwrap()))
+        .collect()
+}
+
+fn sample(samples: &HashMap<String, f64>, key: &str) -> f64 {
+    samples.get(key).copied().unwrap_or(0.0)
+}
+
+#[actix_web::test]
+async fn metrics_parse_and_move_with_traffic() {
+    if !python_has("prometheus_client") {
+        return;
+    }
+    let app = spawn_app().await;
+    let client = app
+        .create_application(json!({"client_id": "canister", "groups": ["media"]}))
+        .await;
+    app.create_resource(json!({"host": "dav.example.com", "allowed_groups": ["media"]}))
+        .await;
+    let token = app.access_token(&client, &[]).await;
+    let before = scrape(&app).await;
+
+    app.access_token(&client, &[]).await;
+    let granted = app
+        .verify("GET", "dav.example.com", "/")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), 200);
+    let denied = app
+        .verify("GET", "dav.example.com", "/")
+        .bearer_auth("garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    let after = scrape(&app).await;
+
+    let moved = |key: &str| sample(&after, key) - sample(&before, key);
+    assert_eq!(moved("gatehouse_tokens_issued_total{}"), 1.0);
+    assert_eq!(
+        moved("gatehouse_verify_decisions_total{outcome=granted,reason=ok}"),
+        1.0
+    );
+    assert_eq!(
+        moved("gatehouse_verify_decisions_total{outcome=denied,reason=malformed}"),
+        1.0
+    );
+    assert_eq!(
+        moved("gatehouse_http_requests_total{route=verify,status=200}"),
+        1.0
+    );
+    assert_eq!(
+        moved("gatehouse_http_requests_total{route=verify,status=401}"),
+        1.0
+    );
+    assert_eq!(
+        moved("gatehouse_http_requests_total{route=token,status=200}"),
+        1.0
+    );
+    assert!(moved("gatehouse_http_request_duration_seconds_count{route=verify}") >= 2.0);
+    assert_eq!(sample(&after, "gatehouse_applications{}"), 1.0);
+    assert_eq!(sample(&after, "gatehouse_resources{}"), 1.0);
+    assert!(sample(&after, "gatehouse_state_version{}") >= 3.0);
+    assert_eq!(sample(&after, "gatehouse_revoked_api_keys{}"), 0.0);
+
+    // Revocation shows in the gauge.
+    let minted: Value = app
+        .admin(reqwest::Method::POST, "/applications/canister/api-keys")
+        .json(&json!({"name": "k"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    app.admin(
+        reqwest::Method::DELETE,
+        &format!("/api-keys/{}", minted["id"].as_str().unwrap()),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        sample(&scrape(&app).await, "gatehouse_revoked_api_keys{}"),
+        1.0
+    );
+}
