@@ -130,6 +130,16 @@ impl Metrics {
         self.granted.inc();
     }
 
+    /// No bearer token: the session fallback decides.
+    pub fn verify_fallback(&self) {
+        if let Ok(counter) = self
+            .decisions
+            .get_metric_with_label_values(&["fallback", "no_bearer_token"])
+        {
+            counter.inc();
+        }
+    }
+
     pub fn verify_denied(&self, reason: &'static str) {
         if let Ok(counter) = self
             .decisions

@@ -18,23 +18,20 @@ pub async fn verify(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let original = OriginalRequest::of(&req, trusted_peer(&req, &state.settings.trusted_proxies));
+    let trusted = &state.settings.trusted_proxies;
+    let original = OriginalRequest::of(&req, trusted_peer(&req, trusted));
+    // An unreadable Authorization header is decided (and throttled) like
+    // any other bad token; no bearer at all goes to the session fallback.
     let bearer = match bearer_token(&req) {
-        Ok(Some(bearer)) => bearer,
+        Ok(Some(bearer)) => Ok(bearer),
         Ok(None) => {
-            state.metrics.verify_denied("session_fallback");
+            state.metrics.verify_fallback();
             return session_fallback(&req, &state, &original).await;
         }
-        Err(e) => {
-            state.metrics.verify_denied(e.reason());
-            return Err(e.into());
-        }
+        Err(e) => Err(e),
     };
     let now = state.clock.now().timestamp();
-    let address = [ThrottleKey::Address(client_addr(
-        &req,
-        &state.settings.trusted_proxies,
-    ))];
+    let address = [ThrottleKey::Address(client_addr(&req, trusted))];
     state
         .verify_throttle
         .check(&address, now)
@@ -45,14 +42,16 @@ pub async fn verify(
         host: &original.host,
         path: &original.path,
     };
-    let decision = state.verifier.verify(
-        &state.directory.snapshot(),
-        &state.keys.current(),
-        &state.directory.revocations,
-        bearer,
-        &target,
-        now,
-    );
+    let decision = bearer.and_then(|bearer| {
+        state.verifier.verify(
+            &state.directory.snapshot(),
+            &state.keys.current(),
+            &state.directory.revocations,
+            bearer,
+            &target,
+            now,
+        )
+    });
     match decision {
         Ok(grant) => {
             log::debug!(
