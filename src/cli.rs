@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::admin_client::AdminCommand;
 use crate::config::Overrides;
 
 #[derive(Debug, Parser)]
@@ -23,6 +24,19 @@ pub enum Command {
         action: KeysAction,
         #[command(flatten)]
         config: ConfigArgs,
+    },
+    /// Call the admin API of a node.
+    Admin {
+        /// The node's base URL [default: http://<listen> from the configuration]
+        #[arg(long)]
+        url: Option<String>,
+        /// File holding the admin token [default: $GATEHOUSE_ADMIN_TOKEN, else <data_dir>/admin-token]
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: AdminCommand,
     },
     /// Print a valid access token, reusing a cached one until shortly before it expires.
     Token(TokenArgs),

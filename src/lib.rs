@@ -15,6 +15,7 @@
 )]
 
 pub mod admin;
+pub mod admin_client;
 pub mod api_keys;
 pub mod applications;
 pub mod audit;

@@ -9,7 +9,7 @@ use gatehouse::config::CLIENT_SECRET_ENV;
 use gatehouse::config::{self, Settings};
 use gatehouse::keys::KeyDir;
 use gatehouse::startup::Application;
-use gatehouse::{client, crypto, healthcheck};
+use gatehouse::{admin_client, client, crypto, healthcheck};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -18,6 +18,23 @@ fn main() -> ExitCode {
         Command::Serve(args) => settings(&args.config).and_then(serve),
         Command::Keys { action, config } => settings(&config).and_then(|s| keys(action, &s)),
         Command::Token(args) => token(args),
+        Command::Admin {
+            url,
+            admin_token_file,
+            config,
+            command,
+        } => settings(&config).and_then(|s| {
+            let token = admin_client::admin_token(admin_token_file.as_ref(), &s.data_dir)?;
+            let url = url.unwrap_or_else(|| {
+                healthcheck::readiness_url(s.listen)
+                    .trim_end_matches("/readyz")
+                    .to_string()
+            });
+            let output =
+                actix_web::rt::System::new().block_on(admin_client::run(&url, &token, command))?;
+            println!("{output}");
+            Ok(())
+        }),
         Command::Healthcheck { config, url } => settings(&config).and_then(|s| {
             let url = url.unwrap_or_else(|| healthcheck::readiness_url(s.listen));
             actix_web::rt::System::new().block_on(healthcheck::probe(&url))

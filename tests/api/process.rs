@@ -375,3 +375,86 @@ async fn client_secret_variable_does_not_upset_the_server_config() {
         200
     );
 }
+
+#[actix_web::test]
+async fn admin_cli_wraps_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    // No configured admin token: the CLI finds the generated ./data/admin-token.
+    let node = Node::start(dir.path(), &[]).await;
+    let url = node.url("");
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin", "--url", url.as_str()];
+        all.extend_from_slice(args);
+        run(dir.path(), &all, &[])
+    };
+    let ok = |output: Output| -> Value {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+
+    let created = ok(admin(&[
+        "applications",
+        "create",
+        r#"{"client_id":"canister","groups":["media"]}"#,
+    ]));
+    assert!(
+        created["client_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("gcs_")
+    );
+    let listed = ok(admin(&["applications", "list"]));
+    assert_eq!(listed["applications"][0]["client_id"], "canister");
+    ok(admin(&[
+        "resources",
+        "create",
+        r#"{"id":"dav","host":"dav.example.com","allowed_groups":["media"]}"#,
+    ]));
+    let minted = ok(admin(&["api-keys", "mint", "canister", "--name", "cli"]));
+    let key = minted["api_key"].as_str().unwrap().to_string();
+    let verified = reqwest::Client::new()
+        .get(node.url("/api/verify"))
+        .header("X-Forwarded-Host", "dav.example.com")
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 200);
+    let revoked = admin(&["api-keys", "revoke", minted["id"].as_str().unwrap()]);
+    assert!(
+        revoked.status.success(),
+        "a 204 prints nothing and succeeds"
+    );
+    assert!(revoked.stdout.iter().all(u8::is_ascii_whitespace));
+    let audit = ok(admin(&["audit", "--limit", "2"]));
+    assert_eq!(
+        audit["entries"][0]["action"],
+        "DELETE /admin/v1/api-keys/{id}"
+    );
+
+    // Errors exit non-zero with the server's reason.
+    let missing = admin(&["applications", "get", "ghost"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    let bad_json = admin(&["resources", "create", "{not json"]);
+    assert!(!bad_json.status.success());
+    std::fs::write(dir.path().join("wrong"), "nope").unwrap();
+    let wrong = run(
+        dir.path(),
+        &[
+            "admin",
+            "--url",
+            url.as_str(),
+            "--admin-token-file",
+            "wrong",
+            "applications",
+            "list",
+        ],
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("401"));
+}
