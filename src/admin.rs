@@ -365,7 +365,7 @@ impl Admin {
             log::info!("revoked API key {id}");
         }
         if let Some(id) = parse_id(id) {
-            self.directory.revocations.revoke_api_key(id);
+            self.directory.revoke_api_key(id);
         }
         Ok(())
     }
@@ -398,7 +398,6 @@ impl Admin {
             .revoked_tokens
             .put(&crate::crypto::b64url(&jti), &exp)?;
         self.directory
-            .revocations
             .revoke_access_token(jti, exp, now.timestamp());
         Ok(())
     }

@@ -11,7 +11,8 @@ use arc_swap::ArcSwap;
 
 use crate::applications::ApplicationRecord;
 use crate::resources::{Resource, RuleSet};
-use crate::revocation::Revocations;
+use crate::revocation::{CredentialId, Revocations};
+use tokio::sync::watch;
 
 #[derive(Default, Clone)]
 pub struct Snapshot {
@@ -45,7 +46,6 @@ impl Snapshot {
     }
 }
 
-#[derive(Default)]
 pub struct Directory {
     current: ArcSwap<Snapshot>,
     /// Kept apart from the snapshot: a million revoked ids must not be
@@ -53,6 +53,15 @@ pub struct Directory {
     pub revocations: Revocations,
     /// Serialises writers so that none of them loses another's change.
     write: Mutex<()>,
+    /// The state version, snapshot and revocations alike; replicas
+    /// long-poll on it.
+    version: watch::Sender<u64>,
+}
+
+impl Default for Directory {
+    fn default() -> Self {
+        Self::new(Vec::new(), Vec::new())
+    }
 }
 
 impl Directory {
@@ -74,6 +83,7 @@ impl Directory {
             current: ArcSwap::from_pointee(snapshot),
             revocations: Revocations::default(),
             write: Mutex::new(()),
+            version: watch::Sender::new(1),
         }
     }
 
@@ -86,8 +96,33 @@ impl Directory {
         let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = Snapshot::clone(&self.current.load());
         change(&mut next);
-        next.version += 1;
+        next.version = self.bump_version();
         self.current.store(Arc::new(next));
+    }
+
+    fn bump_version(&self) -> u64 {
+        self.version.send_modify(|v| *v += 1);
+        *self.version.borrow()
+    }
+
+    /// The current state version.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    /// Wakes when the state version changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    pub fn revoke_api_key(&self, id: CredentialId) {
+        self.revocations.revoke_api_key(id);
+        self.bump_version();
+    }
+
+    pub fn revoke_access_token(&self, jti: CredentialId, exp: i64, now: i64) {
+        self.revocations.revoke_access_token(jti, exp, now);
+        self.bump_version();
     }
 
     pub fn put_application(&self, app: ApplicationRecord) {

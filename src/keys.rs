@@ -238,6 +238,17 @@ impl KeySet {
         self.verifiers.get(kid)
     }
 
+    /// (kid, base64url public key) of every verifying key, sorted by kid.
+    pub fn public_keys(&self) -> Vec<(String, String)> {
+        let mut keys: Vec<(String, String)> = self
+            .verifiers
+            .iter()
+            .map(|(kid, key)| (kid.clone(), key.public_x.clone()))
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// The JWKS document (RFC 7517), serialised once per key set.
     pub fn jwks_json(&self) -> Arc<[u8]> {
         Arc::clone(&self.jwks)

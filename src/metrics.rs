@@ -12,7 +12,8 @@ use crate::directory::Directory;
 
 /// Routes as labels: a fixed set, so a scan of random paths cannot grow
 /// the label space.
-const ROUTES: [&str; 8] = [
+const ROUTES: [&str; 9] = [
+    "replication",
     "verify",
     "token",
     "introspect",
@@ -31,6 +32,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/oauth/introspect" => "introspect",
         "/oauth/revoke" => "revoke",
         "/healthz" | "/readyz" | "/metrics" => "health",
+        "/internal/v1/state" => "replication",
         p if p.starts_with("/.well-known/") => "discovery",
         p if p.starts_with("/admin/") => "admin",
         _ => "other",

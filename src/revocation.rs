@@ -92,6 +92,21 @@ impl Revocations {
             .retain(|_, exp| now <= exp.saturating_add(LEEWAY_SECS));
     }
 
+    /// Everything held, for a replica's copy: (API key ids, (jti, exp)).
+    pub fn export(&self) -> (Vec<CredentialId>, Vec<(CredentialId, i64)>) {
+        let keys = self
+            .api_keys
+            .read()
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        let tokens = self
+            .access_tokens
+            .read()
+            .map(|m| m.iter().map(|(jti, exp)| (*jti, *exp)).collect())
+            .unwrap_or_default();
+        (keys, tokens)
+    }
+
     /// How many revocations are held: (API keys, access tokens).
     pub fn len(&self) -> (usize, usize) {
         (

@@ -34,6 +34,10 @@ pub enum ApiError {
     VerifyThrottled { retry_after: u64 },
     #[error("{0}")]
     SessionUpstream(&'static str),
+    #[error("a valid replica token is required")]
+    ReplicaUnauthorized,
+    #[error("replication is off on this node: no replica_token is configured")]
+    ReplicationDisabled,
 }
 
 /// A request body that cannot be taken as it is.
@@ -116,6 +120,8 @@ impl ApiError {
             ApiError::Verify(_) => "invalid_token",
             ApiError::VerifyThrottled { .. } => "too_many_requests",
             ApiError::SessionUpstream(_) => "unauthorized",
+            ApiError::ReplicaUnauthorized => "invalid_token",
+            ApiError::ReplicationDisabled => "forbidden",
         }
     }
 
@@ -167,6 +173,8 @@ impl ResponseError for ApiError {
             ApiError::Verify(e) if e.is_forbidden() => StatusCode::FORBIDDEN,
             ApiError::Verify(_) | ApiError::SessionUpstream(_) => StatusCode::UNAUTHORIZED,
             ApiError::VerifyThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::ReplicaUnauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::ReplicationDisabled => StatusCode::FORBIDDEN,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod oauth;
+pub mod replication;
 pub mod upstream;
 pub mod verify;
 
@@ -90,6 +91,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
+        .route("/internal/v1/state", web::get().to(replication::state))
         .service(
             web::scope("/admin/v1")
                 .wrap(middleware::from_fn(admin::audit_trail))

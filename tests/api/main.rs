@@ -9,6 +9,7 @@ mod helpers;
 mod interop;
 mod metrics;
 mod process;
+mod replication;
 mod session;
 mod token;
 mod verify;

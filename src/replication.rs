@@ -1,0 +1,62 @@
+//! What a primary hands its replicas: the whole in-memory state, versioned.
+//! Replicas long-poll `GET /internal/v1/state?since=VERSION&wait=SECS`
+//! and apply a document whole.
+//!
+//! The document carries applications with their secret digests (so a
+//! replica holding the signing key can issue tokens), rules, revocations and
+//! the public keys. Put TLS between primary and replicas.
+
+use serde::{Deserialize, Serialize};
+
+use crate::applications::ApplicationRecord;
+use crate::crypto::b64url;
+use crate::directory::Directory;
+use crate::keys::KeySet;
+use crate::resources::Resource;
+
+/// The longest a state request may wait for a change.
+pub const MAX_WAIT_SECS: u64 = 30;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StateDocument {
+    pub version: u64,
+    pub applications: Vec<ApplicationRecord>,
+    pub resources: Vec<Resource>,
+    /// Revoked API key ids.
+    pub revoked_api_keys: Vec<String>,
+    /// Revoked access tokens: (jti, exp).
+    pub revoked_access_tokens: Vec<(String, i64)>,
+    /// Every key that verifies: (kid, x).
+    pub public_keys: Vec<(String, String)>,
+}
+
+/// The current state, labelled with a version read before it, so that a
+/// replica asking again from that version never misses a change.
+pub fn export(directory: &Directory, keys: &KeySet) -> StateDocument {
+    let version = directory.version();
+    let snapshot = directory.snapshot();
+    let (revoked_keys, revoked_tokens) = directory.revocations.export();
+    let mut applications: Vec<ApplicationRecord> = snapshot
+        .applications
+        .values()
+        .map(|a| ApplicationRecord::clone(a))
+        .collect();
+    applications.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    let mut resources: Vec<Resource> = snapshot
+        .resources
+        .values()
+        .map(|r| Resource::clone(r))
+        .collect();
+    resources.sort_by(|a, b| a.id.cmp(&b.id));
+    StateDocument {
+        version,
+        applications,
+        resources,
+        revoked_api_keys: revoked_keys.iter().map(|id| b64url(id)).collect(),
+        revoked_access_tokens: revoked_tokens
+            .iter()
+            .map(|(jti, exp)| (b64url(jti), *exp))
+            .collect(),
+        public_keys: keys.public_keys(),
+    }
+}
