@@ -143,6 +143,13 @@ impl Settings {
                 message: "a replica needs --primary-url".into(),
             });
         }
+        if self.role == Role::Replica && self.replica_token.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "replica_token",
+                message: "a replica needs the primary's replica token (GATEHOUSE_REPLICA_TOKEN)"
+                    .into(),
+            });
+        }
         if self.auth_failure_limit == 0 {
             return Err(ConfigError::Invalid {
                 key: "auth_failure_limit",

@@ -64,10 +64,30 @@ impl Default for Directory {
     }
 }
 
+/// A whole state, as a replica receives it from its primary.
+pub struct Replacement {
+    pub version: u64,
+    pub applications: Vec<ApplicationRecord>,
+    pub resources: Vec<Resource>,
+    pub revoked_api_keys: Vec<CredentialId>,
+    pub revoked_access_tokens: Vec<(CredentialId, i64)>,
+}
+
 impl Directory {
     pub fn new(applications: Vec<ApplicationRecord>, resources: Vec<Resource>) -> Self {
+        Self::starting_at(1, applications, resources)
+    }
+
+    /// A directory whose versions start at `version`. A primary starts at
+    /// its start time in milliseconds, so that a restarted primary's
+    /// versions are still newer than anything its replicas saw before.
+    pub fn starting_at(
+        version: u64,
+        applications: Vec<ApplicationRecord>,
+        resources: Vec<Resource>,
+    ) -> Self {
         let mut snapshot = Snapshot {
-            version: 1,
+            version,
             applications: applications
                 .into_iter()
                 .map(|app| (app.client_id.clone(), Arc::new(app)))
@@ -83,7 +103,7 @@ impl Directory {
             current: ArcSwap::from_pointee(snapshot),
             revocations: Revocations::default(),
             write: Mutex::new(()),
-            version: watch::Sender::new(1),
+            version: watch::Sender::new(version),
         }
     }
 
@@ -113,6 +133,31 @@ impl Directory {
     /// Wakes when the state version changes.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
+    }
+
+    /// Takes over a primary's state. Revocations go first, so that no
+    /// request in between sees a credential un-revoked.
+    pub fn replace(&self, state: Replacement, now: i64) {
+        let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.revocations
+            .replace(state.revoked_api_keys, state.revoked_access_tokens, now);
+        let mut snapshot = Snapshot {
+            version: state.version,
+            applications: state
+                .applications
+                .into_iter()
+                .map(|app| (app.client_id.clone(), Arc::new(app)))
+                .collect(),
+            resources: state
+                .resources
+                .into_iter()
+                .map(|r| (r.id.clone(), Arc::new(r)))
+                .collect(),
+            rules: Arc::default(),
+        };
+        snapshot.recompile_rules();
+        self.current.store(Arc::new(snapshot));
+        self.version.send_replace(state.version);
     }
 
     pub fn revoke_api_key(&self, id: CredentialId) {

@@ -70,6 +70,9 @@ pub enum TokenError {
     TooManyAttempts { retry_after: u64 },
     #[error("the token could not be issued")]
     Internal(String),
+    /// A replica without the signing key cannot issue.
+    #[error("this node cannot issue tokens: it holds no signing key")]
+    Unavailable,
 }
 
 pub struct TokenIssuer {
@@ -204,9 +207,7 @@ pub fn sign_jwt<T: serde::Serialize>(
     claims: &T,
 ) -> Result<String, TokenError> {
     let keys = keys.current();
-    let signer = keys
-        .signer()
-        .ok_or_else(|| TokenError::Internal("this node holds no signing key".into()))?;
+    let signer = keys.signer().ok_or(TokenError::Unavailable)?;
     let header = Header {
         typ: Some(typ.into()),
         kid: Some(signer.kid.clone()),

@@ -142,6 +142,29 @@ impl KeyDir {
         Ok(kid)
     }
 
+    /// The keys already here, if any: a replica uses what is mounted and
+    /// never generates a key of its own.
+    pub fn load_existing(path: &Path) -> Result<Option<KeySet>, KeyError> {
+        if !path.is_dir() {
+            return Ok(None);
+        }
+        let keys = KeyDir {
+            path: path.to_path_buf(),
+        }
+        .list()?;
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        // Signs with the active key, else the newest.
+        let signer = keys
+            .iter()
+            .find(|k| k.active)
+            .or(keys.last())
+            .map(|k| k.kid.clone());
+        let set = KeySet::from_stored(&keys, signer.as_deref());
+        Ok(Some(set))
+    }
+
     /// The key set for a node. A directory without keys gets its first one;
     /// one without an active key signs with its newest.
     pub fn load_or_init(&self) -> Result<KeySet, KeyError> {
@@ -157,7 +180,8 @@ impl KeyDir {
             self.activate(&newest.kid)?;
             keys = self.list()?;
         }
-        Ok(KeySet::from_stored(&keys))
+        let active = keys.iter().find(|k| k.active).map(|k| k.kid.clone());
+        Ok(KeySet::from_stored(&keys, active.as_deref()))
     }
 }
 
@@ -192,13 +216,16 @@ struct Jwk<'a> {
 }
 
 impl KeySet {
-    fn from_stored(keys: &[StoredKey]) -> Self {
-        let signer = keys.iter().find(|k| k.active).map(|k| {
-            Arc::new(SigningKey {
-                kid: k.kid.clone(),
-                encoding: EncodingKey::from_ed_der(&k.pkcs8),
-            })
-        });
+    fn from_stored(keys: &[StoredKey], signer: Option<&str>) -> Self {
+        let signer = keys
+            .iter()
+            .find(|k| Some(k.kid.as_str()) == signer)
+            .map(|k| {
+                Arc::new(SigningKey {
+                    kid: k.kid.clone(),
+                    encoding: EncodingKey::from_ed_der(&k.pkcs8),
+                })
+            });
         let verifiers = keys
             .iter()
             .map(|k| (k.kid.clone(), VerifyingKey::from_public(&k.public)))
@@ -236,6 +263,29 @@ impl KeySet {
 
     pub fn verifier(&self, kid: &str) -> Option<&VerifyingKey> {
         self.verifiers.get(kid)
+    }
+
+    /// A replica's key set: its own signer (if it holds one) and every key
+    /// its primary publishes, plus its own.
+    pub fn with_published(local: Option<&KeySet>, published: &[(String, String)]) -> KeySet {
+        let mut verifiers: HashMap<String, VerifyingKey> = HashMap::new();
+        for (kid, x) in published {
+            if let Ok(public) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x) {
+                verifiers.insert(kid.clone(), VerifyingKey::from_public(&public));
+            }
+        }
+        if let Some(local) = local {
+            for (kid, key) in &local.verifiers {
+                if let Ok(public) =
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&key.public_x)
+                {
+                    verifiers
+                        .entry(kid.clone())
+                        .or_insert_with(|| VerifyingKey::from_public(&public));
+                }
+            }
+        }
+        KeySet::new(local.and_then(|l| l.signer.clone()), verifiers)
     }
 
     /// (kid, base64url public key) of every verifying key, sorted by kid.

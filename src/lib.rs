@@ -31,6 +31,7 @@ pub mod http;
 pub mod issuer;
 pub mod keys;
 pub mod metrics;
+pub mod replica;
 pub mod replication;
 pub mod resources;
 pub mod revocation;

@@ -92,6 +92,25 @@ impl Revocations {
             .retain(|_, exp| now <= exp.saturating_add(LEEWAY_SECS));
     }
 
+    /// Replaces every set at once (a replica taking its primary's state).
+    pub fn replace(
+        &self,
+        api_keys: Vec<CredentialId>,
+        access_tokens: Vec<(CredentialId, i64)>,
+        now: i64,
+    ) {
+        let keys: HashSet<CredentialId> = api_keys.into_iter().collect();
+        let tokens: HashMap<CredentialId, i64> = access_tokens
+            .into_iter()
+            .filter(|(_, exp)| now <= exp.saturating_add(LEEWAY_SECS))
+            .collect();
+        *self.api_keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        *self
+            .access_tokens
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = tokens;
+    }
+
     /// Everything held, for a replica's copy: (API key ids, (jti, exp)).
     pub fn export(&self) -> (Vec<CredentialId>, Vec<(CredentialId, i64)>) {
         let keys = self

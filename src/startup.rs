@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::Logger;
@@ -18,8 +19,9 @@ use crate::http::error::{ApiError, BodyError};
 use crate::http::upstream::SessionUpstream;
 use crate::http::{self, AppState};
 use crate::issuer::TokenIssuer;
-use crate::keys::{KeyDir, KeyError, KeyRing, create_private_dir, write_private_file};
+use crate::keys::{KeyDir, KeyError, KeyRing, KeySet, create_private_dir, write_private_file};
 use crate::metrics::Metrics;
+use crate::replica::{Follower, SyncStatus};
 use crate::revocation::parse_id;
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
@@ -56,7 +58,62 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 20;
 pub struct Application {
     port: u16,
     server: Server,
-    store: Arc<Store>,
+    /// The primary's store; a replica has none.
+    store: Option<Arc<Store>>,
+}
+
+/// What a role brings to a node.
+struct Backing {
+    keys: Arc<KeyRing>,
+    directory: Arc<Directory>,
+    store: Option<Arc<Store>>,
+    admin_token: Option<SecretDigest>,
+    /// A replica's own keys, if it holds any (its signer, if it may issue).
+    local_keys: Option<KeySet>,
+}
+
+/// The primary: keys (generated on first start), the store, and the state
+/// read from it. Its versions start at its start time in milliseconds.
+fn primary_backing(settings: &Settings, clock: &dyn Clock) -> Result<Backing, StartupError> {
+    let keys = Arc::new(KeyRing::new(
+        KeyDir::open(&settings.keys_dir)?.load_or_init()?,
+    ));
+    create_private_dir(&settings.data_dir).map_err(io(format!(
+        "data directory {}",
+        settings.data_dir.display()
+    )))?;
+    let store = Arc::new(Store::open(&settings.data_dir)?);
+    let admin_token = bootstrap_admin_token(settings, &store)?;
+    let now = clock.now();
+    let directory = Arc::new(Directory::starting_at(
+        u64::try_from(now.timestamp_millis()).unwrap_or(1),
+        store.applications.all()?,
+        store.resources.all()?,
+    ));
+    load_revocations(&store, &directory, now.timestamp())?;
+    Ok(Backing {
+        keys,
+        directory,
+        store: Some(store),
+        admin_token: Some(admin_token),
+        local_keys: None,
+    })
+}
+
+/// A replica: no store and no generated key; its state comes from the
+/// primary. Keys mounted in its key directory let it issue tokens.
+fn replica_backing(settings: &Settings) -> Result<Backing, StartupError> {
+    let local_keys = KeyDir::load_existing(&settings.keys_dir)?;
+    Ok(Backing {
+        keys: Arc::new(KeyRing::new(KeySet::with_published(
+            local_keys.as_ref(),
+            &[],
+        ))),
+        directory: Arc::new(Directory::starting_at(0, Vec::new(), Vec::new())),
+        store: None,
+        admin_token: None,
+        local_keys,
+    })
 }
 
 impl Application {
@@ -64,25 +121,16 @@ impl Application {
     /// `run_until_stopped`.
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         jwt_provider::install();
-        if settings.role == Role::Replica {
-            return Err(StartupError::Unsupported(
-                "the replica role is not implemented yet".into(),
-            ));
-        }
-        let keys = Arc::new(KeyRing::new(
-            KeyDir::open(&settings.keys_dir)?.load_or_init()?,
-        ));
-        create_private_dir(&settings.data_dir).map_err(io(format!(
-            "data directory {}",
-            settings.data_dir.display()
-        )))?;
-        let store = Arc::new(Store::open(&settings.data_dir)?);
-        let admin_token = bootstrap_admin_token(&settings, &store)?;
-        let directory = Arc::new(Directory::new(
-            store.applications.all()?,
-            store.resources.all()?,
-        ));
-        load_revocations(&store, &directory, clock.now().timestamp())?;
+        let Backing {
+            keys,
+            directory,
+            store,
+            admin_token,
+            local_keys,
+        } = match settings.role {
+            Role::Primary => primary_backing(&settings, clock.as_ref())?,
+            Role::Replica => replica_backing(&settings)?,
+        };
 
         let listener = TcpListener::bind(settings.listen)
             .map_err(io(format!("cannot listen on {}", settings.listen)))?;
@@ -105,6 +153,22 @@ impl Application {
             .map_err(StartupError::Unsupported)?;
         let verify_throttle =
             Throttle::new(settings.auth_failure_limit, settings.auth_failure_window);
+        let sync = (settings.role == Role::Replica).then(|| Arc::new(SyncStatus::default()));
+        let follower = match (&sync, &settings.primary_url, &settings.replica_token) {
+            (Some(status), Some(primary_url), Some(token)) => Some(Follower {
+                primary_url: primary_url.clone(),
+                token: token.expose().to_string(),
+                directory: Arc::clone(&directory),
+                keys: Arc::clone(&keys),
+                local_keys,
+                status: Arc::clone(status),
+                clock: Arc::clone(&clock),
+                // Each long-poll ends well within max_staleness, so a live
+                // primary always keeps the copy fresh.
+                wait: Duration::from_secs((settings.max_staleness / 2).clamp(1, 25)),
+            }),
+            _ => None,
+        };
         let state = web::Data::new(AppState {
             issuer: TokenIssuer::new(
                 issuer_url.clone(),
@@ -112,14 +176,17 @@ impl Application {
                 Arc::clone(&directory),
                 throttle,
             ),
-            admin: Some(Admin::new(
-                Arc::clone(&store),
-                Arc::clone(&directory),
-                Arc::clone(&keys),
-                settings.keys_dir.clone(),
-                issuer_url.clone(),
-            )),
-            admin_token: Some(admin_token),
+            admin: store.as_ref().map(|store| {
+                Admin::new(
+                    Arc::clone(store),
+                    Arc::clone(&directory),
+                    Arc::clone(&keys),
+                    settings.keys_dir.clone(),
+                    issuer_url.clone(),
+                )
+            }),
+            admin_token,
+            sync,
             verifier: Verifier::new(issuer_url.clone()),
             verify_throttle,
             session_upstream,
@@ -162,7 +229,16 @@ impl Application {
         if let Some(workers) = workers {
             server = server.workers(workers.max(1));
         }
-        log::info!("gatehouse listening on {local}");
+        match follower {
+            Some(follower) => {
+                log::info!(
+                    "gatehouse replica listening on {local}, following {}",
+                    follower.primary_url
+                );
+                actix_web::rt::spawn(follower.run());
+            }
+            None => log::info!("gatehouse listening on {local}"),
+        }
         Ok(Self {
             port: local.port(),
             server: server.run(),
@@ -178,8 +254,12 @@ impl Application {
     /// in-flight requests finish, and flushes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await?;
-        self.store.flush().map_err(std::io::Error::other)?;
-        log::info!("stopped; store flushed");
+        if let Some(store) = &self.store {
+            store.flush().map_err(std::io::Error::other)?;
+            log::info!("stopped; store flushed");
+        } else {
+            log::info!("stopped");
+        }
         Ok(())
     }
 }

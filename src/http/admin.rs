@@ -144,9 +144,7 @@ fn authorize(req: &HttpRequest) -> Result<AdminCaller, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or(ApiError::AdminUnauthorized)?;
-    if state.admin.is_none() {
-        return Err(ApiError::NotPrimary);
-    }
+    state.admin()?;
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -168,7 +166,7 @@ async fn run<T: Send + 'static>(
     let state = state.clone();
     web::block(move || match &state.admin {
         Some(admin) => op(admin).map_err(ApiError::from),
-        None => Err(ApiError::NotPrimary),
+        None => Err(state.not_primary()),
     })
     .await
     .map_err(|e| AdminError::Internal(e.to_string()))?
@@ -208,11 +206,7 @@ async fn list_applications(
     _: AdminCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let apps = state
-        .admin
-        .as_ref()
-        .ok_or(ApiError::NotPrimary)?
-        .applications();
+    let apps = state.admin()?.applications();
     let views: Vec<ApplicationView> = apps.iter().map(|a| a.view()).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "applications": views })))
 }
@@ -222,7 +216,7 @@ async fn get_application(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let admin = state.admin.as_ref().ok_or(ApiError::NotPrimary)?;
+    let admin = state.admin()?;
     let app = admin.application(&path)?;
     Ok(HttpResponse::Ok().json(app.view()))
 }
@@ -288,11 +282,7 @@ async fn list_resources(
     _: AdminCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let resources = state
-        .admin
-        .as_ref()
-        .ok_or(ApiError::NotPrimary)?
-        .resources();
+    let resources = state.admin()?.resources();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "resources": resources })))
 }
 
@@ -301,7 +291,7 @@ async fn get_resource(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let admin = state.admin.as_ref().ok_or(ApiError::NotPrimary)?;
+    let admin = state.admin()?;
     Ok(HttpResponse::Ok().json(admin.resource(&path)?))
 }
 

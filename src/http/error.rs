@@ -26,8 +26,8 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
-    #[error("the admin API is served by the primary only")]
-    NotPrimary,
+    #[error("this node is a replica: send this request to the primary at {0}")]
+    NotPrimary(String),
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error("too many invalid tokens from this address; retry after {retry_after} seconds")]
@@ -98,6 +98,7 @@ impl ApiError {
                 TokenError::InvalidTarget(_) => "invalid_target",
                 TokenError::TooManyAttempts { .. } => "too_many_requests",
                 TokenError::Internal(_) => "server_error",
+                TokenError::Unavailable => "temporarily_unavailable",
             },
             ApiError::Admin(e) => match e {
                 AdminError::Invalid(_) => "invalid_request",
@@ -113,7 +114,7 @@ impl ApiError {
             ApiError::AdminUnauthorized => "invalid_token",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::NotPrimary => "forbidden",
+            ApiError::NotPrimary(_) => "forbidden",
             ApiError::Verify(VerifyError::MissingToken) => "unauthorized",
             ApiError::Verify(VerifyError::NoRule) => "access_denied",
             ApiError::Verify(e) if e.is_forbidden() => "insufficient_scope",
@@ -153,6 +154,7 @@ impl ResponseError for ApiError {
                 TokenError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
                 TokenError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
                 TokenError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                TokenError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_REQUEST,
             },
             ApiError::Admin(e) => match e {
@@ -169,7 +171,7 @@ impl ResponseError for ApiError {
             ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NotPrimary => StatusCode::FORBIDDEN,
+            ApiError::NotPrimary(_) => StatusCode::FORBIDDEN,
             ApiError::Verify(e) if e.is_forbidden() => StatusCode::FORBIDDEN,
             ApiError::Verify(_) | ApiError::SessionUpstream(_) => StatusCode::UNAUTHORIZED,
             ApiError::VerifyThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -23,14 +23,23 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Keys are loaded and the store is open.
+/// A primary: its signing key is loaded and its store open. A replica:
+/// its copy of the primary's state is at most `max_staleness` old.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.keys.current().signer().is_some() {
-        HttpResponse::Ok().json(json!({ "status": "ready" }))
-    } else {
-        HttpResponse::ServiceUnavailable().json(json!({
-            "status": "not ready",
-            "reason": "no signing key loaded",
-        }))
+    let not_ready = |reason: String| {
+        HttpResponse::ServiceUnavailable().json(json!({ "status": "not ready", "reason": reason }))
+    };
+    match &state.sync {
+        Some(sync) => match sync.age(state.clock.now().timestamp()) {
+            Some(age) if age <= i64::try_from(state.settings.max_staleness).unwrap_or(i64::MAX) => {
+                HttpResponse::Ok().json(json!({ "status": "ready", "sync_age_seconds": age }))
+            }
+            Some(age) => not_ready(format!("the copy of the primary's state is {age} s old")),
+            None => not_ready("not synced with the primary yet".into()),
+        },
+        None if state.keys.current().signer().is_some() => {
+            HttpResponse::Ok().json(json!({ "status": "ready" }))
+        }
+        None => not_ready("no signing key loaded".into()),
     }
 }

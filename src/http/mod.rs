@@ -29,6 +29,7 @@ use crate::directory::Directory;
 use crate::issuer::TokenIssuer;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
+use crate::replica::SyncStatus;
 use crate::throttle::Throttle;
 use crate::verifier::Verifier;
 use error::ApiError;
@@ -51,6 +52,19 @@ pub struct AppState {
     pub verify_throttle: Throttle,
     pub session_upstream: Option<SessionUpstream>,
     pub metrics: Metrics,
+    /// A replica's sync with its primary; `None` on the primary.
+    pub sync: Option<Arc<SyncStatus>>,
+}
+
+impl AppState {
+    /// The admin core, or the refusal a replica gives, naming its primary.
+    pub fn admin(&self) -> Result<&Admin, ApiError> {
+        self.admin.as_ref().ok_or_else(|| self.not_primary())
+    }
+
+    pub fn not_primary(&self) -> ApiError {
+        ApiError::NotPrimary(self.settings.primary_url.clone().unwrap_or_default())
+    }
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -263,7 +263,7 @@ pub async fn revoke(
     };
     let (method, exp) = (token.method, token.exp);
     web::block(move || {
-        let admin = state.admin.as_ref().ok_or(ApiError::NotPrimary)?;
+        let admin = state.admin()?;
         match (method, exp) {
             (AuthMethod::ApiKey, _) => admin.revoke_api_key(&b64url(&jti), now),
             (AuthMethod::ClientCredentials, Some(exp)) => admin.revoke_access_token(jti, exp, now),

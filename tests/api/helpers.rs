@@ -175,7 +175,11 @@ impl Node {
     /// Starts `gatehouse serve` in `workdir` (where ./data and ./keys live)
     /// and waits until it is ready.
     pub async fn start(workdir: &Path, extra_env: &[(&str, &str)]) -> Node {
-        let port = free_port();
+        Self::start_on(workdir, extra_env, free_port()).await
+    }
+
+    /// `start` on a given port (to restart a node where its peers expect it).
+    pub async fn start_on(workdir: &Path, extra_env: &[(&str, &str)], port: u16) -> Node {
         let log = workdir.join(format!("gatehouse-{port}.log"));
         let mut command = gatehouse_command(workdir);
         command

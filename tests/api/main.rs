@@ -5,6 +5,7 @@ mod api_keys;
 mod container;
 mod discovery;
 mod e2e;
+mod fleet;
 mod helpers;
 mod interop;
 mod metrics;

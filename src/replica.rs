@@ -1,0 +1,133 @@
+//! A replica follows its primary: it long-polls `/internal/v1/state`,
+//! applies each new document whole, and remembers when it last heard from
+//! the primary, so that `/readyz` can report a copy grown too old.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::crypto::random_bytes;
+use crate::directory::{Directory, Replacement};
+use crate::keys::{KeyRing, KeySet};
+use crate::replication::StateDocument;
+use crate::revocation::parse_id;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// When the replica last heard from its primary (unix seconds; 0: never).
+#[derive(Default)]
+pub struct SyncStatus {
+    last_contact: AtomicI64,
+}
+
+impl SyncStatus {
+    /// Seconds since the primary last answered, `None` if it never has.
+    pub fn age(&self, now: i64) -> Option<i64> {
+        match self.last_contact.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some((now - at).max(0)),
+        }
+    }
+
+    fn touch(&self, now: i64) {
+        self.last_contact.store(now, Ordering::Relaxed);
+    }
+}
+
+pub struct Follower {
+    pub primary_url: String,
+    pub token: String,
+    pub directory: Arc<Directory>,
+    pub keys: Arc<KeyRing>,
+    /// The replica's own keys, if it holds any: its signer, if it may issue.
+    pub local_keys: Option<KeySet>,
+    pub status: Arc<SyncStatus>,
+    pub clock: Arc<dyn Clock>,
+    /// How long each long-poll waits for a change.
+    pub wait: Duration,
+}
+
+impl Follower {
+    /// Runs for the life of the process.
+    pub async fn run(self) {
+        let client = match reqwest::Client::builder()
+            .timeout(self.wait + Duration::from_secs(10))
+            .build()
+        {
+            Ok(client) => client,
+            Err(e) => {
+                log::error!("replica: cannot build an HTTP client: {e}");
+                return;
+            }
+        };
+        let base = self.primary_url.trim_end_matches('/').to_string();
+        let mut since = 0u64;
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let url = format!(
+                "{base}/internal/v1/state?since={since}&wait={}",
+                self.wait.as_secs()
+            );
+            let outcome = match client.get(&url).bearer_auth(&self.token).send().await {
+                Ok(response) if response.status() == reqwest::StatusCode::NOT_MODIFIED => Ok(None),
+                Ok(response) if response.status().is_success() => response
+                    .json::<StateDocument>()
+                    .await
+                    .map(Some)
+                    .map_err(|e| format!("unreadable state document: {e}")),
+                Ok(response) => Err(format!("the primary answered {}", response.status())),
+                Err(e) => Err(e.to_string()),
+            };
+            match outcome {
+                Ok(document) => {
+                    let now = self.clock.now().timestamp();
+                    if let Some(document) = document {
+                        since = document.version;
+                        self.apply(document, now);
+                        log::debug!("replica: now at state version {since}");
+                    }
+                    self.status.touch(now);
+                    backoff = MIN_BACKOFF;
+                }
+                Err(e) => {
+                    log::warn!("replica: syncing from {base} failed: {e}; retrying in {backoff:?}");
+                    actix_web::rt::time::sleep(backoff + jitter(backoff)).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn apply(&self, document: StateDocument, now: i64) {
+        self.keys.replace(KeySet::with_published(
+            self.local_keys.as_ref(),
+            &document.public_keys,
+        ));
+        self.directory.replace(
+            Replacement {
+                version: document.version,
+                applications: document.applications,
+                resources: document.resources,
+                revoked_api_keys: document
+                    .revoked_api_keys
+                    .iter()
+                    .filter_map(|id| parse_id(id))
+                    .collect(),
+                revoked_access_tokens: document
+                    .revoked_access_tokens
+                    .iter()
+                    .filter_map(|(jti, exp)| Some((parse_id(jti)?, *exp)))
+                    .collect(),
+            },
+            now,
+        );
+    }
+}
+
+/// Up to half of `backoff`, so that replicas do not retry in step.
+fn jitter(backoff: Duration) -> Duration {
+    let random = random_bytes::<2>().map(u16::from_le_bytes).unwrap_or(0);
+    backoff / 2 * u32::from(random) / u32::from(u16::MAX)
+}

@@ -1,0 +1,200 @@
+//! A primary and two replicas as real processes on loopback (SPEC §7).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_TOKEN, Node, free_port};
+
+const REPLICA_TOKEN: &str = "fleet-replica-token";
+const DAV: &str = "dav.example.com";
+
+async fn status(client: &reqwest::Client, node: &Node, credential: &str) -> u16 {
+    client
+        .get(node.url("/api/verify"))
+        .header("X-Forwarded-Host", DAV)
+        .bearer_auth(credential)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+async fn ready(client: &reqwest::Client, node: &Node) -> u16 {
+    client
+        .get(node.url("/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Polls `check` until it holds (or 15 s pass); returns how long it took.
+async fn until(mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "condition not reached in 15 s"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+fn copy_keys(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+}
+
+#[actix_web::test]
+async fn replicas_follow_the_primary_and_outlive_it() {
+    let (primary_dir, dir_a, dir_b) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let primary_env = [
+        ("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
+        ("GATEHOUSE_ISSUER", issuer.as_str()),
+    ];
+    let primary = Node::start_on(primary_dir.path(), &primary_env, port).await;
+    let replica_env = [
+        ("GATEHOUSE_ROLE", "replica"),
+        ("GATEHOUSE_PRIMARY_URL", issuer.as_str()),
+        ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
+        ("GATEHOUSE_ISSUER", issuer.as_str()),
+        ("GATEHOUSE_MAX_STALENESS", "2"),
+    ];
+    // Replica A holds the signing key (mounted, as from a Secret); B does not.
+    copy_keys(&primary_dir.path().join("keys"), &dir_a.path().join("keys"));
+    let replica_a = Node::start(dir_a.path(), &replica_env).await;
+    let replica_b = Node::start(dir_b.path(), &replica_env).await;
+    let client = reqwest::Client::new();
+    let admin = |method: Method, path: &str| {
+        client
+            .request(method, format!("{issuer}/admin/v1{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+    };
+
+    let created: Value = admin(Method::POST, "/applications")
+        .json(&json!({"client_id": "canister", "groups": ["media"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = created["client_secret"].as_str().unwrap().to_string();
+    admin(Method::POST, "/resources")
+        .json(&json!({"host": DAV, "allowed_groups": ["media"]}))
+        .send()
+        .await
+        .unwrap();
+    let minted: Value = admin(Method::POST, "/applications/canister/api-keys")
+        .json(&json!({"name": "k"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = minted["api_key"].as_str().unwrap().to_string();
+    let token_from = |node: &Node| {
+        client
+            .post(node.url("/oauth/token"))
+            .basic_auth("canister", Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    let token: Value = token_from(&primary).await.unwrap().json().await.unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+
+    // A token and a key from the primary verify on both replicas.
+    for replica in [&replica_a, &replica_b] {
+        until(async || status(&client, replica, &token).await == 200).await;
+        assert_eq!(status(&client, replica, &key).await, 200);
+    }
+    // Replica A issues tokens with the mounted key; B, without one, says so.
+    let response = token_from(&replica_a).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let issued_on_a: Value = response.json().await.unwrap();
+    assert_eq!(
+        status(
+            &client,
+            &replica_b,
+            issued_on_a["access_token"].as_str().unwrap()
+        )
+        .await,
+        200
+    );
+    assert_eq!(token_from(&replica_b).await.unwrap().status(), 503);
+
+    // A revocation on the primary reaches both replicas.
+    let revoked_at = Instant::now();
+    let response = admin(
+        Method::DELETE,
+        &format!("/api-keys/{}", minted["id"].as_str().unwrap()),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 204);
+    until(async || status(&client, &replica_a, &key).await == 401).await;
+    until(async || status(&client, &replica_b, &key).await == 401).await;
+    println!(
+        "revocation propagated to both replicas in {:?}",
+        revoked_at.elapsed()
+    );
+
+    // Admin writes on a replica are refused, naming the primary.
+    let response = client
+        .post(replica_a.url("/admin/v1/applications"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"client_id": "sneaky"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains(&issuer),
+        "{body}"
+    );
+
+    // The primary dies: replicas keep verifying, then report their copy stale.
+    primary.kill9();
+    assert_eq!(status(&client, &replica_a, &token).await, 200);
+    assert_eq!(status(&client, &replica_b, &key).await, 401);
+    until(async || ready(&client, &replica_a).await == 503).await;
+    until(async || ready(&client, &replica_b).await == 503).await;
+    assert_eq!(
+        status(&client, &replica_b, &token).await,
+        200,
+        "a stale replica still serves its copy"
+    );
+
+    // The primary returns: replicas catch up, changes flow again.
+    let primary = Node::start_on(primary_dir.path(), &primary_env, port).await;
+    until(async || ready(&client, &replica_a).await == 200).await;
+    until(async || ready(&client, &replica_b).await == 200).await;
+    let response = admin(Method::POST, "/applications/canister/revoke-tokens")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    until(async || status(&client, &replica_b, &token).await == 401).await;
+    until(async || status(&client, &replica_a, &token).await == 401).await;
+    drop(primary);
+}
