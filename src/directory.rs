@@ -116,13 +116,19 @@ impl Directory {
         let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = Snapshot::clone(&self.current.load());
         change(&mut next);
-        next.version = self.bump_version();
+        next.version = self.version() + 1;
+        let version = next.version;
+        // Store first, publish second: a replica woken by the new version
+        // must find the new state, or it would take the old state for it
+        // and never ask again.
         self.current.store(Arc::new(next));
+        self.version.send_replace(version);
     }
 
-    fn bump_version(&self) -> u64 {
+    /// Publishes a change made in place (revocations), after the change;
+    /// callers hold the writers' lock, so no two changes share a version.
+    fn bump_version(&self) {
         self.version.send_modify(|v| *v += 1);
-        *self.version.borrow()
     }
 
     /// The current state version.
@@ -161,11 +167,13 @@ impl Directory {
     }
 
     pub fn revoke_api_key(&self, id: CredentialId) {
+        let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
         self.revocations.revoke_api_key(id);
         self.bump_version();
     }
 
     pub fn revoke_access_token(&self, jti: CredentialId, exp: i64, now: i64) {
+        let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
         self.revocations.revoke_access_token(jti, exp, now);
         self.bump_version();
     }

@@ -31,17 +31,33 @@ async fn ready(client: &reqwest::Client, node: &Node) -> u16 {
         .unwrap_or(0)
 }
 
-/// Polls `check` until it holds (or 15 s pass); returns how long it took.
-async fn until(mut check: impl AsyncFnMut() -> bool) -> Duration {
+/// Polls `check` until it holds (or 30 s pass); returns how long it took.
+async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !check().await {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "condition not reached in 15 s"
-        );
+        if start.elapsed() > Duration::from_secs(30) {
+            let logs: Vec<String> = LOGS.with(|l| {
+                l.borrow()
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "== {}\n{}",
+                            p.display(),
+                            std::fs::read_to_string(p).unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            });
+            panic!("not reached in 30 s: {what}\n{}", logs.join("\n"));
+        }
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
     }
     start.elapsed()
+}
+
+thread_local! {
+    /// The node logs to show when a wait fails.
+    static LOGS: std::cell::RefCell<Vec<std::path::PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn copy_keys(from: &Path, to: &Path) {
@@ -78,6 +94,13 @@ async fn replicas_follow_the_primary_and_outlive_it() {
     copy_keys(&primary_dir.path().join("keys"), &dir_a.path().join("keys"));
     let replica_a = Node::start(dir_a.path(), &replica_env).await;
     let replica_b = Node::start(dir_b.path(), &replica_env).await;
+    LOGS.with(|l| {
+        l.borrow_mut().extend([
+            primary.log.clone(),
+            replica_a.log.clone(),
+            replica_b.log.clone(),
+        ])
+    });
     let client = reqwest::Client::new();
     let admin = |method: Method, path: &str| {
         client
@@ -120,7 +143,11 @@ async fn replicas_follow_the_primary_and_outlive_it() {
 
     // A token and a key from the primary verify on both replicas.
     for replica in [&replica_a, &replica_b] {
-        until(async || status(&client, replica, &token).await == 200).await;
+        until(
+            "status(&client, replica, &token).await == 200",
+            async || status(&client, replica, &token).await == 200,
+        )
+        .await;
         assert_eq!(status(&client, replica, &key).await, 200);
     }
     // Replica A issues tokens with the mounted key; B, without one, says so.
@@ -148,8 +175,16 @@ async fn replicas_follow_the_primary_and_outlive_it() {
     .await
     .unwrap();
     assert_eq!(response.status(), 204);
-    until(async || status(&client, &replica_a, &key).await == 401).await;
-    until(async || status(&client, &replica_b, &key).await == 401).await;
+    until(
+        "status(&client, &replica_a, &key).await == 401",
+        async || status(&client, &replica_a, &key).await == 401,
+    )
+    .await;
+    until(
+        "status(&client, &replica_b, &key).await == 401",
+        async || status(&client, &replica_b, &key).await == 401,
+    )
+    .await;
     println!(
         "revocation propagated to both replicas in {:?}",
         revoked_at.elapsed()
@@ -177,8 +212,14 @@ async fn replicas_follow_the_primary_and_outlive_it() {
     primary.kill9();
     assert_eq!(status(&client, &replica_a, &token).await, 200);
     assert_eq!(status(&client, &replica_b, &key).await, 401);
-    until(async || ready(&client, &replica_a).await == 503).await;
-    until(async || ready(&client, &replica_b).await == 503).await;
+    until("ready(&client, &replica_a).await == 503", async || {
+        ready(&client, &replica_a).await == 503
+    })
+    .await;
+    until("ready(&client, &replica_b).await == 503", async || {
+        ready(&client, &replica_b).await == 503
+    })
+    .await;
     assert_eq!(
         status(&client, &replica_b, &token).await,
         200,
@@ -187,14 +228,28 @@ async fn replicas_follow_the_primary_and_outlive_it() {
 
     // The primary returns: replicas catch up, changes flow again.
     let primary = Node::start_on(primary_dir.path(), &primary_env, port).await;
-    until(async || ready(&client, &replica_a).await == 200).await;
-    until(async || ready(&client, &replica_b).await == 200).await;
+    until("ready(&client, &replica_a).await == 200", async || {
+        ready(&client, &replica_a).await == 200
+    })
+    .await;
+    until("ready(&client, &replica_b).await == 200", async || {
+        ready(&client, &replica_b).await == 200
+    })
+    .await;
     let response = admin(Method::POST, "/applications/canister/revoke-tokens")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    until(async || status(&client, &replica_b, &token).await == 401).await;
-    until(async || status(&client, &replica_a, &token).await == 401).await;
+    until(
+        "status(&client, &replica_b, &token).await == 401",
+        async || status(&client, &replica_b, &token).await == 401,
+    )
+    .await;
+    until(
+        "status(&client, &replica_a, &token).await == 401",
+        async || status(&client, &replica_a, &token).await == 401,
+    )
+    .await;
     drop(primary);
 }
