@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::api_keys::{ApiKeyClaims, ApiKeyRecord, NewApiKey};
 use crate::applications::{
@@ -15,10 +16,12 @@ use crate::applications::{
 };
 use crate::audit::{AuditEntry, Outcome, audit_id};
 use crate::claims::API_KEY_TYP;
+use crate::clock::Clock;
 use crate::crypto::{SecretDigest, random_bytes, random_id, random_secret};
 use crate::directory::Directory;
+use crate::fleet::Fleet;
 use crate::issuer::sign_jwt;
-use crate::keys::{KeyDir, KeyRing};
+use crate::keys::{KeyDir, KeyError, KeyRing};
 use crate::resources::{NewResource, Resource, ResourcePatch};
 use crate::revocation::{CredentialId, parse_id};
 use crate::store::{Store, StoreError};
@@ -35,7 +38,12 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
+    #[error("{0}")]
+    Unavailable(String),
 }
+
+/// How long a rotation waits for the replicas to learn a new key.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Admin {
     store: Arc<Store>,
@@ -191,7 +199,7 @@ impl Admin {
         let app = self.modify(client_id, now, |app| {
             app.previous_secret = (rotation.grace_period > 0).then(|| PreviousSecret {
                 digest: app.secret,
-                expires_at: now + Duration::seconds(i64::from(rotation.grace_period)),
+                expires_at: now + chrono::Duration::seconds(i64::from(rotation.grace_period)),
             });
             app.secret = SecretDigest::of(&secret.0);
             Ok(())
@@ -402,18 +410,36 @@ impl Admin {
         Ok(())
     }
 
-    /// A new signing key. Every older key keeps verifying, so tokens and
-    /// API keys signed before the rotation stay valid.
-    pub fn rotate_signing_key(&self) -> Result<String, AdminError> {
+    /// A new signing key, in two phases so that no node ever rejects a
+    /// valid token: the key is published (it verifies, it does not sign),
+    /// every live replica is waited for until it has applied that state,
+    /// and only then does it sign. Every older key keeps verifying, so
+    /// tokens and API keys signed before stay valid.
+    pub fn rotate_signing_key(
+        &self,
+        fleet: &Fleet,
+        clock: &dyn Clock,
+    ) -> Result<String, AdminError> {
+        let internal = |e: KeyError| AdminError::Internal(e.to_string());
         let _writer = self.lock();
-        let dir = KeyDir::open(&self.keys_dir).map_err(|e| AdminError::Internal(e.to_string()))?;
-        let kid = dir
-            .rotate()
-            .map_err(|e| AdminError::Internal(e.to_string()))?;
-        self.keys.replace(
-            dir.load_or_init()
-                .map_err(|e| AdminError::Internal(e.to_string()))?,
-        );
+        let dir = KeyDir::open(&self.keys_dir).map_err(internal)?;
+        let kid = dir.generate().map_err(internal)?;
+        self.keys.replace(dir.load_or_init().map_err(internal)?);
+        let published = self.directory.touch();
+        let deadline = Instant::now() + PUBLISH_TIMEOUT;
+        while !fleet.all_applied(published, clock.now().timestamp()) {
+            if Instant::now() > deadline {
+                return Err(AdminError::Unavailable(format!(
+                    "key {kid} is published, but not every live replica confirmed it within {} s; \
+                     it does not sign yet: rotate again once the replicas are in sync",
+                    PUBLISH_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        dir.activate(&kid).map_err(internal)?;
+        self.keys.replace(dir.load_or_init().map_err(internal)?);
+        self.directory.touch();
         log::info!("rotated the signing key; now signing with {kid}");
         Ok(kid)
     }

@@ -166,6 +166,14 @@ impl Directory {
         self.version.send_replace(state.version);
     }
 
+    /// Publishes a change outside the directory that replicas copy too
+    /// (the key set), after it was made.
+    pub fn touch(&self) -> u64 {
+        let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.bump_version();
+        self.version()
+    }
+
     pub fn revoke_api_key(&self, id: CredentialId) {
         let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
         self.revocations.revoke_api_key(id);

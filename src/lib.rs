@@ -26,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod directory;
+pub mod fleet;
 pub mod healthcheck;
 pub mod http;
 pub mod issuer;

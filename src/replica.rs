@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::crypto::random_bytes;
 use crate::directory::{Directory, Replacement};
 use crate::keys::{KeyRing, KeySet};
-use crate::replication::StateDocument;
+use crate::replication::{REPLICA_ID_HEADER, StateDocument};
 use crate::revocation::parse_id;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -63,6 +63,7 @@ impl Follower {
             }
         };
         let base = self.primary_url.trim_end_matches('/').to_string();
+        let id = crate::crypto::random_id().unwrap_or_else(|_| "replica".into());
         let mut since = 0u64;
         let mut backoff = MIN_BACKOFF;
         loop {
@@ -70,7 +71,11 @@ impl Follower {
                 "{base}/internal/v1/state?since={since}&wait={}",
                 self.wait.as_secs()
             );
-            let outcome = match client.get(&url).bearer_auth(&self.token).send().await {
+            let request = client
+                .get(&url)
+                .bearer_auth(&self.token)
+                .header(REPLICA_ID_HEADER, &id);
+            let outcome = match request.send().await {
                 Ok(response) if response.status() == reqwest::StatusCode::NOT_MODIFIED => Ok(None),
                 Ok(response) if response.status().is_success() => response
                     .json::<StateDocument>()

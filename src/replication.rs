@@ -14,6 +14,9 @@ use crate::directory::Directory;
 use crate::keys::KeySet;
 use crate::resources::Resource;
 
+/// Names the replica asking, so the primary knows what each has applied.
+pub const REPLICA_ID_HEADER: &str = "x-gatehouse-replica";
+
 /// The longest a state request may wait for a change.
 pub const MAX_WAIT_SECS: u64 = 30;
 

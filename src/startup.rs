@@ -187,6 +187,7 @@ impl Application {
             }),
             admin_token,
             sync,
+            fleet: Arc::default(),
             verifier: Verifier::new(issuer_url.clone()),
             verify_throttle,
             session_upstream,

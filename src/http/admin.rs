@@ -1,6 +1,8 @@
 //! `/admin/v1`: thin handlers over `crate::admin::Admin`. Store writes
 //! flush to disk, so they run on the blocking pool.
 
+use std::sync::Arc;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
@@ -377,7 +379,11 @@ async fn rotate_signing_key(
     _: AdminCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let kid = run(&state, |admin| admin.rotate_signing_key()).await?;
+    let (fleet, clock) = (Arc::clone(&state.fleet), Arc::clone(&state.clock));
+    let kid = run(&state, move |admin| {
+        admin.rotate_signing_key(&fleet, clock.as_ref())
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "kid": kid })))
 }
 

@@ -105,6 +105,7 @@ impl ApiError {
                 AdminError::NotFound(_) => "not_found",
                 AdminError::Conflict(_) => "conflict",
                 AdminError::Store(_) | AdminError::Internal(_) => "server_error",
+                AdminError::Unavailable(_) => "temporarily_unavailable",
             },
             ApiError::Body(e) => match e {
                 BodyError::TooLarge { .. } => "payload_too_large",
@@ -162,6 +163,7 @@ impl ResponseError for ApiError {
                 AdminError::NotFound(_) => StatusCode::NOT_FOUND,
                 AdminError::Conflict(_) => StatusCode::CONFLICT,
                 AdminError::Store(_) | AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             ApiError::Body(e) => match e {
                 BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

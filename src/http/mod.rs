@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::SecretDigest;
 use crate::directory::Directory;
+use crate::fleet::Fleet;
 use crate::issuer::TokenIssuer;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// A replica's sync with its primary; `None` on the primary.
     pub sync: Option<Arc<SyncStatus>>,
+    /// The primary's view of its replicas.
+    pub fleet: Arc<Fleet>,
 }
 
 impl AppState {

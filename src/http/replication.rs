@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::ApiError;
 use crate::crypto::constant_time_eq;
-use crate::replication::{MAX_WAIT_SECS, export};
+use crate::replication::{MAX_WAIT_SECS, REPLICA_ID_HEADER, export};
 
 #[derive(Deserialize)]
 pub struct StateQuery {
@@ -43,6 +43,15 @@ pub async fn state(
     }
 
     let since = query.since.unwrap_or(0);
+    if let Some(replica) = req
+        .headers()
+        .get(REPLICA_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        state
+            .fleet
+            .heard_from(replica, since, state.clock.now().timestamp());
+    }
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
     let mut changes = state.directory.subscribe();
     if *changes.borrow_and_update() <= since && !wait.is_zero() {

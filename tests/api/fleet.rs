@@ -253,3 +253,148 @@ async fn replicas_follow_the_primary_and_outlive_it() {
     .await;
     drop(primary);
 }
+
+#[actix_web::test]
+async fn rotation_under_traffic_rejects_no_valid_token() {
+    let (primary_dir, dir_a, dir_b) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let primary = Node::start_on(
+        primary_dir.path(),
+        &[
+            ("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
+            ("GATEHOUSE_ISSUER", issuer.as_str()),
+        ],
+        port,
+    )
+    .await;
+    let replica_env = [
+        ("GATEHOUSE_ROLE", "replica"),
+        ("GATEHOUSE_PRIMARY_URL", issuer.as_str()),
+        ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
+        ("GATEHOUSE_ISSUER", issuer.as_str()),
+    ];
+    let replicas = [
+        Node::start(dir_a.path(), &replica_env).await,
+        Node::start(dir_b.path(), &replica_env).await,
+    ];
+    LOGS.with(|l| {
+        l.borrow_mut().extend([
+            primary.log.clone(),
+            replicas[0].log.clone(),
+            replicas[1].log.clone(),
+        ])
+    });
+    let client = reqwest::Client::new();
+    let admin = |method: Method, path: &str| {
+        client
+            .request(method, format!("{issuer}/admin/v1{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+    };
+    let created: Value = admin(Method::POST, "/applications")
+        .json(&json!({"client_id": "canister", "groups": ["media"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = created["client_secret"].as_str().unwrap().to_string();
+    admin(Method::POST, "/resources")
+        .json(&json!({"host": DAV, "allowed_groups": ["media"]}))
+        .send()
+        .await
+        .unwrap();
+    let old_kid =
+        crate::helpers::jwt_parts(&mint(&client, &primary, &secret).await).0["kid"].clone();
+    for replica in &replicas {
+        until("the replica knows the application", async || {
+            status(&client, replica, &mint(&client, &primary, &secret).await).await == 200
+        })
+        .await;
+    }
+
+    // Continuous traffic: every token minted on the primary is verified at
+    // once on both replicas, before, during and after the rotation.
+    let traffic = async {
+        let (mut checked, mut rejected, mut kids) =
+            (0, Vec::new(), std::collections::HashSet::new());
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            let token = mint(&client, &primary, &secret).await;
+            kids.insert(
+                crate::helpers::jwt_parts(&token).0["kid"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+            for replica in &replicas {
+                checked += 1;
+                let code = status(&client, replica, &token).await;
+                if code != 200 {
+                    rejected.push(code);
+                }
+            }
+        }
+        (checked, rejected, kids)
+    };
+    let rotation = async {
+        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+        admin(Method::POST, "/keys/rotate").send().await.unwrap()
+    };
+    let ((checked, rejected, kids), rotated) = futures_util::future::join(traffic, rotation).await;
+    assert_eq!(rotated.status(), 200);
+    let new_kid: Value = rotated.json::<Value>().await.unwrap()["kid"].clone();
+    println!(
+        "rotation under traffic: {checked} verifications, {} rejected",
+        rejected.len()
+    );
+    assert!(
+        rejected.is_empty(),
+        "valid tokens rejected during rotation: {rejected:?}"
+    );
+    assert!(
+        kids.contains(new_kid.as_str().unwrap()),
+        "tokens were signed with the new key during the run"
+    );
+    assert!(kids.contains(old_kid.as_str().unwrap()));
+    for replica in &replicas {
+        let jwks: Value = client
+            .get(replica.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let kids: Vec<&Value> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| &k["kid"])
+            .collect();
+        assert!(
+            kids.contains(&&old_kid) && kids.contains(&&new_kid),
+            "{jwks}"
+        );
+    }
+}
+
+async fn mint(client: &reqwest::Client, node: &Node, secret: &str) -> String {
+    let body: Value = client
+        .post(node.url("/oauth/token"))
+        .basic_auth("canister", Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"].as_str().unwrap().to_string()
+}
