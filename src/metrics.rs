@@ -51,6 +51,7 @@ pub struct Metrics {
     state_version: IntGauge,
     applications: IntGauge,
     resources: IntGauge,
+    sync_age: IntGauge,
 }
 
 impl Metrics {
@@ -91,6 +92,10 @@ impl Metrics {
             state_version: gauge("state_version", "Version of the in-memory state")?,
             applications: gauge("applications", "Applications")?,
             resources: gauge("resources", "Forward-auth rules")?,
+            sync_age: gauge(
+                "sync_age_seconds",
+                "Replicas: seconds since the primary last answered (-1: never)",
+            )?,
             registry,
             requests,
             decisions,
@@ -109,6 +114,7 @@ impl Metrics {
             Box::new(metrics.state_version.clone()),
             Box::new(metrics.applications.clone()),
             Box::new(metrics.resources.clone()),
+            Box::new(metrics.sync_age.clone()),
         ] {
             metrics.registry.register(collector)?;
         }
@@ -156,7 +162,17 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the state gauges read now.
-    pub fn render(&self, directory: &Directory) -> Result<String, prometheus::Error> {
+    /// `sync_age` is a replica's (`Some(None)`: never synced); `None` on a primary.
+    pub fn render(
+        &self,
+        directory: &Directory,
+        sync_age: Option<Option<i64>>,
+    ) -> Result<String, prometheus::Error> {
+        self.sync_age.set(match sync_age {
+            Some(Some(age)) => age,
+            Some(None) => -1,
+            None => 0,
+        });
         let snapshot = directory.snapshot();
         let (keys, tokens) = directory.revocations.len();
         self.revoked_api_keys

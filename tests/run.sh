@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c "import authlib, jwt, requests, wsgidav, cheroot, prometheus_client" 2>/dev/null; then
+if ! python3 -c "import authlib, jwt, requests, wsgidav, cheroot, prometheus_client, yaml" 2>/dev/null; then
   echo "tests/run.sh: installing Python test peers" >&2
   python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 fi

@@ -12,7 +12,9 @@ pub async fn healthz() -> HttpResponse {
 
 /// Prometheus text exposition.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    match state.metrics.render(&state.directory) {
+    let now = state.clock.now().timestamp();
+    let sync_age = state.sync.as_ref().map(|sync| sync.age(now));
+    match state.metrics.render(&state.directory, sync_age) {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(text),

@@ -95,3 +95,97 @@ fn dockerfile_environment_is_accepted_by_the_binary() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// deploy/compose.yaml and the Kubernetes manifests, read with a real YAML
+/// parser: the services and roles the README promises, probes on the
+/// health endpoints, and environment keys the binary accepts.
+#[test]
+fn deploy_manifests_describe_a_primary_and_replicas() {
+    if !crate::helpers::python_has("yaml") {
+        return;
+    }
+    let script = r#"
+import json, sys, yaml
+compose = yaml.safe_load(open("deploy/compose.yaml"))
+kube = [d for d in yaml.safe_load_all(open("deploy/kubernetes/gatehouse.yaml")) if d]
+print(json.dumps({"compose": compose, "kube": kube}))
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let docs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    let services = &docs["compose"]["services"];
+    for name in ["primary", "replica-1", "replica-2", "caddy", "webdav"] {
+        assert!(services.get(name).is_some(), "compose has no {name}");
+    }
+    assert_eq!(
+        services["replica-1"]["environment"]["GATEHOUSE_ROLE"],
+        "replica"
+    );
+    assert_eq!(
+        services["replica-2"]["environment"]["GATEHOUSE_ROLE"],
+        "replica"
+    );
+    assert!(
+        services["primary"]["environment"]
+            .get("GATEHOUSE_ROLE")
+            .is_none()
+    );
+
+    let kinds: Vec<&str> = docs["kube"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "StatefulSet",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "Service",
+    ] {
+        assert!(kinds.contains(&kind), "no {kind} in {kinds:?}");
+    }
+    let mut env_keys = Vec::new();
+    for workload in docs["kube"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "StatefulSet" || d["kind"] == "Deployment")
+    {
+        let container = &workload["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+        assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+        for var in container["env"].as_array().unwrap() {
+            env_keys.push(var["name"].as_str().unwrap().to_string());
+        }
+    }
+    // Every setting named in the manifests is one the binary knows.
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = gatehouse_command(dir.path());
+    command.args(["keys", "list", "--keys-dir", dir.path().to_str().unwrap()]);
+    for key in env_keys.iter().filter(|k| k.starts_with("GATEHOUSE_")) {
+        let value = match key.as_str() {
+            "GATEHOUSE_ROLE" => "primary",
+            "GATEHOUSE_MAX_STALENESS" => "30",
+            "GATEHOUSE_TRUSTED_PROXIES" => "127.0.0.0/8",
+            "GATEHOUSE_ISSUER" | "GATEHOUSE_PRIMARY_URL" => "http://x",
+            _ => "x",
+        };
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
