@@ -147,14 +147,7 @@ fn authorize(req: &HttpRequest) -> Result<AdminCaller, ApiError> {
         .app_data::<web::Data<AppState>>()
         .ok_or(ApiError::AdminUnauthorized)?;
     state.admin()?;
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    match (presented, &state.admin_token) {
+    match (super::bearer(req), &state.admin_token) {
         (Some(token), Some(digest)) if digest.matches(token) => Ok(AdminCaller),
         _ => Err(ApiError::AdminUnauthorized),
     }

@@ -132,6 +132,18 @@ pub async fn record_metrics(
     Ok(response)
 }
 
+/// The token of an `Authorization: Bearer …` header (scheme in any case),
+/// for the admin and replication endpoints. `/api/verify` reads its own,
+/// more strictly.
+pub fn bearer(req: &actix_web::HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+}
+
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }

@@ -30,14 +30,7 @@ pub async fn state(
         .replica_token
         .as_ref()
         .ok_or(ApiError::ReplicationDisabled)?;
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .unwrap_or("");
+    let presented = super::bearer(&req).unwrap_or("");
     if !constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
         return Err(ApiError::ReplicaUnauthorized);
     }
