@@ -39,9 +39,15 @@ pub fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// Statuses whose request counters are resolved up front, per route.
+const COMMON_STATUSES: [u16; 9] = [200, 201, 204, 302, 400, 401, 403, 404, 429];
+
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
+    /// Per route (as in `ROUTES`), the counters of the common statuses: the
+    /// hot path finds its counter without hashing labels or taking a lock.
+    common_requests: Vec<Vec<(u16, IntCounter)>>,
     latency: Vec<(&'static str, Histogram)>,
     decisions: IntCounterVec,
     granted: IntCounter,
@@ -77,7 +83,22 @@ impl Metrics {
             &["outcome", "reason"],
         )?;
         let gauge = |name: &str, help: &str| IntGauge::new(name, help);
+        let common_requests = ROUTES
+            .iter()
+            .map(|route| {
+                COMMON_STATUSES
+                    .iter()
+                    .map(|status| {
+                        let mut digits = itoa_status(*status);
+                        let counter = requests
+                            .get_metric_with_label_values(&[route, status_str(&mut digits)])?;
+                        Ok((*status, counter))
+                    })
+                    .collect::<Result<Vec<_>, prometheus::Error>>()
+            })
+            .collect::<Result<Vec<_>, prometheus::Error>>()?;
         let metrics = Self {
+            common_requests,
             latency: ROUTES
                 .iter()
                 .map(|route| Ok((*route, latency_vec.get_metric_with_label_values(&[route])?)))
@@ -122,14 +143,23 @@ impl Metrics {
     }
 
     pub fn observe_request(&self, route: &'static str, status: u16, elapsed: Duration) {
-        let mut buffer = itoa_status(status);
-        if let Ok(counter) = self
-            .requests
-            .get_metric_with_label_values(&[route, status_str(&mut buffer)])
-        {
-            counter.inc();
+        let index = ROUTES.iter().position(|r| *r == route);
+        let common = index
+            .and_then(|i| self.common_requests.get(i))
+            .and_then(|counters| counters.iter().find(|(s, _)| *s == status));
+        match common {
+            Some((_, counter)) => counter.inc(),
+            None => {
+                let mut buffer = itoa_status(status);
+                if let Ok(counter) = self
+                    .requests
+                    .get_metric_with_label_values(&[route, status_str(&mut buffer)])
+                {
+                    counter.inc();
+                }
+            }
         }
-        if let Some((_, histogram)) = self.latency.iter().find(|(r, _)| *r == route) {
+        if let Some((_, histogram)) = index.and_then(|i| self.latency.get(i)) {
             histogram.observe(elapsed.as_secs_f64());
         }
     }
