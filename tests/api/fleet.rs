@@ -68,61 +68,111 @@ fn copy_keys(from: &Path, to: &Path) {
     }
 }
 
+/// A primary and two replicas as processes, sharing one issuer.
+struct TestFleet {
+    primary: Option<Node>,
+    replica_a: Node,
+    replica_b: Node,
+    issuer: String,
+    port: u16,
+    primary_dir: tempfile::TempDir,
+    _replica_dirs: (tempfile::TempDir, tempfile::TempDir),
+    client: reqwest::Client,
+}
+
+impl TestFleet {
+    /// `max_staleness` for the replicas; replica A gets a copy of the
+    /// primary's keys (mounted, as from a Secret), B gets none.
+    async fn start(max_staleness: &str) -> Self {
+        let (primary_dir, dir_a, dir_b) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let port = free_port();
+        let issuer = format!("http://127.0.0.1:{port}");
+        let primary = Self::start_primary(primary_dir.path(), &issuer, port).await;
+        let replica_env = [
+            ("GATEHOUSE_ROLE", "replica"),
+            ("GATEHOUSE_PRIMARY_URL", issuer.as_str()),
+            ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
+            ("GATEHOUSE_ISSUER", issuer.as_str()),
+            ("GATEHOUSE_MAX_STALENESS", max_staleness),
+        ];
+        copy_keys(&primary_dir.path().join("keys"), &dir_a.path().join("keys"));
+        let replica_a = Node::start(dir_a.path(), &replica_env).await;
+        let replica_b = Node::start(dir_b.path(), &replica_env).await;
+        LOGS.with(|l| {
+            l.borrow_mut().extend([
+                primary.log.clone(),
+                replica_a.log.clone(),
+                replica_b.log.clone(),
+            ])
+        });
+        TestFleet {
+            primary: Some(primary),
+            replica_a,
+            replica_b,
+            issuer,
+            port,
+            primary_dir,
+            _replica_dirs: (dir_a, dir_b),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn start_primary(dir: &Path, issuer: &str, port: u16) -> Node {
+        let env = [
+            ("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
+            ("GATEHOUSE_ISSUER", issuer),
+        ];
+        Node::start_on(dir, &env, port).await
+    }
+
+    fn primary(&self) -> &Node {
+        self.primary.as_ref().unwrap()
+    }
+
+    /// Starts the primary again, on its port and data.
+    async fn restart_primary(&mut self) {
+        self.primary =
+            Some(Self::start_primary(self.primary_dir.path(), &self.issuer, self.port).await);
+    }
+
+    fn admin(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}/admin/v1{path}", self.issuer))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// Canister (group media) and a rule for DAV; returns its secret.
+    async fn register(&self) -> String {
+        let created: Value = self
+            .admin(Method::POST, "/applications")
+            .json(&json!({"client_id": "canister", "groups": ["media"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        self.admin(Method::POST, "/resources")
+            .json(&json!({"host": DAV, "allowed_groups": ["media"]}))
+            .send()
+            .await
+            .unwrap();
+        created["client_secret"].as_str().unwrap().to_string()
+    }
+}
+
 #[actix_web::test]
 async fn replicas_follow_the_primary_and_outlive_it() {
-    let (primary_dir, dir_a, dir_b) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let port = free_port();
-    let issuer = format!("http://127.0.0.1:{port}");
-    let primary_env = [
-        ("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN),
-        ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
-        ("GATEHOUSE_ISSUER", issuer.as_str()),
-    ];
-    let primary = Node::start_on(primary_dir.path(), &primary_env, port).await;
-    let replica_env = [
-        ("GATEHOUSE_ROLE", "replica"),
-        ("GATEHOUSE_PRIMARY_URL", issuer.as_str()),
-        ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
-        ("GATEHOUSE_ISSUER", issuer.as_str()),
-        ("GATEHOUSE_MAX_STALENESS", "2"),
-    ];
-    // Replica A holds the signing key (mounted, as from a Secret); B does not.
-    copy_keys(&primary_dir.path().join("keys"), &dir_a.path().join("keys"));
-    let replica_a = Node::start(dir_a.path(), &replica_env).await;
-    let replica_b = Node::start(dir_b.path(), &replica_env).await;
-    LOGS.with(|l| {
-        l.borrow_mut().extend([
-            primary.log.clone(),
-            replica_a.log.clone(),
-            replica_b.log.clone(),
-        ])
-    });
-    let client = reqwest::Client::new();
-    let admin = |method: Method, path: &str| {
-        client
-            .request(method, format!("{issuer}/admin/v1{path}"))
-            .bearer_auth(ADMIN_TOKEN)
-    };
-
-    let created: Value = admin(Method::POST, "/applications")
-        .json(&json!({"client_id": "canister", "groups": ["media"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let secret = created["client_secret"].as_str().unwrap().to_string();
-    admin(Method::POST, "/resources")
-        .json(&json!({"host": DAV, "allowed_groups": ["media"]}))
-        .send()
-        .await
-        .unwrap();
-    let minted: Value = admin(Method::POST, "/applications/canister/api-keys")
+    let mut fleet = TestFleet::start("2").await;
+    let (client, issuer) = (fleet.client.clone(), fleet.issuer.clone());
+    let secret = fleet.register().await;
+    let minted: Value = fleet
+        .admin(Method::POST, "/applications/canister/api-keys")
         .json(&json!({"name": "k"}))
         .send()
         .await
@@ -131,59 +181,47 @@ async fn replicas_follow_the_primary_and_outlive_it() {
         .await
         .unwrap();
     let key = minted["api_key"].as_str().unwrap().to_string();
-    let token_from = |node: &Node| {
-        client
-            .post(node.url("/oauth/token"))
-            .basic_auth("canister", Some(&secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-    };
-    let token: Value = token_from(&primary).await.unwrap().json().await.unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
+    let token = mint(&client, fleet.primary(), &secret).await;
+    let (replica_a, replica_b) = (&fleet.replica_a, &fleet.replica_b);
 
     // A token and a key from the primary verify on both replicas.
-    for replica in [&replica_a, &replica_b] {
-        until(
-            "status(&client, replica, &token).await == 200",
-            async || status(&client, replica, &token).await == 200,
-        )
+    for replica in [replica_a, replica_b] {
+        until("the token verifies on the replica", async || {
+            status(&client, replica, &token).await == 200
+        })
         .await;
         assert_eq!(status(&client, replica, &key).await, 200);
     }
     // Replica A issues tokens with the mounted key; B, without one, says so.
-    let response = token_from(&replica_a).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let issued_on_a: Value = response.json().await.unwrap();
-    assert_eq!(
-        status(
-            &client,
-            &replica_b,
-            issued_on_a["access_token"].as_str().unwrap()
-        )
-        .await,
-        200
-    );
-    assert_eq!(token_from(&replica_b).await.unwrap().status(), 503);
+    let issued_on_a = mint(&client, replica_a, &secret).await;
+    assert_eq!(status(&client, replica_b, &issued_on_a).await, 200);
+    let refused = client
+        .post(replica_b.url("/oauth/token"))
+        .basic_auth("canister", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
 
     // A revocation on the primary reaches both replicas.
     let revoked_at = Instant::now();
-    let response = admin(
-        Method::DELETE,
-        &format!("/api-keys/{}", minted["id"].as_str().unwrap()),
-    )
-    .send()
-    .await
-    .unwrap();
+    let response = fleet
+        .admin(
+            Method::DELETE,
+            &format!("/api-keys/{}", minted["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
-    until(
-        "status(&client, &replica_a, &key).await == 401",
-        async || status(&client, &replica_a, &key).await == 401,
-    )
+    until("A refuses the revoked key", async || {
+        status(&client, replica_a, &key).await == 401
+    })
     .await;
-    until(
-        "status(&client, &replica_b, &key).await == 401",
-        async || status(&client, &replica_b, &key).await == 401,
-    )
+    until("B refuses the revoked key", async || {
+        status(&client, replica_b, &key).await == 401
+    })
     .await;
     println!(
         "revocation propagated to both replicas in {:?}",
@@ -209,112 +247,62 @@ async fn replicas_follow_the_primary_and_outlive_it() {
     );
 
     // The primary dies: replicas keep verifying, then report their copy stale.
-    primary.kill9();
-    assert_eq!(status(&client, &replica_a, &token).await, 200);
-    assert_eq!(status(&client, &replica_b, &key).await, 401);
-    until("ready(&client, &replica_a).await == 503", async || {
-        ready(&client, &replica_a).await == 503
+    fleet.primary.take().unwrap().kill9();
+    let (replica_a, replica_b) = (&fleet.replica_a, &fleet.replica_b);
+    assert_eq!(status(&client, replica_a, &token).await, 200);
+    assert_eq!(status(&client, replica_b, &key).await, 401);
+    until("A reports a stale copy", async || {
+        ready(&client, replica_a).await == 503
     })
     .await;
-    until("ready(&client, &replica_b).await == 503", async || {
-        ready(&client, &replica_b).await == 503
+    until("B reports a stale copy", async || {
+        ready(&client, replica_b).await == 503
     })
     .await;
     assert_eq!(
-        status(&client, &replica_b, &token).await,
+        status(&client, replica_b, &token).await,
         200,
         "a stale replica still serves its copy"
     );
 
     // The primary returns: replicas catch up, changes flow again.
-    let primary = Node::start_on(primary_dir.path(), &primary_env, port).await;
-    until("ready(&client, &replica_a).await == 200", async || {
-        ready(&client, &replica_a).await == 200
+    fleet.restart_primary().await;
+    let (replica_a, replica_b) = (&fleet.replica_a, &fleet.replica_b);
+    until("A is fresh again", async || {
+        ready(&client, replica_a).await == 200
     })
     .await;
-    until("ready(&client, &replica_b).await == 200", async || {
-        ready(&client, &replica_b).await == 200
+    until("B is fresh again", async || {
+        ready(&client, replica_b).await == 200
     })
     .await;
-    let response = admin(Method::POST, "/applications/canister/revoke-tokens")
+    let response = fleet
+        .admin(Method::POST, "/applications/canister/revoke-tokens")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    until(
-        "status(&client, &replica_b, &token).await == 401",
-        async || status(&client, &replica_b, &token).await == 401,
-    )
+    until("B refuses the old token", async || {
+        status(&client, replica_b, &token).await == 401
+    })
     .await;
-    until(
-        "status(&client, &replica_a, &token).await == 401",
-        async || status(&client, &replica_a, &token).await == 401,
-    )
+    until("A refuses the old token", async || {
+        status(&client, replica_a, &token).await == 401
+    })
     .await;
-    drop(primary);
 }
 
 #[actix_web::test]
 async fn rotation_under_traffic_rejects_no_valid_token() {
-    let (primary_dir, dir_a, dir_b) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let port = free_port();
-    let issuer = format!("http://127.0.0.1:{port}");
-    let primary = Node::start_on(
-        primary_dir.path(),
-        &[
-            ("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN),
-            ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
-            ("GATEHOUSE_ISSUER", issuer.as_str()),
-        ],
-        port,
-    )
-    .await;
-    let replica_env = [
-        ("GATEHOUSE_ROLE", "replica"),
-        ("GATEHOUSE_PRIMARY_URL", issuer.as_str()),
-        ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
-        ("GATEHOUSE_ISSUER", issuer.as_str()),
-    ];
-    let replicas = [
-        Node::start(dir_a.path(), &replica_env).await,
-        Node::start(dir_b.path(), &replica_env).await,
-    ];
-    LOGS.with(|l| {
-        l.borrow_mut().extend([
-            primary.log.clone(),
-            replicas[0].log.clone(),
-            replicas[1].log.clone(),
-        ])
-    });
-    let client = reqwest::Client::new();
-    let admin = |method: Method, path: &str| {
-        client
-            .request(method, format!("{issuer}/admin/v1{path}"))
-            .bearer_auth(ADMIN_TOKEN)
-    };
-    let created: Value = admin(Method::POST, "/applications")
-        .json(&json!({"client_id": "canister", "groups": ["media"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let secret = created["client_secret"].as_str().unwrap().to_string();
-    admin(Method::POST, "/resources")
-        .json(&json!({"host": DAV, "allowed_groups": ["media"]}))
-        .send()
-        .await
-        .unwrap();
+    let fleet = TestFleet::start("30").await;
+    let client = fleet.client.clone();
+    let secret = fleet.register().await;
+    let (primary, replicas) = (fleet.primary(), [&fleet.replica_a, &fleet.replica_b]);
     let old_kid =
-        crate::helpers::jwt_parts(&mint(&client, &primary, &secret).await).0["kid"].clone();
-    for replica in &replicas {
+        crate::helpers::jwt_parts(&mint(&client, primary, &secret).await).0["kid"].clone();
+    for replica in replicas {
         until("the replica knows the application", async || {
-            status(&client, replica, &mint(&client, &primary, &secret).await).await == 200
+            status(&client, replica, &mint(&client, primary, &secret).await).await == 200
         })
         .await;
     }
@@ -326,14 +314,14 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
             (0, Vec::new(), std::collections::HashSet::new());
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(3) {
-            let token = mint(&client, &primary, &secret).await;
+            let token = mint(&client, primary, &secret).await;
             kids.insert(
                 crate::helpers::jwt_parts(&token).0["kid"]
                     .as_str()
                     .unwrap()
                     .to_string(),
             );
-            for replica in &replicas {
+            for replica in replicas {
                 checked += 1;
                 let code = status(&client, replica, &token).await;
                 if code != 200 {
@@ -345,7 +333,11 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
     };
     let rotation = async {
         actix_web::rt::time::sleep(Duration::from_millis(500)).await;
-        admin(Method::POST, "/keys/rotate").send().await.unwrap()
+        fleet
+            .admin(Method::POST, "/keys/rotate")
+            .send()
+            .await
+            .unwrap()
     };
     let ((checked, rejected, kids), rotated) = futures_util::future::join(traffic, rotation).await;
     assert_eq!(rotated.status(), 200);
@@ -363,7 +355,7 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
         "tokens were signed with the new key during the run"
     );
     assert!(kids.contains(old_kid.as_str().unwrap()));
-    for replica in &replicas {
+    for replica in replicas {
         let jwks: Value = client
             .get(replica.url("/.well-known/jwks.json"))
             .send()
