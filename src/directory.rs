@@ -111,6 +111,12 @@ impl Directory {
         self.current.load_full()
     }
 
+    /// The current snapshot for the length of one request: a borrowed
+    /// guard, so the hot path does not touch the shared reference count.
+    pub fn current(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
     /// Applies `change` to a copy of the current snapshot and publishes it.
     pub fn update(&self, change: impl FnOnce(&mut Snapshot)) {
         let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());

@@ -136,7 +136,7 @@ impl TokenIssuer {
             .check(&keys, now.timestamp())
             .map_err(|retry_after| TokenError::TooManyAttempts { retry_after })?;
 
-        let snapshot = self.directory.snapshot();
+        let snapshot = self.directory.current();
         let app = snapshot.application(&credentials.client_id);
         // The secret is checked even for an unknown client, so that the
         // time taken does not tell which of the two was wrong.
@@ -206,7 +206,7 @@ pub fn sign_jwt<T: serde::Serialize>(
     typ: &str,
     claims: &T,
 ) -> Result<String, TokenError> {
-    let keys = keys.current();
+    let keys = keys.guard();
     let signer = keys.signer().ok_or(TokenError::Unavailable)?;
     let header = Header {
         typ: Some(typ.into()),
@@ -276,7 +276,13 @@ fn audience(
         }
         values.push(value.to_string());
     }
-    values.dedup();
+    let mut unique: Vec<String> = Vec::with_capacity(values.len());
+    for value in values {
+        if !unique.contains(&value) {
+            unique.push(value);
+        }
+    }
+    let mut values = unique;
     Ok(match values.len() {
         0 => Audience::One(issuer.to_string()),
         1 => Audience::One(values.remove(0)),
@@ -313,6 +319,16 @@ mod tests {
         assert_eq!(
             audience("https://auth", &["https://dav.example".into()], Some("x")).unwrap(),
             Audience::Many(vec!["https://dav.example".into(), "x".into()])
+        );
+        assert_eq!(
+            audience(
+                "i",
+                &["https://a".into(), "https://b".into()],
+                Some("https://a")
+            )
+            .unwrap(),
+            Audience::Many(vec!["https://a".into(), "https://b".into()]),
+            "repeats are dropped wherever they stand"
         );
         assert!(audience("i", &["relative/path".into()], None).is_err());
         assert!(audience("i", &["https://a#frag".into()], None).is_err());

@@ -377,6 +377,12 @@ impl KeyRing {
         self.current.load_full()
     }
 
+    /// The key set for the length of one request, without a reference-count
+    /// round trip (see `Directory::current`).
+    pub fn guard(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.current.load()
+    }
+
     pub fn replace(&self, keys: KeySet) {
         self.current.store(Arc::new(keys));
     }

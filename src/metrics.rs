@@ -89,9 +89,9 @@ impl Metrics {
                 COMMON_STATUSES
                     .iter()
                     .map(|status| {
-                        let mut digits = itoa_status(*status);
-                        let counter = requests
-                            .get_metric_with_label_values(&[route, status_str(&mut digits)])?;
+                        let digits = itoa_status(*status);
+                        let counter =
+                            requests.get_metric_with_label_values(&[route, status_str(&digits)])?;
                         Ok((*status, counter))
                     })
                     .collect::<Result<Vec<_>, prometheus::Error>>()
@@ -150,10 +150,10 @@ impl Metrics {
         match common {
             Some((_, counter)) => counter.inc(),
             None => {
-                let mut buffer = itoa_status(status);
+                let buffer = itoa_status(status);
                 if let Ok(counter) = self
                     .requests
-                    .get_metric_with_label_values(&[route, status_str(&mut buffer)])
+                    .get_metric_with_label_values(&[route, status_str(&buffer)])
                 {
                     counter.inc();
                 }
@@ -231,7 +231,7 @@ fn itoa_status(status: u16) -> [u8; 3] {
     ]
 }
 
-fn status_str(digits: &mut [u8; 3]) -> &str {
+fn status_str(digits: &[u8; 3]) -> &str {
     std::str::from_utf8(digits).unwrap_or("000")
 }
 
@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn status_digits() {
-        let mut digits = itoa_status(404);
-        assert_eq!(status_str(&mut digits), "404");
+        let digits = itoa_status(404);
+        assert_eq!(status_str(&digits), "404");
     }
 }

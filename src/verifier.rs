@@ -489,6 +489,108 @@ mod tests {
         );
     }
 
+    /// Issue 3's cache: a reused token is verified once and then served from
+    /// the cache, keyed by its digest; failures are never cached, and the
+    /// per-request checks (here the rule) still run on a cache hit.
+    #[test]
+    fn reused_tokens_are_cached_once_and_failures_never() {
+        use crate::applications::ApplicationRecord;
+        use crate::crypto::{SecretDigest, jwt_provider};
+        use crate::directory::Directory;
+        use crate::issuer::{ClientAuthMethod, ClientCredentials, TokenIssuer, TokenRequest};
+        use crate::keys::{KeyDir, KeyRing};
+        use crate::resources::NewResource;
+        use crate::throttle::Throttle;
+
+        jwt_provider::install();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Arc::new(KeyRing::new(
+            KeyDir::open(dir.path()).unwrap().load_or_init().unwrap(),
+        ));
+        let now = chrono::Utc::now();
+        let app = ApplicationRecord {
+            client_id: "c".into(),
+            name: "c".into(),
+            groups: vec!["media".into()],
+            scopes: vec![],
+            access_token_ttl: 3600,
+            active: true,
+            created_at: now,
+            updated_at: now,
+            secret: SecretDigest::of("s"),
+            previous_secret: None,
+            not_before: 0,
+        };
+        let rule = NewResource {
+            host: Some("dav.example.com".into()),
+            allowed_groups: vec!["media".into()],
+            ..Default::default()
+        };
+        let directory = Arc::new(Directory::new(
+            vec![app],
+            vec![Resource::create("dav".into(), rule, now).unwrap()],
+        ));
+        let issuer = TokenIssuer::new(
+            "https://i".into(),
+            keys.clone(),
+            directory.clone(),
+            Arc::new(Throttle::new(10, 60)),
+        );
+        let request = TokenRequest {
+            grant_type: Some("client_credentials".into()),
+            credentials: Some(ClientCredentials {
+                client_id: "c".into(),
+                secret: "s".into(),
+                method: ClientAuthMethod::Post,
+            }),
+            ..Default::default()
+        };
+        let token = issuer
+            .issue(request, "127.0.0.1".parse().unwrap(), now)
+            .unwrap()
+            .access_token;
+
+        let verifier = Verifier::new("https://i".into());
+        let target = Target {
+            method: "GET",
+            host: "dav.example.com",
+            path: "/",
+        };
+        let check = |bearer: &str, target: &Target| {
+            verifier.verify(
+                &directory.snapshot(),
+                &keys.current(),
+                &directory.revocations,
+                bearer,
+                target,
+                now.timestamp(),
+            )
+        };
+        for _ in 0..3 {
+            assert!(check(&token, &target).is_ok());
+        }
+        let forged = format!("{}AAAA", &token[..token.len() - 4]);
+        assert_eq!(check(&forged, &target).err(), Some(VerifyError::Signature));
+        verifier.cache.run_pending_tasks();
+        assert_eq!(
+            verifier.cache.entry_count(),
+            1,
+            "one entry for the reused token, none for the forgery"
+        );
+        assert!(verifier.cache.contains_key(&sha256(token.as_bytes())));
+
+        let elsewhere = Target {
+            method: "GET",
+            host: "other.example.com",
+            path: "/",
+        };
+        assert_eq!(
+            check(&token, &elsewhere).err(),
+            Some(VerifyError::NoRule),
+            "rules run on a cache hit"
+        );
+    }
+
     #[test]
     fn parts_decode_strictly() {
         let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);

@@ -49,15 +49,19 @@ pub async fn token(
                 scope: issued.scope,
             }))
         }
-        Err(TokenError::InvalidClient { basic_used, delay }) => {
-            // Held back without blocking the worker, to slow down guessing.
-            if !delay.is_zero() {
-                actix_web::rt::time::sleep(delay).await;
-            }
-            Err(TokenError::InvalidClient { basic_used, delay }.into())
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(held_back(e).await),
     }
+}
+
+/// A failed client authentication is answered late when failures pile up
+/// (the throttle's `delay`), without blocking the worker.
+async fn held_back(e: TokenError) -> ApiError {
+    if let TokenError::InvalidClient { delay, .. } = &e
+        && !delay.is_zero()
+    {
+        actix_web::rt::time::sleep(*delay).await;
+    }
+    e.into()
 }
 
 /// A form POSTed by an authenticating client (token, introspection,
@@ -172,13 +176,7 @@ async fn authenticated_request(
         .authenticate(credentials, addr, state.clock.now())
     {
         Ok(app) => app,
-        Err(TokenError::InvalidClient { basic_used, delay }) => {
-            if !delay.is_zero() {
-                actix_web::rt::time::sleep(delay).await;
-            }
-            return Err(TokenError::InvalidClient { basic_used, delay }.into());
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(held_back(e).await),
     };
     let token = form
         .get("token")

@@ -44,8 +44,8 @@ pub async fn verify(
     };
     let decision = bearer.and_then(|bearer| {
         state.verifier.verify(
-            &state.directory.snapshot(),
-            &state.keys.current(),
+            &state.directory.current(),
+            &state.keys.guard(),
             &state.directory.revocations,
             bearer,
             &target,

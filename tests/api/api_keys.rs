@@ -32,6 +32,14 @@ async fn mint(app: &TestApp, client_id: &str, body: Value) -> Value {
     response.json().await.unwrap()
 }
 
+/// A new API key for canister, named `name`.
+async fn mint_key(app: &TestApp, name: &str) -> String {
+    mint(app, "canister", json!({ "name": name })).await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn verify_status(app: &TestApp, credential: &str) -> u16 {
     app.verify("GET", DAV, "/")
         .bearer_auth(credential)
@@ -201,10 +209,7 @@ async fn revoked_key_is_refused_and_revoking_again_still_succeeds() {
 #[actix_web::test]
 async fn keys_follow_the_application_groups_and_active_flag() {
     let (app, canister, _) = setup().await;
-    let key = mint(&app, "canister", json!({"name": "k"})).await["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = mint_key(&app, "k").await;
     let token = app.access_token(&canister, &[]).await;
     app.admin(Method::PATCH, "/applications/canister")
         .json(&json!({"groups": ["other"]}))
@@ -243,10 +248,7 @@ async fn keys_follow_the_application_groups_and_active_flag() {
 async fn revoke_tokens_refuses_everything_issued_before() {
     let (app, canister, _) = setup().await;
     let old_token = app.access_token(&canister, &[]).await;
-    let old_key = mint(&app, "canister", json!({"name": "k"})).await["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let old_key = mint_key(&app, "k").await;
     let response = app
         .admin(Method::POST, "/applications/canister/revoke-tokens")
         .send()
@@ -258,10 +260,7 @@ async fn revoke_tokens_refuses_everything_issued_before() {
     assert_eq!(verify_status(&app, &old_key).await, 401);
     let new_token = app.access_token(&canister, &[]).await;
     assert_eq!(verify_status(&app, &new_token).await, 200);
-    let new_key = mint(&app, "canister", json!({"name": "k2"})).await["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let new_key = mint_key(&app, "k2").await;
     assert_eq!(verify_status(&app, &new_key).await, 200);
 }
 
@@ -269,10 +268,7 @@ async fn revoke_tokens_refuses_everything_issued_before() {
 async fn introspection_answers_for_the_clients_own_credentials_only() {
     let (app, canister, other) = setup().await;
     let token = app.access_token(&canister, &[]).await;
-    let key = mint(&app, "canister", json!({"name": "k"})).await["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = mint_key(&app, "k").await;
 
     let response = as_client(&app, "/oauth/introspect", &canister, &token).await;
     assert_eq!(response.status(), 200);
@@ -330,10 +326,7 @@ async fn introspection_answers_for_the_clients_own_credentials_only() {
 async fn rfc7009_revocation_by_the_owner_only() {
     let (app, canister, other) = setup().await;
     let token = app.access_token(&canister, &[]).await;
-    let key = mint(&app, "canister", json!({"name": "k"})).await["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = mint_key(&app, "k").await;
 
     // Another client cannot revoke them: 200 (RFC 7009), and nothing happens.
     assert_eq!(
@@ -387,10 +380,7 @@ async fn rfc7009_revocation_by_the_owner_only() {
 async fn rotation_keeps_old_credentials_valid_and_signs_with_the_new_key() {
     let (app, canister, _) = setup().await;
     let old_token = app.access_token(&canister, &[]).await;
-    let old_key = mint(&app, "canister", json!({"name": "k"})).await["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let old_key = mint_key(&app, "k").await;
     let (old_header, _) = jwt_parts(&old_token);
 
     let response = app
@@ -410,10 +400,7 @@ async fn rotation_keeps_old_credentials_valid_and_signs_with_the_new_key() {
     let new_token = app.access_token(&canister, &[]).await;
     assert_eq!(jwt_parts(&new_token).0["kid"], new_kid);
     assert_eq!(verify_status(&app, &new_token).await, 200);
-    let new_key = mint(&app, "canister", json!({"name": "k2"})).await["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let new_key = mint_key(&app, "k2").await;
     assert_eq!(jwt_parts(&new_key).0["kid"], new_kid);
 
     let jwks: Value = app
