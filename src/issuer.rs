@@ -133,7 +133,7 @@ impl TokenIssuer {
         let client_key = ThrottleKey::Client(credentials.client_id.clone());
         let keys = [client_key.clone(), ThrottleKey::Address(client_addr)];
         self.throttle
-            .check(&keys, now.timestamp())
+            .check(now.timestamp(), || &keys[..])
             .map_err(|retry_after| TokenError::TooManyAttempts { retry_after })?;
 
         let snapshot = self.directory.current();
@@ -149,7 +149,7 @@ impl TokenIssuer {
         };
         match app {
             Some(app) if secret_ok && app.active => {
-                self.throttle.record_success(&client_key);
+                self.throttle.record_success(&client_key, now.timestamp());
                 Ok(Arc::clone(app))
             }
             _ => {

@@ -4,6 +4,7 @@
 //! refused outright until its window ends.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,10 @@ pub struct Throttle {
     windows: Cache<ThrottleKey, Arc<Mutex<Window>>>,
     limit: u32,
     window_secs: i64,
+    /// When the latest failure was counted. While no window can still be
+    /// open, checks skip the cache: the common case, and the hot path of
+    /// every verify and token request.
+    last_failure: AtomicI64,
 }
 
 impl Throttle {
@@ -43,12 +48,31 @@ impl Throttle {
                 .build(),
             limit,
             window_secs,
+            last_failure: AtomicI64::new(i64::MIN),
         }
     }
 
-    /// `Err(retry_after_secs)` if any of `keys` is locked out at `now`.
-    pub fn check(&self, keys: &[ThrottleKey], now: i64) -> Result<(), u64> {
-        let retry_after = keys
+    /// No key can be locked out or hold failures at `now`: every window
+    /// started at or before the latest failure, and that one has ended.
+    fn quiet(&self, now: i64) -> bool {
+        now >= self
+            .last_failure
+            .load(Ordering::Relaxed)
+            .saturating_add(self.window_secs)
+    }
+
+    /// `Err(retry_after_secs)` if any of `keys` is locked out at `now`. The
+    /// keys are only worked out when some window may still be open.
+    pub fn check<K: AsRef<[ThrottleKey]>>(
+        &self,
+        now: i64,
+        keys: impl FnOnce() -> K,
+    ) -> Result<(), u64> {
+        if self.quiet(now) {
+            return Ok(());
+        }
+        let retry_after = keys()
+            .as_ref()
             .iter()
             .filter_map(|key| self.windows.get(key))
             .filter_map(|window| {
@@ -66,6 +90,7 @@ impl Throttle {
     /// Counts a failure against every key and returns how long to hold the
     /// answer back.
     pub fn record_failure(&self, keys: &[ThrottleKey], now: i64) -> Duration {
+        self.last_failure.fetch_max(now, Ordering::Relaxed);
         let worst = keys
             .iter()
             .map(|key| {
@@ -96,9 +121,10 @@ impl Throttle {
     }
 
     /// A successful authentication clears that key's failures. The common
-    /// case, a key with no failures, costs a read rather than a cache write.
-    pub fn record_success(&self, key: &ThrottleKey) {
-        if self.windows.contains_key(key) {
+    /// case, a key with no failures, costs a read rather than a cache write,
+    /// and nothing at all while no failure is recent.
+    pub fn record_success(&self, key: &ThrottleKey, now: i64) {
+        if !self.quiet(now) && self.windows.contains_key(key) {
             self.windows.invalidate(key);
         }
     }
@@ -114,11 +140,11 @@ mod tests {
         let key = [ThrottleKey::Client("c".into())];
         for _ in 0..3 {
             throttle.record_failure(&key, 100);
-            assert!(throttle.check(&key, 100).is_ok());
+            assert!(throttle.check(100, || &key).is_ok());
         }
         throttle.record_failure(&key, 100);
-        assert_eq!(throttle.check(&key, 110), Err(50));
-        assert!(throttle.check(&key, 160).is_ok());
+        assert_eq!(throttle.check(110, || &key), Err(50));
+        assert!(throttle.check(160, || &key).is_ok());
     }
 
     #[test]
@@ -139,9 +165,29 @@ mod tests {
         let both = [client.clone(), address.clone()];
         throttle.record_failure(&both, 0);
         throttle.record_failure(&both, 0);
-        assert!(throttle.check(std::slice::from_ref(&client), 0).is_err());
-        throttle.record_success(&client);
-        assert!(throttle.check(&[client], 0).is_ok());
-        assert!(throttle.check(&[address], 0).is_err());
+        assert!(throttle.check(0, || std::slice::from_ref(&client)).is_err());
+        throttle.record_success(&client, 0);
+        assert!(throttle.check(0, || [client]).is_ok());
+        assert!(throttle.check(0, || [address]).is_err());
+    }
+
+    #[test]
+    fn the_quiet_fast_path_never_hides_an_open_lockout() {
+        let throttle = Throttle::new(2, 60);
+        let locked = [ThrottleKey::Client("a".into())];
+        let other = [ThrottleKey::Client("b".into())];
+        assert!(throttle.check(0, || &locked).is_ok());
+        throttle.record_failure(&locked, 0);
+        throttle.record_failure(&locked, 0);
+        // Failures of other keys, earlier or later, keep the check honest.
+        throttle.record_failure(&other, 30);
+        assert_eq!(throttle.check(59, || &locked), Err(1));
+        assert!(throttle.check(60, || &locked).is_ok());
+        // A lockout reached again after a quiet spell is seen at once.
+        throttle.record_failure(&locked, 500);
+        throttle.record_failure(&locked, 500);
+        assert_eq!(throttle.check(500, || &locked), Err(60));
+        throttle.record_success(&locked[0], 501);
+        assert!(throttle.check(501, || &locked).is_ok());
     }
 }

@@ -31,10 +31,10 @@ pub async fn verify(
         Err(e) => Err(e),
     };
     let now = state.clock.now().timestamp();
-    let address = [ThrottleKey::Address(client_addr(&req, trusted))];
+    let address = || [ThrottleKey::Address(client_addr(&req, trusted))];
     state
         .verify_throttle
-        .check(&address, now)
+        .check(now, address)
         .map_err(|retry_after| ApiError::VerifyThrottled { retry_after })?;
 
     let target = Target {
@@ -67,7 +67,7 @@ pub async fn verify(
         Err(e) => {
             state.metrics.verify_denied(e.reason());
             if looks_forged(e) {
-                state.verify_throttle.record_failure(&address, now);
+                state.verify_throttle.record_failure(&address(), now);
             }
             log::info!(
                 "verify {} {}{}: denied: {e}",
@@ -200,9 +200,10 @@ impl<'r> OriginalRequest<'r> {
             if !trusted {
                 return None;
             }
-            let value = std::str::from_utf8(req.headers().get(&name)?.as_bytes()).ok()?;
+            let value = req.headers().get(&name)?.as_bytes();
             // A header repeated along a proxy chain: the first hop's value.
-            let value = value.split(',').next()?.trim();
+            let first = value.split(|&b| b == b',').next()?;
+            let value = std::str::from_utf8(first).ok()?.trim();
             (!value.is_empty()).then_some(value)
         };
         let original_url = forwarded(X_ORIGINAL_URL).and_then(split_absolute_url);
