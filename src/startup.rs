@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::Logger;
+use actix_web::middleware::{Condition, Logger};
 use actix_web::{App, HttpServer, web};
 
 use crate::admin::Admin;
@@ -200,6 +200,10 @@ impl Application {
             directory,
         });
 
+        // Logger renders its line for every request before it knows whether
+        // the line will be written; skip it when access lines are filtered out.
+        let access_log =
+            log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -213,13 +217,14 @@ impl Application {
                 // One access line per request, except where it would only
                 // repeat the proxy's own log (/api/verify logs its decisions
                 // itself) or the health probes.
-                .wrap(
+                .wrap(Condition::new(
+                    access_log,
                     Logger::new(r#"%a "%r" %s %b %Dms"#)
                         .exclude("/api/verify")
                         .exclude("/healthz")
                         .exclude("/readyz")
                         .exclude("/metrics"),
-                )
+                ))
                 .wrap(actix_web::middleware::from_fn(http::record_metrics))
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))
