@@ -375,7 +375,19 @@ impl Peer {
 }
 
 impl Drop for Peer {
+    /// TERM first: nginx's master stops its workers on TERM, while a KILL
+    /// leaves them running, orphaned, on the port after the tests end.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
