@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Header};
 
@@ -75,8 +76,50 @@ pub enum TokenError {
     Unavailable,
 }
 
+/// The node's issuer URL: `iss`, the default `aud`, and the base of its
+/// metadata. Fixed on a primary, and on a replica configured with one. A
+/// replica without one adopts its primary's from the state it syncs, so
+/// that it accepts the primary's tokens without repeating its settings.
+#[derive(Clone)]
+pub struct IssuerUrl(Arc<ArcSwap<String>>);
+
+impl IssuerUrl {
+    pub fn new(url: String) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(url)))
+    }
+
+    pub fn get(&self) -> Arc<String> {
+        self.0.load_full()
+    }
+
+    pub fn matches(&self, iss: &str) -> bool {
+        self.0.load().as_str() == iss
+    }
+
+    /// Takes `url` as the issuer; returns whether that changed it.
+    pub fn adopt(&self, url: &str) -> bool {
+        if self.matches(url) {
+            return false;
+        }
+        self.0.store(Arc::new(url.to_string()));
+        true
+    }
+}
+
+impl From<String> for IssuerUrl {
+    fn from(url: String) -> Self {
+        Self::new(url)
+    }
+}
+
+impl From<&str> for IssuerUrl {
+    fn from(url: &str) -> Self {
+        Self::new(url.to_string())
+    }
+}
+
 pub struct TokenIssuer {
-    issuer: String,
+    issuer: IssuerUrl,
     keys: Arc<KeyRing>,
     directory: Arc<Directory>,
     throttle: Arc<Throttle>,
@@ -84,13 +127,13 @@ pub struct TokenIssuer {
 
 impl TokenIssuer {
     pub fn new(
-        issuer: String,
+        issuer: impl Into<IssuerUrl>,
         keys: Arc<KeyRing>,
         directory: Arc<Directory>,
         throttle: Arc<Throttle>,
     ) -> Self {
         Self {
-            issuer,
+            issuer: issuer.into(),
             keys,
             directory,
             throttle,
@@ -114,12 +157,9 @@ impl TokenIssuer {
         })?;
         let app = self.authenticate(&credentials, client_addr, now)?;
         let scope = granted_scope(&app, request.scope.as_deref())?;
-        let aud = audience(
-            &self.issuer,
-            &request.resources,
-            request.audience.as_deref(),
-        )?;
-        self.sign(&app, aud, scope, now)
+        let issuer = self.issuer.get();
+        let aud = audience(&issuer, &request.resources, request.audience.as_deref())?;
+        self.sign(&issuer, &app, aud, scope, now)
     }
 
     /// Client authentication for the token, introspection and revocation
@@ -173,6 +213,7 @@ impl TokenIssuer {
 
     fn sign(
         &self,
+        issuer: &str,
         app: &ApplicationRecord,
         aud: Audience,
         scope: Option<String>,
@@ -180,7 +221,7 @@ impl TokenIssuer {
     ) -> Result<IssuedToken, TokenError> {
         let iat = app.issued_at(now.timestamp());
         let claims = AccessTokenClaims {
-            iss: self.issuer.clone(),
+            iss: issuer.to_string(),
             sub: app.client_id.clone(),
             client_id: app.client_id.clone(),
             aud,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::crypto::random_bytes;
 use crate::directory::{Directory, Replacement};
+use crate::issuer::IssuerUrl;
 use crate::keys::{KeyRing, KeySet};
 use crate::replication::{REPLICA_ID_HEADER, StateDocument};
 use crate::revocation::parse_id;
@@ -47,6 +48,9 @@ pub struct Follower {
     pub clock: Arc<dyn Clock>,
     /// How long each long-poll waits for a change.
     pub wait: Duration,
+    pub issuer: IssuerUrl,
+    /// No issuer was configured: take the primary's.
+    pub adopt_issuer: bool,
 }
 
 impl Follower {
@@ -106,6 +110,19 @@ impl Follower {
     }
 
     fn apply(&self, document: StateDocument, now: i64) {
+        if let Some(primary) = &document.issuer {
+            if self.adopt_issuer {
+                if self.issuer.adopt(primary) {
+                    log::info!("replica: issuer is {primary}, as the primary's");
+                }
+            } else if !self.issuer.matches(primary) {
+                log::error!(
+                    "replica: the configured issuer {} is not the primary's ({primary}); \
+                     tokens from the primary will be refused",
+                    self.issuer.get()
+                );
+            }
+        }
         self.keys.replace(KeySet::with_published(
             self.local_keys.as_ref(),
             &document.public_keys,

@@ -31,11 +31,14 @@ pub struct StateDocument {
     pub revoked_access_tokens: Vec<(String, i64)>,
     /// Every key that verifies: (kid, x).
     pub public_keys: Vec<(String, String)>,
+    /// The primary's issuer, for replicas configured without one.
+    #[serde(default)]
+    pub issuer: Option<String>,
 }
 
 /// The current state, labelled with a version read before it, so that a
 /// replica asking again from that version never misses a change.
-pub fn export(directory: &Directory, keys: &KeySet) -> StateDocument {
+pub fn export(directory: &Directory, keys: &KeySet, issuer: &str) -> StateDocument {
     let version = directory.version();
     let snapshot = directory.snapshot();
     let (revoked_keys, revoked_tokens) = directory.revocations.export();
@@ -61,5 +64,6 @@ pub fn export(directory: &Directory, keys: &KeySet) -> StateDocument {
             .map(|(jti, exp)| (b64url(jti), *exp))
             .collect(),
         public_keys: keys.public_keys(),
+        issuer: Some(issuer.to_string()),
     }
 }

@@ -18,7 +18,7 @@ use crate::directory::Directory;
 use crate::http::error::{ApiError, BodyError};
 use crate::http::upstream::SessionUpstream;
 use crate::http::{self, AppState};
-use crate::issuer::TokenIssuer;
+use crate::issuer::{IssuerUrl, TokenIssuer};
 use crate::keys::{KeyDir, KeyError, KeyRing, KeySet, create_private_dir, write_private_file};
 use crate::metrics::Metrics;
 use crate::replica::{Follower, SyncStatus};
@@ -135,11 +135,22 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .map_err(io(format!("cannot listen on {}", settings.listen)))?;
         let local = listener.local_addr().map_err(io("listener address"))?;
-        // With port 0 the default issuer must name the port actually bound.
-        let issuer_url = match &settings.issuer {
-            Some(_) => settings.issuer(),
-            None => format!("http://{local}"),
-        };
+        let issuer_url = IssuerUrl::new(match (&settings.issuer, &settings.primary_url) {
+            (Some(_), _) => settings.issuer(),
+            // Until its first sync, when it adopts the primary's issuer.
+            (None, Some(primary)) if settings.role == Role::Replica => {
+                primary.trim_end_matches('/').to_string()
+            }
+            // With port 0 the default issuer must name the port actually bound.
+            (None, _) => {
+                let derived = format!("http://{local}");
+                log::warn!(
+                    "no issuer configured: tokens will name {derived}, which changes if the \
+                     node moves; set `issuer` to the URL clients reach this node by"
+                );
+                derived
+            }
+        });
         let throttle = Arc::new(Throttle::new(
             settings.auth_failure_limit,
             settings.auth_failure_window,
@@ -166,6 +177,8 @@ impl Application {
                 // Each long-poll ends well within max_staleness, so a live
                 // primary always keeps the copy fresh.
                 wait: Duration::from_secs((settings.max_staleness / 2).clamp(1, 25)),
+                issuer: issuer_url.clone(),
+                adopt_issuer: settings.issuer.is_none(),
             }),
             _ => None,
         };
@@ -182,7 +195,7 @@ impl Application {
                     Arc::clone(&directory),
                     Arc::clone(&keys),
                     settings.keys_dir.clone(),
-                    issuer_url.clone(),
+                    issuer_url.get().to_string(),
                 )
             }),
             admin_token,

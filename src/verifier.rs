@@ -22,6 +22,7 @@ use crate::applications::ApplicationRecord;
 use crate::claims::{ACCESS_TOKEN_TYP, API_KEY_TYP, Audience};
 use crate::crypto::sha256;
 use crate::directory::Snapshot;
+use crate::issuer::IssuerUrl;
 use crate::keys::KeySet;
 use crate::resources::Resource;
 use crate::revocation::{CredentialId, Revocations, parse_id};
@@ -232,7 +233,7 @@ struct PresentedClaims {
 }
 
 pub struct Verifier {
-    issuer: String,
+    issuer: IssuerUrl,
     /// Verified tokens by the SHA-256 of their text, so a reused token
     /// costs a digest and a lookup instead of a signature check.
     cache: Cache<TokenDigest, Arc<VerifiedToken>, BuildHasherDefault<DigestHasher>>,
@@ -281,9 +282,9 @@ impl Hasher for DigestHasher {
 }
 
 impl Verifier {
-    pub fn new(issuer: String) -> Self {
+    pub fn new(issuer: impl Into<IssuerUrl>) -> Self {
         Self {
-            issuer,
+            issuer: issuer.into(),
             cache: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(CACHE_TTL)
@@ -407,7 +408,7 @@ impl Verifier {
             return Err(VerifyError::Signature);
         }
         let claims: PresentedClaims = decode_part(payload)?;
-        if claims.iss != self.issuer {
+        if !self.issuer.matches(&claims.iss) {
             return Err(VerifyError::Issuer);
         }
         // RFC 9068 §2.2: access tokens carry exp. An API key carries its
@@ -574,7 +575,7 @@ mod tests {
             vec![Resource::create("dav".into(), rule, now).unwrap()],
         ));
         let issuer = TokenIssuer::new(
-            "https://i".into(),
+            "https://i",
             keys.clone(),
             directory.clone(),
             Arc::new(Throttle::new(10, 60)),
@@ -593,7 +594,7 @@ mod tests {
             .unwrap()
             .access_token;
 
-        let verifier = Verifier::new("https://i".into());
+        let verifier = Verifier::new("https://i");
         let target = Target {
             method: "GET",
             host: "dav.example.com",

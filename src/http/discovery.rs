@@ -11,11 +11,11 @@ use super::AppState;
 pub const JWKS_MAX_AGE_SECS: u32 = 300;
 
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
-    let issuer = &state.issuer_url;
+    let issuer = state.issuer_url.get();
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(json!({
-            "issuer": issuer,
+            "issuer": issuer.as_str(),
             "token_endpoint": format!("{issuer}/oauth/token"),
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
             "introspection_endpoint": format!("{issuer}/oauth/introspect"),

@@ -27,7 +27,7 @@ use crate::config::Settings;
 use crate::crypto::SecretDigest;
 use crate::directory::Directory;
 use crate::fleet::Fleet;
-use crate::issuer::TokenIssuer;
+use crate::issuer::{IssuerUrl, TokenIssuer};
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::replica::SyncStatus;
@@ -39,7 +39,7 @@ use upstream::SessionUpstream;
 /// What every handler can reach.
 pub struct AppState {
     pub settings: Settings,
-    pub issuer_url: String,
+    pub issuer_url: IssuerUrl,
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<KeyRing>,
     pub directory: Arc<Directory>,

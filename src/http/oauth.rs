@@ -210,7 +210,7 @@ pub async fn introspect(
                 "active": true,
                 "client_id": token.client_id,
                 "sub": token.client_id,
-                "iss": state.issuer_url,
+                "iss": state.issuer_url.get().as_str(),
                 "token_type": match token.method {
                     AuthMethod::ClientCredentials => "Bearer",
                     AuthMethod::ApiKey => "api_key",

@@ -64,7 +64,11 @@ pub async fn state(
             .insert_header(("X-Gatehouse-State-Version", version.to_string()))
             .finish());
     }
-    let document = export(&state.directory, &state.keys.current());
+    let document = export(
+        &state.directory,
+        &state.keys.current(),
+        &state.issuer_url.get(),
+    );
     Ok(HttpResponse::Ok()
         .insert_header(("X-Gatehouse-State-Version", document.version.to_string()))
         .insert_header((header::CACHE_CONTROL, "no-store"))

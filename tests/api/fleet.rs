@@ -10,6 +10,8 @@ use crate::helpers::{ADMIN_TOKEN, Node, free_port};
 
 const REPLICA_TOKEN: &str = "fleet-replica-token";
 const DAV: &str = "dav.example.com";
+/// Not the primary's own URL, so that adopting it is seen to happen.
+const ISSUER: &str = "https://gatehouse.fleet.test";
 
 async fn status(client: &reqwest::Client, node: &Node, credential: &str) -> u16 {
     client
@@ -68,12 +70,13 @@ fn copy_keys(from: &Path, to: &Path) {
     }
 }
 
-/// A primary and two replicas as processes, sharing one issuer.
+/// A primary and two replicas as processes. The issuer is not the
+/// primary's URL: replica B is configured with it, replica A adopts it.
 struct TestFleet {
     primary: Option<Node>,
     replica_a: Node,
     replica_b: Node,
-    issuer: String,
+    primary_url: String,
     port: u16,
     primary_dir: tempfile::TempDir,
     _replica_dirs: (tempfile::TempDir, tempfile::TempDir),
@@ -90,18 +93,18 @@ impl TestFleet {
             tempfile::tempdir().unwrap(),
         );
         let port = free_port();
-        let issuer = format!("http://127.0.0.1:{port}");
-        let primary = Self::start_primary(primary_dir.path(), &issuer, port).await;
+        let primary_url = format!("http://127.0.0.1:{port}");
+        let primary = Self::start_primary(primary_dir.path(), port).await;
         let replica_env = [
             ("GATEHOUSE_ROLE", "replica"),
-            ("GATEHOUSE_PRIMARY_URL", issuer.as_str()),
+            ("GATEHOUSE_PRIMARY_URL", primary_url.as_str()),
             ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
-            ("GATEHOUSE_ISSUER", issuer.as_str()),
             ("GATEHOUSE_MAX_STALENESS", max_staleness),
         ];
         copy_keys(&primary_dir.path().join("keys"), &dir_a.path().join("keys"));
         let replica_a = Node::start(dir_a.path(), &replica_env).await;
-        let replica_b = Node::start(dir_b.path(), &replica_env).await;
+        let configured = [("GATEHOUSE_ISSUER", ISSUER)];
+        let replica_b = Node::start(dir_b.path(), &[&replica_env[..], &configured].concat()).await;
         LOGS.with(|l| {
             l.borrow_mut().extend([
                 primary.log.clone(),
@@ -113,7 +116,7 @@ impl TestFleet {
             primary: Some(primary),
             replica_a,
             replica_b,
-            issuer,
+            primary_url,
             port,
             primary_dir,
             _replica_dirs: (dir_a, dir_b),
@@ -121,11 +124,11 @@ impl TestFleet {
         }
     }
 
-    async fn start_primary(dir: &Path, issuer: &str, port: u16) -> Node {
+    async fn start_primary(dir: &Path, port: u16) -> Node {
         let env = [
             ("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN),
             ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
-            ("GATEHOUSE_ISSUER", issuer),
+            ("GATEHOUSE_ISSUER", ISSUER),
         ];
         Node::start_on(dir, &env, port).await
     }
@@ -136,13 +139,12 @@ impl TestFleet {
 
     /// Starts the primary again, on its port and data.
     async fn restart_primary(&mut self) {
-        self.primary =
-            Some(Self::start_primary(self.primary_dir.path(), &self.issuer, self.port).await);
+        self.primary = Some(Self::start_primary(self.primary_dir.path(), self.port).await);
     }
 
     fn admin(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.client
-            .request(method, format!("{}/admin/v1{path}", self.issuer))
+            .request(method, format!("{}/admin/v1{path}", self.primary_url))
             .bearer_auth(ADMIN_TOKEN)
     }
 
@@ -169,7 +171,7 @@ impl TestFleet {
 #[actix_web::test]
 async fn replicas_follow_the_primary_and_outlive_it() {
     let mut fleet = TestFleet::start("2").await;
-    let (client, issuer) = (fleet.client.clone(), fleet.issuer.clone());
+    let (client, primary_url) = (fleet.client.clone(), fleet.primary_url.clone());
     let secret = fleet.register().await;
     let minted: Value = fleet
         .admin(Method::POST, "/applications/canister/api-keys")
@@ -192,6 +194,16 @@ async fn replicas_follow_the_primary_and_outlive_it() {
         .await;
         assert_eq!(status(&client, replica, &key).await, 200);
     }
+    // A, configured without an issuer, took the primary's.
+    let metadata: Value = client
+        .get(replica_a.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], ISSUER);
     // Replica A issues tokens with the mounted key; B, without one, says so.
     let issued_on_a = mint(&client, replica_a, &secret).await;
     assert_eq!(status(&client, replica_b, &issued_on_a).await, 200);
@@ -242,7 +254,7 @@ async fn replicas_follow_the_primary_and_outlive_it() {
         body["error_description"]
             .as_str()
             .unwrap()
-            .contains(&issuer),
+            .contains(&primary_url),
         "{body}"
     );
 
