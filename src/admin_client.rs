@@ -178,7 +178,8 @@ pub async fn run(base_url: &str, token: &str, command: AdminCommand) -> Result<S
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| e.to_string())?;
-    let url = format!("{}/admin/v1{path}", base_url.trim_end_matches('/'));
+    let base_url = crate::client::plain_http(base_url.trim_end_matches('/'))?;
+    let url = format!("{base_url}/admin/v1{path}");
     let mut request = client.request(method, &url).bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);

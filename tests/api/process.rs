@@ -362,6 +362,36 @@ async fn token_helper_prints_a_token_and_reuses_it_until_near_expiry() {
     assert!(String::from_utf8_lossy(&failed.stderr).contains("401"));
 }
 
+/// A node whose public issuer is https, reached over plain http on its own
+/// network: the helper takes gatehouse's token path on the URL it was
+/// given, and refuses an https issuer with the reason.
+#[actix_web::test]
+async fn token_helper_reaches_an_https_issuer_over_http_and_refuses_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let public = "https://auth.example.test";
+    let env = [ADMIN_ENV[0], ("GATEHOUSE_ISSUER", public)];
+    let node = Node::start(dir.path(), &env).await;
+    let secret = create(&node, "canister").await;
+    let run = |issuer: &str| {
+        gatehouse_command(dir.path())
+            .args(["token", "--issuer", issuer, "--client-id", "canister"])
+            .arg("--no-cache")
+            .env("GATEHOUSE_CLIENT_SECRET", &secret)
+            .output()
+            .unwrap()
+    };
+    let over_http = run(&node.url(""));
+    let stderr = String::from_utf8_lossy(&over_http.stderr);
+    assert!(over_http.status.success(), "{stderr}");
+    let token = String::from_utf8(over_http.stdout).unwrap();
+    assert_eq!(crate::helpers::jwt_parts(token.trim()).1["iss"], public);
+
+    let refused = run(public);
+    assert!(!refused.status.success());
+    let reason = String::from_utf8_lossy(&refused.stderr);
+    assert!(reason.contains("plain HTTP only"), "{reason}");
+}
+
 #[actix_web::test]
 async fn client_secret_variable_does_not_upset_the_server_config() {
     let dir = tempfile::tempdir().unwrap();
