@@ -15,6 +15,11 @@ COPY examples ./examples
 RUN cargo build --release --locked --bin gatehouse
 
 FROM debian:bookworm-slim
+# CA certificates: for a replica's https primary_url and `gatehouse token`
+# against an https issuer.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/gatehouse --create-home gatehouse
 COPY --from=build /src/target/release/gatehouse /usr/local/bin/gatehouse
 USER gatehouse

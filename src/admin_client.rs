@@ -174,12 +174,9 @@ fn request(command: AdminCommand) -> Result<Request, String> {
 /// Sends the command to `base_url` with `token`; returns what to print.
 pub async fn run(base_url: &str, token: &str, command: AdminCommand) -> Result<String, String> {
     let (method, path, body) = request(command)?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
+    let client = crate::crypto::http_client(|builder| builder.timeout(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
-    let base_url = crate::client::plain_http(base_url.trim_end_matches('/'))?;
-    let url = format!("{base_url}/admin/v1{path}");
+    let url = format!("{}/admin/v1{path}", base_url.trim_end_matches('/'));
     let mut request = client.request(method, &url).bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);

@@ -38,6 +38,7 @@ struct TokenAnswer {
 
 #[derive(Deserialize)]
 struct Metadata {
+    issuer: String,
     token_endpoint: String,
 }
 
@@ -67,31 +68,13 @@ pub async fn token(query: &TokenQuery) -> Result<String, String> {
     Ok(answer.access_token)
 }
 
-/// The CLI's HTTP client links no TLS stack (rustls' default would bring
-/// a second crypto library next to ring), so an https URL is refused here
-/// with the reason, rather than by reqwest with a bare "error sending
-/// request".
-pub fn plain_http(url: &str) -> Result<&str, String> {
-    if url
-        .get(..8)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
-    {
-        return Err(format!(
-            "{url}: this build speaks plain HTTP only; reach gatehouse over http on its own \
-             network, or use an OAuth client library for https"
-        ));
-    }
-    Ok(url)
-}
-
 async fn fetch(query: &TokenQuery) -> Result<TokenAnswer, String> {
-    let client = reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .build()
+    let client = crate::crypto::http_client(|builder| builder.timeout(HTTP_TIMEOUT))
         .map_err(|e| e.to_string())?;
-    let issuer = plain_http(query.issuer.trim_end_matches('/'))?;
-    // RFC 8414 discovery, falling back to gatehouse's own path, also where
-    // the metadata names a public https URL for a node reached over http.
+    let issuer = query.issuer.trim_end_matches('/');
+    // RFC 8414 discovery, falling back to gatehouse's own path. Metadata
+    // naming another issuer is not used (RFC 8414 §3.3): a node reached by
+    // an internal URL while its public issuer is another.
     let endpoint = match client
         .get(format!("{issuer}/.well-known/oauth-authorization-server"))
         .send()
@@ -101,8 +84,8 @@ async fn fetch(query: &TokenQuery) -> Result<TokenAnswer, String> {
             .json::<Metadata>()
             .await
             .ok()
+            .filter(|m| m.issuer.trim_end_matches('/') == issuer)
             .map(|m| m.token_endpoint)
-            .filter(|endpoint| plain_http(endpoint).is_ok())
             .unwrap_or_else(|| format!("{issuer}/oauth/token")),
         _ => format!("{issuer}/oauth/token"),
     };

@@ -16,9 +16,7 @@ pub fn readiness_url(listen: SocketAddr) -> String {
 
 /// Whether `url` answers 200 within a few seconds.
 pub async fn probe(url: &str) -> Result<(), String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .build()
+    let client = crate::crypto::http_client(|builder| builder.timeout(Duration::from_secs(3)))
         .map_err(|e| e.to_string())?;
     let response = client.get(url).send().await.map_err(|e| e.to_string())?;
     if response.status().is_success() {

@@ -13,6 +13,7 @@ use gatehouse::{admin_client, client, crypto, healthcheck};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    crypto::install_providers();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => settings(&args.config).and_then(serve),
@@ -89,7 +90,6 @@ fn token(args: TokenArgs) -> Result<(), String> {
 }
 
 fn keys(action: KeysAction, settings: &Settings) -> Result<(), String> {
-    crypto::jwt_provider::install();
     let dir = KeyDir::open(&settings.keys_dir).map_err(|e| e.to_string())?;
     match action {
         KeysAction::Generate => {

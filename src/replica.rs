@@ -56,10 +56,8 @@ pub struct Follower {
 impl Follower {
     /// Runs for the life of the process.
     pub async fn run(self) {
-        let client = match reqwest::Client::builder()
-            .timeout(self.wait + Duration::from_secs(10))
-            .build()
-        {
+        let timeout = self.wait + Duration::from_secs(10);
+        let client = match crate::crypto::http_client(|builder| builder.timeout(timeout)) {
             Ok(client) => client,
             Err(e) => {
                 log::error!("replica: cannot build an HTTP client: {e}");

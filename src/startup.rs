@@ -13,7 +13,7 @@ use actix_web::{App, HttpServer, web};
 use crate::admin::Admin;
 use crate::clock::Clock;
 use crate::config::{Role, Settings};
-use crate::crypto::{SecretDigest, jwt_provider, random_secret};
+use crate::crypto::{SecretDigest, install_providers, random_secret};
 use crate::directory::Directory;
 use crate::http::error::{ApiError, BodyError};
 use crate::http::upstream::SessionUpstream;
@@ -120,7 +120,7 @@ impl Application {
     /// Prepares a node and binds its listener; nothing is served until
     /// `run_until_stopped`.
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
-        jwt_provider::install();
+        install_providers();
         let Backing {
             keys,
             directory,

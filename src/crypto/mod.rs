@@ -3,6 +3,32 @@
 
 pub mod jwt_provider;
 
+/// Installs ring as the process-wide provider of both libraries that take
+/// one: jsonwebtoken (signatures) and rustls (TLS for the HTTP clients: the
+/// CLI, a replica's sync, the session upstream). Calling it again is fine.
+pub fn install_providers() {
+    jwt_provider::install();
+    // A second call finds ring already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Every outgoing HTTP client is built here, so that its TLS runs on ring
+/// (reqwest has no provider of its own, and would panic without one). It
+/// trusts the system's CA certificates. Where there are none (a slim
+/// container image), it is built trusting none: plain HTTP, such as the
+/// healthcheck, still works, and https is refused at connect time.
+pub fn http_client(
+    configure: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+) -> Result<reqwest::Client, reqwest::Error> {
+    install_providers();
+    configure(reqwest::Client::builder()).build().or_else(|e| {
+        log::debug!("HTTP client without system CA certificates ({e}); https will fail");
+        configure(reqwest::Client::builder())
+            .tls_certs_only(std::iter::empty())
+            .build()
+    })
+}
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom, SystemRandom};

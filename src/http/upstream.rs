@@ -26,12 +26,13 @@ pub struct SessionUpstream {
 impl SessionUpstream {
     /// A pooled client: the fallback sits on the proxy's hot path too.
     pub fn new(url: String) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(UPSTREAM_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| format!("session upstream client: {e}"))?;
+        let client = crate::crypto::http_client(|builder| {
+            builder
+                .timeout(UPSTREAM_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_idle_timeout(Duration::from_secs(60))
+        })
+        .map_err(|e| format!("session upstream client: {e}"))?;
         Ok(Self { client, url })
     }
 

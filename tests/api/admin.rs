@@ -287,7 +287,7 @@ async fn generated_admin_token_is_written_once_with_mode_0600() {
             0o600
         );
     }
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let list = |token: String| {
         client
             .get(node.url("/admin/v1/applications"))
@@ -321,7 +321,7 @@ async fn configured_admin_token_replaces_the_generated_one() {
     )
     .await;
     assert!(!dir.path().join("data/admin-token").exists());
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let response = client
         .get(node.url("/admin/v1/applications"))
         .bearer_auth("from-the-environment")

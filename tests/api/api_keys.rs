@@ -501,7 +501,7 @@ async fn minted_and_revoked_keys_survive_kill_9() {
         ("GATEHOUSE_ISSUER", "https://auth.example.com"),
     ];
     let node = Node::start(dir.path(), &env).await;
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let admin = |method: Method, path: &str| {
         client
             .request(method, node.url(&format!("/admin/v1{path}")))

@@ -10,7 +10,10 @@ use std::process::Command;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{Peer, TestApp, TestClient, command_exists, free_port, python_has, spawn_app};
+use crate::helpers::{
+    ADMIN_TOKEN, Node, Peer, TestApp, TestClient, command_exists, free_port, gatehouse_command,
+    python_has, spawn_app,
+};
 
 fn deploy_file(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -270,4 +273,108 @@ async fn canister_uses_webdav_through_nginx() {
         format!("{}\n{error_log}\n{}", nginx.output(), webdav.output())
     })
     .await;
+}
+
+/// TLS between the pieces, as the README advises: Caddy terminates HTTPS
+/// for the primary with its local CA, which clients trust through
+/// SSL_CERT_FILE. `gatehouse token` fetches a token through it and a
+/// replica syncs through it: rustls on ring, in gatehouse's own clients.
+#[actix_web::test]
+async fn token_helper_and_replica_reach_the_primary_over_https() {
+    if !command_exists("caddy", "version") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (primary_dir, replica_dir) = (dir.path().join("primary"), dir.path().join("replica"));
+    std::fs::create_dir_all(&primary_dir).unwrap();
+    std::fs::create_dir_all(&replica_dir).unwrap();
+    let tls_port = free_port();
+    let public = format!("https://127.0.0.1:{tls_port}");
+    let replica_token = "tls-replica-token";
+    let primary = Node::start(
+        &primary_dir,
+        &[
+            ("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("GATEHOUSE_REPLICA_TOKEN", replica_token),
+            ("GATEHOUSE_ISSUER", &public),
+        ],
+    )
+    .await;
+    let caddyfile = dir.path().join("Caddyfile");
+    std::fs::write(
+        &caddyfile,
+        format!(
+            "{{\n\tadmin off\n\tskip_install_trust\n}}\n\
+             {public} {{\n\ttls internal\n\treverse_proxy 127.0.0.1:{}\n}}\n",
+            primary.port
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new("caddy");
+    command
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(&caddyfile)
+        .env("XDG_DATA_HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path());
+    let caddy = Peer::start("caddy-tls", command, tls_port, dir.path()).await;
+    let root = dir.path().join("caddy/pki/authorities/local/root.crt");
+
+    // Canister and a rule, registered on the primary's own port.
+    let secret = crate::helpers::register_canister(&primary.url("")).await;
+
+    let token_command = || {
+        let mut command = gatehouse_command(dir.path());
+        command
+            .args(["token", "--issuer", &public, "--client-id", "canister"])
+            .arg("--no-cache")
+            .env("GATEHOUSE_CLIENT_SECRET", &secret);
+        command
+    };
+    // Caddy serves its certificate a moment after it opens the port.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let token = loop {
+        let output = token_command()
+            .env("SSL_CERT_FILE", &root)
+            .output()
+            .unwrap();
+        if output.status.success() {
+            break String::from_utf8(output.stdout).unwrap().trim().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no token over https: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            caddy.output()
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(crate::helpers::jwt_parts(&token).1["iss"], public.as_str());
+    // Without Caddy's CA the same request fails: the certificate is checked.
+    let untrusted = token_command()
+        .env_remove("SSL_CERT_FILE")
+        .output()
+        .unwrap();
+    assert!(!untrusted.status.success());
+
+    // A replica is ready only once it has synced, here through Caddy; it
+    // then takes the primary's issuer and accepts the primary's token.
+    let root = root.to_str().unwrap();
+    let replica = Node::start(
+        &replica_dir,
+        &[
+            ("GATEHOUSE_ROLE", "replica"),
+            ("GATEHOUSE_PRIMARY_URL", &public),
+            ("GATEHOUSE_REPLICA_TOKEN", replica_token),
+            ("SSL_CERT_FILE", root),
+        ],
+    )
+    .await;
+    let verified = crate::helpers::http_client()
+        .get(replica.url("/api/verify"))
+        .header("X-Forwarded-Host", "dav.example.com")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 200);
 }

@@ -120,7 +120,7 @@ impl TestFleet {
             port,
             primary_dir,
             _replica_dirs: (dir_a, dir_b),
-            client: reqwest::Client::new(),
+            client: crate::helpers::http_client(),
         }
     }
 
@@ -150,21 +150,7 @@ impl TestFleet {
 
     /// Canister (group media) and a rule for DAV; returns its secret.
     async fn register(&self) -> String {
-        let created: Value = self
-            .admin(Method::POST, "/applications")
-            .json(&json!({"client_id": "canister", "groups": ["media"]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        self.admin(Method::POST, "/resources")
-            .json(&json!({"host": DAV, "allowed_groups": ["media"]}))
-            .send()
-            .await
-            .unwrap();
-        created["client_secret"].as_str().unwrap().to_string()
+        crate::helpers::register_canister(&self.primary_url).await
     }
 }
 

@@ -63,10 +63,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        client: gatehouse::crypto::http_client(|builder| {
+            builder.redirect(reqwest::redirect::Policy::none())
+        })
+        .unwrap(),
         clock,
         dir,
     }
@@ -200,7 +200,7 @@ impl Node {
 
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let client = reqwest::Client::new();
+        let client = http_client();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!(
@@ -391,4 +391,33 @@ impl Drop for Peer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A client for the tests' own requests; TLS on ring, as in gatehouse.
+pub fn http_client() -> reqwest::Client {
+    gatehouse::crypto::http_client(|builder| builder).unwrap()
+}
+
+/// Canister (group media) and a rule letting media reach dav.example.com,
+/// through the admin API at `base`; returns Canister's secret.
+pub async fn register_canister(base: &str) -> String {
+    let client = http_client();
+    let created = client
+        .post(format!("{base}/admin/v1/applications"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"client_id": "canister", "groups": ["media"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let rule = client
+        .post(format!("{base}/admin/v1/resources"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"host": "dav.example.com", "allowed_groups": ["media"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rule.status(), 201);
+    created["client_secret"].as_str().unwrap().to_string()
 }
