@@ -3,7 +3,7 @@
 //! the key set, and the directory snapshot (applications, rules).
 //!
 //! Reading order: `verify` → `authenticate` (the token itself: cached
-//! signature check, then time, issuer, application state) → `authorize`
+//! signature check, then time, issuer, revocation, application state) → `authorize`
 //! (the rule for the target: methods, groups, audience).
 
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -81,6 +81,9 @@ pub struct VerifiedToken {
     pub iat: Option<i64>,
     pub nbf: Option<i64>,
     pub exp: Option<i64>,
+    /// Checked on every request, not once: a replica's issuer can change
+    /// when it adopts its primary's.
+    pub iss: String,
 }
 
 /// Header values for `Remote-User`/`Remote-Client-Id`, `Remote-Groups`
@@ -351,6 +354,9 @@ impl Verifier {
             }
         };
         check_time(&token, now)?;
+        if !self.issuer.matches(&token.iss) {
+            return Err(VerifyError::Issuer);
+        }
         let revoked = match (token.method, &token.jti) {
             (AuthMethod::ApiKey, Some(id)) => revocations.is_api_key_revoked(id),
             (AuthMethod::ClientCredentials, Some(jti)) => revocations.is_access_token_revoked(jti),
@@ -371,8 +377,8 @@ impl Verifier {
         Ok((token, application))
     }
 
-    /// Header allow-lists, signature by `kid`, issuer. Time is left to
-    /// `check_time`, which runs on every request. The signature goes
+    /// Header allow-lists, signature by `kid`. Time and issuer are left to
+    /// `authenticate`, which checks them on every request. The signature goes
     /// through jsonwebtoken (and so gatehouse's ring provider); header and
     /// claims are each parsed once, here, where `decode` would parse both
     /// twice and check time against the wall clock.
@@ -408,9 +414,6 @@ impl Verifier {
             return Err(VerifyError::Signature);
         }
         let claims: PresentedClaims = decode_part(payload)?;
-        if !self.issuer.matches(&claims.iss) {
-            return Err(VerifyError::Issuer);
-        }
         // RFC 9068 §2.2: access tokens carry exp. An API key carries its
         // id as jti, by which it is revoked.
         let jti = claims.jti.as_deref().and_then(parse_id);
@@ -438,6 +441,7 @@ impl Verifier {
             iat: claims.iat,
             nbf: claims.nbf,
             exp: claims.exp,
+            iss: claims.iss,
         })
     }
 }
@@ -512,6 +516,7 @@ mod tests {
             iat,
             nbf,
             exp,
+            iss: "https://i".into(),
         }
     }
 
@@ -633,6 +638,13 @@ mod tests {
             Some(VerifyError::NoRule),
             "rules run on a cache hit"
         );
+
+        // A replica that adopts another issuer refuses cached tokens of the
+        // old one, and takes them again once the issuer is back.
+        verifier.issuer.adopt("https://elsewhere");
+        assert_eq!(check(&token, &target).err(), Some(VerifyError::Issuer));
+        verifier.issuer.adopt("https://i");
+        assert!(check(&token, &target).is_ok());
     }
 
     #[test]
