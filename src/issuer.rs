@@ -170,10 +170,11 @@ impl TokenIssuer {
         client_addr: IpAddr,
         now: DateTime<Utc>,
     ) -> Result<Arc<ApplicationRecord>, TokenError> {
-        let client_key = ThrottleKey::Client(credentials.client_id.clone());
-        let keys = [client_key.clone(), ThrottleKey::Address(client_addr)];
+        // Built only where the throttle needs them: not on the usual path.
+        let client_key = || ThrottleKey::Client(credentials.client_id.clone());
+        let keys = || [client_key(), ThrottleKey::Address(client_addr)];
         self.throttle
-            .check(now.timestamp(), || &keys[..])
+            .check(now.timestamp(), keys)
             .map_err(|retry_after| TokenError::TooManyAttempts { retry_after })?;
 
         let snapshot = self.directory.current();
@@ -189,11 +190,11 @@ impl TokenIssuer {
         };
         match app {
             Some(app) if secret_ok && app.active => {
-                self.throttle.record_success(&client_key, now.timestamp());
+                self.throttle.record_success(now.timestamp(), client_key);
                 Ok(Arc::clone(app))
             }
             _ => {
-                let delay = self.throttle.record_failure(&keys, now.timestamp());
+                let delay = self.throttle.record_failure(&keys(), now.timestamp());
                 // A secret pasted into the wrong field must not reach the log;
                 // generated secrets are never valid client_ids.
                 let shown = match validate_client_id(&credentials.client_id) {

@@ -123,9 +123,13 @@ impl Throttle {
     /// A successful authentication clears that key's failures. The common
     /// case, a key with no failures, costs a read rather than a cache write,
     /// and nothing at all while no failure is recent.
-    pub fn record_success(&self, key: &ThrottleKey, now: i64) {
-        if !self.quiet(now) && self.windows.contains_key(key) {
-            self.windows.invalidate(key);
+    pub fn record_success(&self, now: i64, key: impl FnOnce() -> ThrottleKey) {
+        if self.quiet(now) {
+            return;
+        }
+        let key = key();
+        if self.windows.contains_key(&key) {
+            self.windows.invalidate(&key);
         }
     }
 }
@@ -166,7 +170,7 @@ mod tests {
         throttle.record_failure(&both, 0);
         throttle.record_failure(&both, 0);
         assert!(throttle.check(0, || std::slice::from_ref(&client)).is_err());
-        throttle.record_success(&client, 0);
+        throttle.record_success(0, || client.clone());
         assert!(throttle.check(0, || [client]).is_ok());
         assert!(throttle.check(0, || [address]).is_err());
     }
@@ -187,7 +191,7 @@ mod tests {
         throttle.record_failure(&locked, 500);
         throttle.record_failure(&locked, 500);
         assert_eq!(throttle.check(500, || &locked), Err(60));
-        throttle.record_success(&locked[0], 501);
+        throttle.record_success(501, || locked[0].clone());
         assert!(throttle.check(501, || &locked).is_ok());
     }
 }
