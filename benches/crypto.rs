@@ -95,8 +95,9 @@ fn gatehouse_paths() {
     use gatehouse::issuer::{ClientAuthMethod, ClientCredentials, TokenIssuer, TokenRequest};
     use gatehouse::keys::{KeyDir, KeyRing};
     use gatehouse::resources::{NewResource, Resource};
+    use gatehouse::target::RequestTarget;
     use gatehouse::throttle::Throttle;
-    use gatehouse::verifier::{Target, Verifier};
+    use gatehouse::verifier::Verifier;
 
     let dir = tempfile::tempdir().unwrap();
     let keys = Arc::new(KeyRing::new(
@@ -148,11 +149,7 @@ fn gatehouse_paths() {
         .map(|_| issuer.issue(request(), addr, now).unwrap().access_token)
         .collect();
     let verifier = Verifier::new(issuer_url);
-    let target = Target {
-        method: "PROPFIND",
-        host: "dav.example.com",
-        path: "/photos/",
-    };
+    let target = RequestTarget::named("PROPFIND", "dav.example.com", "/photos/").unwrap();
     let ts = now.timestamp();
     let mut fresh = tokens.iter();
     rate("gatehouse verify, fresh token (no HTTP)", || {

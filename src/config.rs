@@ -9,6 +9,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::target::HeaderFamily;
+
 /// Loopback only: by default no forwarded header is believed from elsewhere.
 fn loopback() -> Vec<IpNet> {
     vec![
@@ -78,6 +80,9 @@ pub struct Settings {
     /// Peers whose `X-Forwarded-*` headers are believed, as CIDRs.
     #[serde(deserialize_with = "cidr_list")]
     pub trusted_proxies: Vec<IpNet>,
+    /// Which header family names the original request: `auto` (either;
+    /// both must agree where they overlap), `x-forwarded` or `x-original`.
+    pub forwarded_headers: HeaderFamily,
     /// Session fallback: delegate bearer-less verify requests to this URL.
     pub upstream_verify_url: Option<String>,
     /// Session fallback: redirect browsers here when no upstream is configured.
@@ -103,6 +108,7 @@ impl Default for Settings {
             replica_token: None,
             max_staleness: 30,
             trusted_proxies: loopback(),
+            forwarded_headers: HeaderFamily::Auto,
             upstream_verify_url: None,
             login_url: None,
             auth_failure_limit: 10,

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::applications::ApplicationRecord;
-use crate::resources::{Resource, RuleSet};
+use crate::resources::Resource;
 use crate::revocation::{CredentialId, Revocations};
+use crate::rules::RuleSet;
 use tokio::sync::watch;
 
 #[derive(Default, Clone)]

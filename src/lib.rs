@@ -4,7 +4,9 @@
 //! Where things live:
 //! * `issuer`: the token endpoint's core (client_credentials → JWT)
 //! * `verifier`: the forward-auth decision (`/api/verify`), no I/O
-//! * `resources`: forward-auth rules and their matching
+//! * `target`: the request a proxy asks about: trusted headers, one header
+//!   family, host, method, and every reading of the path
+//! * `resources`: forward-auth rules as admins write them; `rules`: their matching
 //! * `keys`, `crypto`: signing keys, ring, and jsonwebtoken's ring backend
 //! * `store`: sled, on the primary; `directory`: the in-memory state every node answers from
 //! * `admin`: admin operations; `http`: routes, handlers, error mapping
@@ -36,7 +38,9 @@ pub mod replica;
 pub mod replication;
 pub mod resources;
 pub mod revocation;
+pub mod rules;
 pub mod startup;
 pub mod store;
+pub mod target;
 pub mod throttle;
 pub mod verifier;

@@ -1,10 +1,8 @@
 //! Resources: the forward-auth rules that say who may reach which host,
-//! path and methods, and the compiled `RuleSet` that finds the most
-//! specific rule for a request.
+//! path and methods, as admins write them and the store keeps them.
+//! `crate::rules` compiles them for matching.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -179,21 +177,26 @@ pub fn normalize_host_pattern(host: &str) -> Result<String, FieldError> {
     Ok(host)
 }
 
-/// A prefix starts with `/`; `/` alone is the same as no prefix.
+/// A prefix is stored in the canonical form request paths are read in
+/// (decoded, dot segments resolved) without a trailing slash, so that
+/// `/private/` covers `/private` too; `/` alone is the same as no prefix.
+/// Characters that backends read differently have no place in it.
 fn normalize_path_prefix(prefix: &str) -> Result<Option<String>, FieldError> {
-    if !prefix.starts_with('/')
-        || prefix.len() > 1024
-        || prefix
-            .chars()
-            .any(|c| c.is_control() || c == '?' || c == '#')
-    {
-        return Err(FieldError::new(
+    let bad = || {
+        FieldError::new(
             "path_prefix",
-            "must start with '/' and hold no '?', '#' or control characters",
-        ));
+            "must start with '/' and hold no '?', '#', ';', '\\' or control characters",
+        )
+    };
+    if !prefix.starts_with('/') || prefix.len() > 1024 || prefix.contains(['?', '#']) {
+        return Err(bad());
     }
-    let normalized = normalize_path(prefix);
-    Ok((normalized != "/").then(|| normalized.into_owned()))
+    let canonical = crate::target::path::canonical(prefix).map_err(|_| bad())?;
+    if canonical.contains([';', '\\', '#', '?']) {
+        return Err(bad());
+    }
+    let trimmed = canonical.trim_end_matches('/');
+    Ok((!trimmed.is_empty()).then(|| trimmed.to_string()))
 }
 
 fn normalize_methods(methods: &[String]) -> Result<Vec<String>, FieldError> {
@@ -258,186 +261,32 @@ fn normalize_header_overrides(
     Ok(out)
 }
 
-/// Normalises a request path before rules see it, so that `/public/../private`
-/// or `/public/%2e%2e/private` cannot slip past a rule for `/private`:
-/// percent-decodes, resolves dot segments and collapses repeated slashes.
-/// A path that is already normal (the usual case) is borrowed as it is.
-pub fn normalize_path(path: &str) -> Cow<'_, str> {
-    let end = path
-        .bytes()
-        .position(|b| b == b'?' || b == b'#')
-        .unwrap_or(path.len());
-    let path = &path[..end];
-    if is_normal(path) {
-        return Cow::Borrowed(path);
-    }
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split(['/', '\\']) {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            other => segments.push(other),
-        }
-    }
-    let trailing = decoded.ends_with('/') && !segments.is_empty();
-    let mut out = String::with_capacity(decoded.len() + 1);
-    for segment in &segments {
-        out.push('/');
-        out.push_str(segment);
-    }
-    if out.is_empty() || trailing {
-        out.push('/');
-    }
-    Cow::Owned(out)
-}
-
-/// Starts with `/`, and holds no escapes, backslashes, empty or dot
-/// segments (an empty last segment is a trailing slash). One pass over the
-/// bytes: this runs on every verify request.
-fn is_normal(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix('/') else {
-        return false;
-    };
-    if rest.bytes().any(|b| b == b'%' || b == b'\\') {
-        return false;
-    }
-    let mut segments = rest.as_bytes().split(|&b| b == b'/').peekable();
-    while let Some(segment) = segments.next() {
-        let last = segments.peek().is_none();
-        if (segment.is_empty() && !last) || segment == b"." || segment == b".." {
-            return false;
-        }
-    }
-    true
-}
-
-/// A compiled rule.
-struct Rule {
-    labels: Vec<String>,
-    wildcards: usize,
-    resource: Arc<Resource>,
-}
-
-/// All rules, ordered so that the first match is the most specific: exact
-/// hosts before wildcards (fewer wildcard labels first), then longer path
-/// prefixes before shorter ones.
-#[derive(Default)]
-pub struct RuleSet {
-    exact: HashMap<String, Vec<Arc<Resource>>>,
-    wildcard: Vec<Rule>,
-}
-
-impl RuleSet {
-    pub fn new<'a>(resources: impl IntoIterator<Item = &'a Arc<Resource>>) -> Self {
-        let mut set = RuleSet::default();
-        for resource in resources {
-            if resource.host.contains('*') {
-                let labels: Vec<String> = resource.host.split('.').map(str::to_string).collect();
-                let wildcards = labels.iter().filter(|l| *l == "*").count();
-                set.wildcard.push(Rule {
-                    labels,
-                    wildcards,
-                    resource: Arc::clone(resource),
-                });
-            } else {
-                set.exact
-                    .entry(resource.host.clone())
-                    .or_default()
-                    .push(Arc::clone(resource));
-            }
-        }
-        let prefix_len = |r: &Resource| r.path_prefix.as_ref().map_or(0, String::len);
-        for rules in set.exact.values_mut() {
-            rules.sort_by(|a, b| {
-                prefix_len(b)
-                    .cmp(&prefix_len(a))
-                    .then_with(|| a.id.cmp(&b.id))
-            });
-        }
-        set.wildcard.sort_by(|a, b| {
-            a.wildcards
-                .cmp(&b.wildcards)
-                .then_with(|| prefix_len(&b.resource).cmp(&prefix_len(&a.resource)))
-                .then_with(|| a.resource.id.cmp(&b.resource.id))
-        });
-        set
-    }
-
-    /// The most specific rule for `host` (lowercase, no port) and `path`
-    /// (normalised).
-    pub fn find(&self, host: &str, path: &str) -> Option<&Arc<Resource>> {
-        if let Some(rules) = self.exact.get(host)
-            && let Some(rule) = rules.iter().find(|r| prefix_matches(r, path))
-        {
-            return Some(rule);
-        }
-        let labels: Vec<&str> = host.split('.').collect();
-        self.wildcard
-            .iter()
-            .filter(|rule| {
-                rule.labels.len() == labels.len()
-                    && rule
-                        .labels
-                        .iter()
-                        .zip(&labels)
-                        .all(|(p, l)| p == "*" || p == l)
-            })
-            .map(|rule| &rule.resource)
-            .find(|r| prefix_matches(r, path))
-    }
-}
-
-/// `/dav` covers `/dav` and `/dav/…`, not `/davx`.
-fn prefix_matches(resource: &Resource, path: &str) -> bool {
-    match &resource.path_prefix {
-        None => true,
-        Some(prefix) if prefix.ends_with('/') => path.starts_with(prefix.as_str()),
-        Some(prefix) => path
-            .strip_prefix(prefix.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn resource(id: &str, host: &str, prefix: Option<&str>) -> Arc<Resource> {
-        let new = NewResource {
-            host: Some(host.into()),
-            path_prefix: prefix.map(str::to_string),
-            allowed_groups: vec!["g".into()],
-            ..Default::default()
-        };
-        Arc::new(Resource::create(id.into(), new, Utc::now()).unwrap())
-    }
-
     #[test]
-    fn most_specific_rule_wins() {
-        let rules = [
-            resource("wild", "*.example.com", None),
-            resource("wild-dav", "*.example.com", Some("/dav")),
-            resource("exact", "files.example.com", None),
-            resource("exact-private", "files.example.com", Some("/private")),
+    fn path_prefixes_are_stored_canonical() {
+        let cases = [
+            ("/private/", Some("/private")),
+            ("/private", Some("/private")),
+            ("//a/./b/../c//", Some("/a/c")),
+            ("/my%20files", Some("/my files")),
+            ("/", None),
+            ("/x/..", None),
         ];
-        let set = RuleSet::new(&rules);
-        let id = |host, path| set.find(host, path).map(|r| r.id.clone());
-        assert_eq!(
-            id("files.example.com", "/private/x").as_deref(),
-            Some("exact-private")
-        );
-        assert_eq!(id("files.example.com", "/dav/x").as_deref(), Some("exact"));
-        assert_eq!(
-            id("other.example.com", "/dav/x").as_deref(),
-            Some("wild-dav")
-        );
-        assert_eq!(id("other.example.com", "/davx").as_deref(), Some("wild"));
-        // `*` is exactly one label.
-        assert_eq!(id("a.b.example.com", "/"), None);
-        assert_eq!(id("example.com", "/"), None);
+        for (given, stored) in cases {
+            assert_eq!(
+                normalize_path_prefix(given).unwrap().as_deref(),
+                stored,
+                "{given}"
+            );
+        }
+        for bad in [
+            "private", "/a;b", "/a\\b", "/a%5Cb", "/a%00", "/a?b", "/a#b", "/a%3Fb",
+        ] {
+            assert!(normalize_path_prefix(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -454,30 +303,6 @@ mod tests {
         assert!(normalize_host_pattern("*dav.example.com").is_err());
         assert!(normalize_host_pattern("a..b").is_err());
         assert!(normalize_host_pattern("").is_err());
-    }
-
-    #[test]
-    fn paths_are_normalised_before_matching() {
-        assert_eq!(normalize_path("/public/../private/x"), "/private/x");
-        assert_eq!(normalize_path("/public/%2e%2e/private"), "/private");
-        assert_eq!(normalize_path("//a///b/?q=1"), "/a/b/");
-        assert_eq!(normalize_path(""), "/");
-        assert_eq!(normalize_path("/../../etc"), "/etc");
-        assert_eq!(normalize_path("/a/.b/c.d/"), "/a/.b/c.d/");
-        assert!(matches!(
-            normalize_path("/photos/?x"),
-            Cow::Borrowed("/photos/")
-        ));
-        // The one-pass check sends every odd path to the full treatment.
-        assert!(matches!(normalize_path("/"), Cow::Borrowed("/")));
-        assert!(matches!(normalize_path("/a/b#f"), Cow::Borrowed("/a/b")));
-        assert_eq!(normalize_path("/a/./b"), "/a/b");
-        assert_eq!(normalize_path("/a/."), "/a");
-        assert_eq!(normalize_path("/a/.."), "/");
-        assert_eq!(normalize_path("/a\\b/../c"), "/a/c");
-        assert_eq!(normalize_path("a/b"), "/a/b");
-        assert_eq!(normalize_path("/a//"), "/a/");
-        assert_eq!(normalize_path("/%61"), "/a");
     }
 
     #[test]

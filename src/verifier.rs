@@ -26,6 +26,8 @@ use crate::issuer::IssuerUrl;
 use crate::keys::KeySet;
 use crate::resources::Resource;
 use crate::revocation::{CredentialId, Revocations, parse_id};
+use crate::rules::RuleSet;
+use crate::target::RequestTarget;
 
 /// RFC 8725 §3.3 allows only what the node signs with: EdDSA.
 const ALLOWED_ALGORITHMS: [&str; 1] = ["EdDSA"];
@@ -36,15 +38,6 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 const CACHE_CAPACITY: u64 = 100_000;
 /// An entry is re-verified at least this often, whatever its `exp`.
 const CACHE_TTL: Duration = Duration::from_secs(3600);
-
-/// What the proxy asked about.
-pub struct Target<'a> {
-    pub method: &'a str,
-    /// Lowercase, without port.
-    pub host: &'a str,
-    /// Normalised (see `resources::normalize_path`).
-    pub path: &'a str,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -301,15 +294,16 @@ impl Verifier {
         keys: &KeySet,
         revocations: &Revocations,
         bearer: &str,
-        target: &Target,
+        target: &RequestTarget,
         now: i64,
     ) -> Result<Grant, VerifyError> {
         let (token, application) = self.authenticate(snapshot, keys, revocations, bearer, now)?;
-        let rule = snapshot
-            .rules
-            .find(target.host, target.path)
-            .ok_or(VerifyError::NoRule)?;
-        authorize(rule, groups_of(&token, application), &token, target)?;
+        let rule = authorize_target(
+            &snapshot.rules,
+            groups_of(&token, application),
+            token.aud.as_ref(),
+            target,
+        )?;
         Ok(Grant {
             token,
             application: Arc::clone(application),
@@ -468,17 +462,39 @@ fn check_time(token: &VerifiedToken, now: i64) -> Result<(), VerifyError> {
     Ok(())
 }
 
+/// The rule for the canonical path names the answer, but the decision
+/// holds for every reading of the path a backend may serve, with its case
+/// folded too, and for every method it may take: each must fall under a
+/// rule, and each such rule must grant.
+pub fn authorize_target<'s>(
+    rules: &'s RuleSet,
+    groups: &[String],
+    aud: Option<&Audience>,
+    target: &RequestTarget,
+) -> Result<&'s Arc<Resource>, VerifyError> {
+    let named = rules
+        .find(&target.host, target.path())
+        .ok_or(VerifyError::NoRule)?;
+    for path in target.paths.iter() {
+        for rule in rules.find_each_case(&target.host, path) {
+            let rule = rule.ok_or(VerifyError::NoRule)?;
+            for method in target.methods() {
+                authorize(rule, groups, aud, method)?;
+            }
+        }
+    }
+    Ok(named)
+}
+
 /// The rule's own conditions.
 fn authorize(
     rule: &Resource,
     groups: &[String],
-    token: &VerifiedToken,
-    target: &Target,
+    aud: Option<&Audience>,
+    method: &str,
 ) -> Result<(), VerifyError> {
     if let Some(methods) = &rule.methods
-        && !methods
-            .iter()
-            .any(|m| m.eq_ignore_ascii_case(target.method))
+        && !methods.iter().any(|m| m.eq_ignore_ascii_case(method))
     {
         return Err(VerifyError::MethodNotAllowed);
     }
@@ -486,7 +502,7 @@ fn authorize(
         return Err(VerifyError::GroupNotAllowed);
     }
     if let Some(audience) = &rule.audience
-        && !token.aud.as_ref().is_some_and(|aud| aud.contains(audience))
+        && !aud.is_some_and(|aud| aud.contains(audience))
     {
         return Err(VerifyError::AudienceNotAllowed);
     }
@@ -600,12 +616,8 @@ mod tests {
             .access_token;
 
         let verifier = Verifier::new("https://i");
-        let target = Target {
-            method: "GET",
-            host: "dav.example.com",
-            path: "/",
-        };
-        let check = |bearer: &str, target: &Target| {
+        let target = RequestTarget::named("GET", "dav.example.com", "/").unwrap();
+        let check = |bearer: &str, target: &RequestTarget| {
             verifier.verify(
                 &directory.snapshot(),
                 &keys.current(),
@@ -628,11 +640,7 @@ mod tests {
         );
         assert!(verifier.cache.contains_key(&TokenDigest::of(&token)));
 
-        let elsewhere = Target {
-            method: "GET",
-            host: "other.example.com",
-            path: "/",
-        };
+        let elsewhere = RequestTarget::named("GET", "other.example.com", "/").unwrap();
         assert_eq!(
             check(&token, &elsewhere).err(),
             Some(VerifyError::NoRule),

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::admin::AdminError;
 use crate::issuer::TokenError;
+use crate::target::TargetError;
 use crate::verifier::VerifyError;
 
 /// Everything a handler can fail with.
@@ -30,6 +31,9 @@ pub enum ApiError {
     NotPrimary(String),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// The request target cannot be read one way: refused before any credential.
+    #[error(transparent)]
+    Target(#[from] TargetError),
     #[error("too many invalid tokens from this address; retry after {retry_after} seconds")]
     VerifyThrottled { retry_after: u64 },
     #[error("{0}")]
@@ -120,6 +124,7 @@ impl ApiError {
             ApiError::Verify(VerifyError::NoRule) => "access_denied",
             ApiError::Verify(e) if e.is_forbidden() => "insufficient_scope",
             ApiError::Verify(_) => "invalid_token",
+            ApiError::Target(_) => "access_denied",
             ApiError::VerifyThrottled { .. } => "too_many_requests",
             ApiError::SessionUpstream(_) => "unauthorized",
             ApiError::ReplicaUnauthorized => "invalid_token",
@@ -175,6 +180,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotPrimary(_) => StatusCode::FORBIDDEN,
             ApiError::Verify(e) if e.is_forbidden() => StatusCode::FORBIDDEN,
+            ApiError::Target(_) => StatusCode::FORBIDDEN,
             ApiError::Verify(_) | ApiError::SessionUpstream(_) => StatusCode::UNAUTHORIZED,
             ApiError::VerifyThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ReplicaUnauthorized => StatusCode::UNAUTHORIZED,
@@ -199,6 +205,9 @@ impl ResponseError for ApiError {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             ApiError::Verify(e) => bearer_challenge(&mut response, *e),
+            ApiError::Target(e) => {
+                response.insert_header(("X-Auth-Reason", e.to_string()));
+            }
             ApiError::SessionUpstream(reason) => {
                 response.insert_header((header::WWW_AUTHENTICATE, BEARER_REALM));
                 response.insert_header(("X-Auth-Reason", *reason));

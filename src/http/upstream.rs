@@ -9,7 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 
 use super::error::ApiError;
-use super::verify::OriginalRequest;
+use crate::target::RequestTarget;
 
 /// How long the upstream may take before the request is refused.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,7 +39,7 @@ impl SessionUpstream {
     pub async fn delegate(
         &self,
         req: &HttpRequest,
-        original: &OriginalRequest<'_>,
+        original: &RequestTarget<'_>,
         client_addr: IpAddr,
     ) -> Result<HttpResponse, ApiError> {
         let mut request = self

@@ -2,31 +2,38 @@
 //! Bearer tokens are decided locally by `crate::verifier`; requests
 //! without one fall back to the session upstream or the login redirect.
 
-use std::borrow::Cow;
-
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 
 use super::AppState;
 use super::client_addr::{client_addr, trusted_peer};
 use super::error::ApiError;
-use crate::resources::{Resource, normalize_path};
+use crate::resources::Resource;
+use crate::target::RequestTarget;
 use crate::throttle::ThrottleKey;
-use crate::verifier::{Grant, Target, VerifyError};
+use crate::verifier::{Grant, VerifyError};
 
 pub async fn verify(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let trusted = &state.settings.trusted_proxies;
-    let original = OriginalRequest::of(&req, trusted_peer(&req, trusted));
+    let target = RequestTarget::of(
+        &req,
+        trusted_peer(&req, trusted),
+        state.settings.forwarded_headers,
+    )
+    .inspect_err(|e| {
+        state.metrics.verify_denied(e.reason());
+        log::info!("verify: refused: {e}");
+    })?;
     // An unreadable Authorization header is decided (and throttled) like
     // any other bad token; no bearer at all goes to the session fallback.
     let bearer = match bearer_token(&req) {
         Ok(Some(bearer)) => Ok(bearer),
         Ok(None) => {
             state.metrics.verify_fallback();
-            return session_fallback(&req, &state, &original).await;
+            return session_fallback(&req, &state, &target).await;
         }
         Err(e) => Err(e),
     };
@@ -37,11 +44,6 @@ pub async fn verify(
         .check(now, address)
         .map_err(|retry_after| ApiError::VerifyThrottled { retry_after })?;
 
-    let target = Target {
-        method: &original.method,
-        host: &original.host,
-        path: &original.path,
-    };
     let decision = bearer.and_then(|bearer| {
         state.verifier.verify(
             &state.directory.current(),
@@ -54,13 +56,13 @@ pub async fn verify(
     });
     match decision {
         Ok(grant) => {
-            log::debug!(
-                "verify {} {}{}: granted to {}",
-                original.method,
-                original.host,
-                original.path,
-                grant.token.client_id
-            );
+            if log::log_enabled!(log::Level::Debug) {
+                log::debug!(
+                    "verify {}: granted to {}",
+                    target.for_log(),
+                    grant.token.client_id
+                );
+            }
             state.metrics.verify_granted();
             Ok(identity_response(&grant))
         }
@@ -69,12 +71,7 @@ pub async fn verify(
             if looks_forged(e) {
                 state.verify_throttle.record_failure(&address(), now);
             }
-            log::info!(
-                "verify {} {}{}: denied: {e}",
-                original.method,
-                original.host,
-                original.path
-            );
+            log::info!("verify {}: denied: {e}", target.for_log());
             Err(e.into())
         }
     }
@@ -115,14 +112,6 @@ fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, VerifyError> {
         token => Ok(Some(token)),
     }
 }
-
-// Lookups by a static name skip parsing the name on every request.
-const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
-const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
-const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 
 const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
 const REMOTE_NAME: HeaderName = HeaderName::from_static("remote-name");
@@ -176,115 +165,16 @@ fn identity_response(grant: &Grant) -> HttpResponse {
     response.finish()
 }
 
-/// The request the proxy is asking about, borrowed from the headers
-/// where no normalisation is needed.
-pub struct OriginalRequest<'r> {
-    pub method: Cow<'r, str>,
-    pub proto: Cow<'r, str>,
-    /// As sent, port included: for rebuilding the URL.
-    pub authority: &'r str,
-    /// Lowercase, without port: for matching rules.
-    pub host: Cow<'r, str>,
-    /// Path and query as sent.
-    pub uri: &'r str,
-    /// Normalised path: for matching rules.
-    pub path: Cow<'r, str>,
-}
-
-impl<'r> OriginalRequest<'r> {
-    /// Reads `X-Forwarded-Method/Proto/Host/Uri` (Caddy, Traefik), then
-    /// `X-Original-URL/-Method` (nginx), then `Host`. Forwarded headers
-    /// count only from a trusted proxy.
-    pub fn of(req: &'r HttpRequest, trusted: bool) -> Self {
-        let forwarded = |name: HeaderName| -> Option<&'r str> {
-            if !trusted {
-                return None;
-            }
-            let value = req.headers().get(&name)?.as_bytes();
-            // A header repeated along a proxy chain: the first hop's value.
-            let first = value.split(|&b| b == b',').next()?;
-            let value = std::str::from_utf8(first).ok()?.trim();
-            (!value.is_empty()).then_some(value)
-        };
-        let original_url = forwarded(X_ORIGINAL_URL).and_then(split_absolute_url);
-        let method = forwarded(X_FORWARDED_METHOD)
-            .or_else(|| forwarded(X_ORIGINAL_METHOD))
-            .unwrap_or(req.method().as_str());
-        let proto = forwarded(X_FORWARDED_PROTO)
-            .or(original_url.map(|u| u.0))
-            .unwrap_or("http");
-        let authority = forwarded(X_FORWARDED_HOST)
-            .or(original_url.map(|u| u.1))
-            .or_else(|| std::str::from_utf8(req.headers().get(header::HOST)?.as_bytes()).ok())
-            .unwrap_or("");
-        let uri = forwarded(X_FORWARDED_URI)
-            .or(original_url.map(|u| u.2))
-            .unwrap_or("/");
-        Self {
-            method: uppercase(method),
-            proto: lowercase(proto),
-            host: host_without_port(authority),
-            path: normalize_path(uri),
-            authority,
-            uri,
-        }
-    }
-
-    /// The URL the client asked for, for `rd=` on a login redirect.
-    pub fn url(&self) -> String {
-        format!("{}://{}{}", self.proto, self.authority, self.uri)
-    }
-}
-
-fn uppercase(text: &str) -> Cow<'_, str> {
-    if text.bytes().any(|b| b.is_ascii_lowercase()) {
-        Cow::Owned(text.to_ascii_uppercase())
-    } else {
-        Cow::Borrowed(text)
-    }
-}
-
-fn lowercase(text: &str) -> Cow<'_, str> {
-    if text.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(text.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(text)
-    }
-}
-
-/// `https://host:port/path?q` → (`https`, `host:port`, `/path?q`).
-fn split_absolute_url(url: &str) -> Option<(&str, &str, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let (authority, uri) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, "/"),
-    };
-    Some((scheme, authority, uri))
-}
-
-/// Lowercase host without port or trailing dot; `[v6]:port` keeps its brackets.
-fn host_without_port(authority: &str) -> Cow<'_, str> {
-    let host = if authority.starts_with('[') {
-        authority.split_inclusive(']').next().unwrap_or(authority)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-            _ => authority,
-        }
-    };
-    lowercase(host.trim_end_matches('.'))
-}
-
 /// No bearer token: the session upstream decides, else a browser is sent
 /// to the login page, else 401.
 async fn session_fallback(
     req: &HttpRequest,
     state: &AppState,
-    original: &OriginalRequest<'_>,
+    target: &RequestTarget<'_>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(upstream) = &state.session_upstream {
         let addr = client_addr(req, &state.settings.trusted_proxies);
-        return upstream.delegate(req, original, addr).await;
+        return upstream.delegate(req, target, addr).await;
     }
     let wants_html = req
         .headers()
@@ -294,7 +184,7 @@ async fn session_fallback(
     match &state.settings.login_url {
         Some(login_url) if wants_html => {
             let separator = if login_url.contains('?') { '&' } else { '?' };
-            let url = original.url();
+            let url = target.url();
             let rd =
                 percent_encoding::utf8_percent_encode(&url, percent_encoding::NON_ALPHANUMERIC);
             Ok(HttpResponseBuilder::new(actix_web::http::StatusCode::FOUND)
@@ -302,31 +192,5 @@ async fn session_fallback(
                 .finish())
         }
         _ => Err(VerifyError::MissingToken.into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_lose_their_port_and_case() {
-        assert_eq!(host_without_port("Dav.Example.com:8443"), "dav.example.com");
-        assert_eq!(host_without_port("dav.example.com."), "dav.example.com");
-        assert_eq!(host_without_port("[::1]:8080"), "[::1]");
-        assert_eq!(host_without_port("example.com"), "example.com");
-    }
-
-    #[test]
-    fn absolute_urls_split() {
-        assert_eq!(
-            split_absolute_url("https://dav.example.com:8443/a/b?c"),
-            Some(("https", "dav.example.com:8443", "/a/b?c"))
-        );
-        assert_eq!(
-            split_absolute_url("https://host"),
-            Some(("https", "host", "/"))
-        );
-        assert_eq!(split_absolute_url("/relative"), None);
     }
 }

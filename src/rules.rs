@@ -1,0 +1,230 @@
+//! The compiled rule set: which resource (forward-auth rule) covers a host
+//! and path. The most specific wins: exact host over wildcard (fewer
+//! wildcard labels first), then longer path prefix over shorter.
+//!
+//! A path is looked up as it reads and with its case folded, because a
+//! case-insensitive backend serves `/PRIVATE` from `/private`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::resources::Resource;
+
+/// A rule compiled for matching: its prefix without a trailing slash, so
+/// that `/private/` (as older versions stored it) covers `/private` too.
+struct Rule {
+    prefix: Option<Box<str>>,
+    resource: Arc<Resource>,
+}
+
+struct WildcardRule {
+    labels: Vec<Box<str>>,
+    wildcards: usize,
+    rule: Rule,
+}
+
+#[derive(Default)]
+pub struct RuleSet {
+    exact: HashMap<String, Vec<Rule>>,
+    wildcard: Vec<WildcardRule>,
+    /// Whether some prefix has an uppercase letter: only then can folding a
+    /// lowercase path change which rule it falls under.
+    uppercase_prefixes: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Case {
+    AsIs,
+    Folded,
+}
+
+impl RuleSet {
+    pub fn new<'a>(resources: impl IntoIterator<Item = &'a Arc<Resource>>) -> Self {
+        let mut set = RuleSet::default();
+        for resource in resources {
+            let prefix = resource
+                .path_prefix
+                .as_deref()
+                .map(|p| p.trim_end_matches('/'))
+                .filter(|p| !p.is_empty())
+                .map(Box::from);
+            set.uppercase_prefixes |= prefix
+                .as_deref()
+                .is_some_and(|p: &str| p.bytes().any(|b| b.is_ascii_uppercase()));
+            let rule = Rule {
+                prefix,
+                resource: Arc::clone(resource),
+            };
+            if resource.host.contains('*') {
+                let labels: Vec<Box<str>> = resource.host.split('.').map(Box::from).collect();
+                let wildcards = labels.iter().filter(|l| &***l == "*").count();
+                set.wildcard.push(WildcardRule {
+                    labels,
+                    wildcards,
+                    rule,
+                });
+            } else {
+                set.exact
+                    .entry(resource.host.clone())
+                    .or_default()
+                    .push(rule);
+            }
+        }
+        let prefix_len = |r: &Rule| r.prefix.as_deref().map_or(0, str::len);
+        for rules in set.exact.values_mut() {
+            rules.sort_by(|a, b| {
+                prefix_len(b)
+                    .cmp(&prefix_len(a))
+                    .then_with(|| a.resource.id.cmp(&b.resource.id))
+            });
+        }
+        set.wildcard.sort_by(|a, b| {
+            a.wildcards
+                .cmp(&b.wildcards)
+                .then_with(|| prefix_len(&b.rule).cmp(&prefix_len(&a.rule)))
+                .then_with(|| a.rule.resource.id.cmp(&b.rule.resource.id))
+        });
+        set
+    }
+
+    /// The most specific rule for `host` (lowercase, no port) and `path`
+    /// (one reading, see `target::path`), as the path reads.
+    pub fn find(&self, host: &str, path: &str) -> Option<&Arc<Resource>> {
+        self.find_as(host, path, Case::AsIs)
+    }
+
+    /// The rules `path` falls under as it reads and with its case folded;
+    /// both the same where folding cannot matter. Each must grant.
+    pub fn find_each_case(&self, host: &str, path: &str) -> [Option<&Arc<Resource>>; 2] {
+        let as_is = self.find_as(host, path, Case::AsIs);
+        let can_differ = self.uppercase_prefixes || path.bytes().any(|b| b.is_ascii_uppercase());
+        let folded = if can_differ {
+            self.find_as(host, path, Case::Folded)
+        } else {
+            as_is
+        };
+        [as_is, folded]
+    }
+
+    fn find_as(&self, host: &str, path: &str, case: Case) -> Option<&Arc<Resource>> {
+        if let Some(rules) = self.exact.get(host)
+            && let Some(rule) = rules.iter().find(|r| r.covers(path, case))
+        {
+            return Some(&rule.resource);
+        }
+        if self.wildcard.is_empty() {
+            return None;
+        }
+        let labels: Vec<&str> = host.split('.').collect();
+        self.wildcard
+            .iter()
+            .filter(|w| {
+                w.labels.len() == labels.len()
+                    && w.labels
+                        .iter()
+                        .zip(&labels)
+                        .all(|(pattern, label)| match &**pattern {
+                            // `*` is exactly one label, never an empty one.
+                            "*" => !label.is_empty(),
+                            pattern => pattern == *label,
+                        })
+            })
+            .map(|w| &w.rule)
+            .find(|r| r.covers(path, case))
+            .map(|r| &r.resource)
+    }
+}
+
+impl Rule {
+    /// `/dav` covers `/dav` and `/dav/…`, not `/davx`.
+    fn covers(&self, path: &str, case: Case) -> bool {
+        let Some(prefix) = self.prefix.as_deref() else {
+            return true;
+        };
+        let Some(head) = path.get(..prefix.len()) else {
+            return false;
+        };
+        let same = match case {
+            Case::AsIs => head == prefix,
+            Case::Folded => head.eq_ignore_ascii_case(prefix),
+        };
+        same && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::NewResource;
+    use chrono::Utc;
+
+    fn resource(id: &str, host: &str, prefix: Option<&str>) -> Arc<Resource> {
+        let new = NewResource {
+            host: Some(host.into()),
+            path_prefix: prefix.map(str::to_string),
+            allowed_groups: vec!["g".into()],
+            ..Default::default()
+        };
+        Arc::new(Resource::create(id.into(), new, Utc::now()).unwrap())
+    }
+
+    #[test]
+    fn most_specific_rule_wins() {
+        let rules = [
+            resource("wild", "*.example.com", None),
+            resource("wild-dav", "*.example.com", Some("/dav")),
+            resource("exact", "files.example.com", None),
+            resource("exact-private", "files.example.com", Some("/private")),
+        ];
+        let set = RuleSet::new(&rules);
+        let id = |host, path| set.find(host, path).map(|r| r.id.clone());
+        assert_eq!(
+            id("files.example.com", "/private/x").as_deref(),
+            Some("exact-private")
+        );
+        assert_eq!(id("files.example.com", "/dav/x").as_deref(), Some("exact"));
+        assert_eq!(
+            id("other.example.com", "/dav/x").as_deref(),
+            Some("wild-dav")
+        );
+        assert_eq!(id("other.example.com", "/davx").as_deref(), Some("wild"));
+        // `*` is exactly one label, and never an empty one.
+        assert_eq!(id("a.b.example.com", "/"), None);
+        assert_eq!(id("example.com", "/"), None);
+        assert_eq!(id(".example.com", "/"), None);
+    }
+
+    #[test]
+    fn prefixes_cover_themselves_with_or_without_a_slash() {
+        let mut stored = (*resource("old", "dav.example.com", Some("/private"))).clone();
+        // As an earlier version stored `/private/`.
+        stored.path_prefix = Some("/private/".into());
+        let set = RuleSet::new(&[Arc::new(stored), resource("all", "dav.example.com", None)]);
+        for path in ["/private", "/private/", "/private/s"] {
+            assert_eq!(
+                set.find("dav.example.com", path).unwrap().id,
+                "old",
+                "{path}"
+            );
+        }
+        assert_eq!(set.find("dav.example.com", "/privates").unwrap().id, "all");
+    }
+
+    #[test]
+    fn folded_case_finds_the_rule_a_case_insensitive_backend_applies() {
+        let set = RuleSet::new(&[
+            resource("all", "dav.example.com", None),
+            resource("private", "dav.example.com", Some("/private")),
+        ]);
+        let ids = |path| {
+            set.find_each_case("dav.example.com", path)
+                .map(|r| r.map(|r| r.id.as_str()))
+        };
+        assert_eq!(ids("/PRIVATE/s"), [Some("all"), Some("private")]);
+        assert_eq!(ids("/Private"), [Some("all"), Some("private")]);
+        assert_eq!(ids("/private/s"), [Some("private"), Some("private")]);
+        assert_eq!(ids("/photos"), [Some("all"), Some("all")]);
+        // A multi-byte character where the prefix ends is no panic.
+        assert_eq!(ids("/privat\u{e9}/s"), [Some("all"), Some("all")]);
+    }
+}
