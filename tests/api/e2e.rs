@@ -21,7 +21,7 @@ fn deploy_file(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-async fn start_webdav(app: &TestApp) -> Peer {
+pub async fn start_webdav(app: &TestApp) -> Peer {
     let root = app.dir.path().join("webdav-root");
     std::fs::create_dir_all(&root).unwrap();
     let port = free_port();
@@ -43,7 +43,7 @@ async fn start_webdav(app: &TestApp) -> Peer {
 
 /// deploy/Caddyfile as shipped, its placeholders pointed at this test's
 /// processes. The auth site listens on a port of its own.
-async fn start_caddy(app: &TestApp, webdav: &Peer) -> (Peer, u16) {
+pub async fn start_caddy(app: &TestApp, backend_port: u16) -> (Peer, u16) {
     let (port, auth_port) = (free_port(), free_port());
     let mut command = Command::new("caddy");
     command
@@ -56,7 +56,7 @@ async fn start_caddy(app: &TestApp, webdav: &Peer) -> (Peer, u16) {
         .env("DAV_SITE", format!("http://:{port}"))
         .env("AUTH_SITE", format!("http://:{auth_port}"))
         .env("AUTH_UPSTREAM", app.address.trim_start_matches("http://"))
-        .env("DAV_UPSTREAM", format!("127.0.0.1:{}", webdav.port))
+        .env("DAV_UPSTREAM", format!("127.0.0.1:{backend_port}"))
         .env("XDG_DATA_HOME", app.dir.path())
         .env("XDG_CONFIG_HOME", app.dir.path());
     (
@@ -65,17 +65,27 @@ async fn start_caddy(app: &TestApp, webdav: &Peer) -> (Peer, u16) {
     )
 }
 
-/// deploy/nginx/gatehouse.conf as shipped, with the upstreams and the
-/// listen port replaced, inside a minimal nginx.conf.
-async fn start_nginx(app: &TestApp, webdav: &Peer) -> Peer {
+/// deploy/nginx/gatehouse.conf as shipped, with the upstreams, the listen
+/// port and the protected server's names replaced, inside a minimal
+/// nginx.conf.
+pub async fn start_nginx(app: &TestApp, backend_port: u16, server_names: &str) -> Peer {
     let port = free_port();
-    let dir = app.dir.path().join("nginx");
+    let dir = app.dir.path().join(format!("nginx-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
     let site = std::fs::read_to_string(deploy_file("nginx/gatehouse.conf"))
         .unwrap()
-        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+        .replace("listen 80", &format!("listen 127.0.0.1:{port}"))
+        .replace(
+            "server_name dav.example.com;",
+            &format!("server_name {server_names};"),
+        )
         .replace("gatehouse:8080", app.address.trim_start_matches("http://"))
-        .replace("webdav:8080", &format!("127.0.0.1:{}", webdav.port));
+        .replace("webdav:8080", &format!("127.0.0.1:{backend_port}"));
+    assert_eq!(
+        site.matches(&format!("listen 127.0.0.1:{port}")).count(),
+        2,
+        "both server blocks listen where the test sends"
+    );
     std::fs::write(dir.join("gatehouse.conf"), site).unwrap();
     let root = Command::new("id")
         .arg("-u")
@@ -234,7 +244,7 @@ async fn canister_uses_webdav_through_caddy() {
     let app = spawn_app().await;
     let (canister, intruder) = register(&app).await;
     let webdav = start_webdav(&app).await;
-    let (caddy, auth_port) = start_caddy(&app, &webdav).await;
+    let (caddy, auth_port) = start_caddy(&app, webdav.port).await;
 
     // The token comes through Caddy's auth site, as it would from outside.
     let response = app
@@ -264,12 +274,16 @@ async fn canister_uses_webdav_through_nginx() {
     let app = spawn_app().await;
     let (canister, intruder) = register(&app).await;
     let webdav = start_webdav(&app).await;
-    let nginx = start_nginx(&app, &webdav).await;
+    let nginx = start_nginx(&app, webdav.port, "dav.example.com ro.example.com").await;
     let token = app.access_token(&canister, &[]).await;
     let intruder_token = app.access_token(&intruder, &[]).await;
     webdav_through_proxy(&app, nginx.port, &token, &intruder_token, || {
-        let error_log =
-            std::fs::read_to_string(app.dir.path().join("nginx/error.log")).unwrap_or_default();
+        let error_log = std::fs::read_to_string(
+            app.dir
+                .path()
+                .join(format!("nginx-{}/error.log", nginx.port)),
+        )
+        .unwrap_or_default();
         format!("{}\n{error_log}\n{}", nginx.output(), webdav.output())
     })
     .await;
@@ -331,7 +345,8 @@ async fn token_helper_and_replica_reach_the_primary_over_https() {
         command
     };
     // Caddy serves its certificate a moment after it opens the port.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // A loaded machine (the whole suite at once) can take a while for the first certificate.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     let token = loop {
         let output = token_command()
             .env("SSL_CERT_FILE", &root)

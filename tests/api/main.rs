@@ -6,6 +6,7 @@ mod container;
 mod discovery;
 mod e2e;
 mod fleet;
+mod gate;
 mod helpers;
 mod interop;
 mod metrics;
