@@ -29,6 +29,8 @@ pub mod config;
 pub mod crypto;
 pub mod directory;
 pub mod fleet;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 pub mod healthcheck;
 pub mod http;
 pub mod issuer;
