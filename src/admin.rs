@@ -12,7 +12,8 @@ use crate::api_keys::{ApiKeyClaims, ApiKeyRecord, NewApiKey};
 use crate::applications::{
     ApplicationPatch, ApplicationRecord, CLIENT_SECRET_PREFIX, DEFAULT_ACCESS_TOKEN_TTL,
     FieldError, MAX_SECRET_GRACE_PERIOD, NewApplication, PreviousSecret, SecretRotation,
-    normalize_groups, normalize_scopes, validate_client_id, validate_name, validate_ttl,
+    normalize_audiences, normalize_groups, normalize_scopes, validate_client_id, validate_name,
+    validate_ttl,
 };
 use crate::audit::{AuditEntry, Outcome, audit_id};
 use crate::claims::API_KEY_TYP;
@@ -99,6 +100,7 @@ impl Admin {
         let app = ApplicationRecord {
             groups: normalize_groups("groups", &new.groups)?,
             scopes: normalize_scopes(&new.scopes)?,
+            audiences: normalize_audiences(&new.audiences)?,
             access_token_ttl: validate_ttl(
                 new.access_token_ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL),
             )?,
@@ -110,6 +112,7 @@ impl Admin {
             // Credentials from an earlier application of the same client_id
             // must not come back to life.
             not_before: now.timestamp(),
+            generation: new_generation()?,
             client_id,
             name,
         };
@@ -159,6 +162,9 @@ impl Admin {
             }
             if let Some(scopes) = &patch.scopes {
                 app.scopes = normalize_scopes(scopes)?;
+            }
+            if let Some(audiences) = &patch.audiences {
+                app.audiences = normalize_audiences(audiences)?;
             }
             if let Some(ttl) = patch.access_token_ttl {
                 app.access_token_ttl = validate_ttl(ttl)?;
@@ -324,6 +330,7 @@ impl Admin {
             jti: &id,
             iat,
             exp,
+            generation: app.credential_generation(),
         };
         let key = sign_jwt(&self.keys, API_KEY_TYP, &claims)
             .map_err(|e| AdminError::Internal(e.to_string()))?;
@@ -384,9 +391,12 @@ impl Admin {
         client_id: &str,
         now: DateTime<Utc>,
     ) -> Result<ApplicationRecord, AdminError> {
+        let generation = new_generation()?;
         let app = self.modify(client_id, now, |app| {
-            // The next second: tokens issued in this one, before this call,
-            // are refused too; later ones get iat = not_before (issued_at).
+            // Every credential issued so far carries the old generation.
+            // not_before (the next second, so that tokens of this one are
+            // refused too) still covers credentials older than generations.
+            app.generation = generation;
             app.not_before = now.timestamp() + 1;
             Ok(())
         })?;
@@ -490,6 +500,13 @@ fn new_client_secret() -> Result<NewSecret, AdminError> {
     random_secret(CLIENT_SECRET_PREFIX)
         .map(NewSecret)
         .map_err(|e| AdminError::Internal(e.to_string()))
+}
+
+/// A random application generation: non-zero, and within JSON's exact
+/// integers (53 bits) so that every client reads the claim unchanged.
+fn new_generation() -> Result<u64, AdminError> {
+    let bytes = random_bytes::<8>().map_err(|e| AdminError::Internal(e.to_string()))?;
+    Ok((u64::from_le_bytes(bytes) & ((1 << 53) - 1)).max(1))
 }
 
 /// `prefix` and 16 lowercase hex digits.

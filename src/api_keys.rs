@@ -72,4 +72,7 @@ pub struct ApiKeyClaims<'a> {
     pub iat: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
+    /// The application's generation (see `ApplicationRecord::generation`).
+    #[serde(rename = "gen", skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
 }

@@ -15,6 +15,9 @@ pub const MAX_SECRET_GRACE_PERIOD: u32 = 7 * 86_400;
 pub const CLIENT_SECRET_PREFIX: &str = "gcs_";
 
 const MAX_NAME_LEN: usize = 128;
+/// Audiences an application may ask for, and how long each may be.
+pub const MAX_AUDIENCES: usize = 16;
+const MAX_AUDIENCE_LEN: usize = 256;
 const MAX_LIST_LEN: usize = 64;
 const MAX_ITEM_LEN: usize = 64;
 
@@ -25,6 +28,9 @@ pub struct ApplicationRecord {
     pub name: String,
     pub groups: Vec<String>,
     pub scopes: Vec<String>,
+    /// The `resource`/`audience` values it may ask for, beyond the issuer.
+    #[serde(default)]
+    pub audiences: Vec<String>,
     pub access_token_ttl: u32,
     pub active: bool,
     pub created_at: DateTime<Utc>,
@@ -37,6 +43,13 @@ pub struct ApplicationRecord {
     /// invalid: set at creation and by `revoke-tokens`.
     #[serde(default)]
     pub not_before: i64,
+    /// Drawn anew on creation and by `revoke-tokens`; every credential
+    /// carries it (`gen`) and is valid only while it is current. Unlike
+    /// `not_before`, it involves no clock: a token issued in the same second
+    /// as the re-creation, or by a replica whose clock runs ahead, carries
+    /// the old generation and fails. 0 on records older than generations.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +78,7 @@ impl ApplicationRecord {
             name: &self.name,
             groups: &self.groups,
             scopes: &self.scopes,
+            audiences: &self.audiences,
             access_token_ttl: self.access_token_ttl,
             active: self.active,
             created_at: self.created_at,
@@ -79,6 +93,22 @@ impl ApplicationRecord {
     pub fn issued_at(&self, now: i64) -> i64 {
         now.max(self.not_before)
     }
+
+    /// The `gen` a credential issued now carries; `None` for a record
+    /// older than generations.
+    pub fn credential_generation(&self) -> Option<u64> {
+        (self.generation != 0).then_some(self.generation)
+    }
+
+    /// Whether a credential carrying `generation` and issued at `iat`
+    /// belongs to this application as it is now.
+    pub fn is_current(&self, generation: Option<u64>, iat: Option<i64>) -> bool {
+        let current_generation = match self.credential_generation() {
+            Some(current) => generation == Some(current),
+            None => true,
+        };
+        current_generation && iat.unwrap_or(i64::MIN) >= self.not_before
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +117,7 @@ pub struct ApplicationView<'a> {
     pub name: &'a str,
     pub groups: &'a [String],
     pub scopes: &'a [String],
+    pub audiences: &'a [String],
     pub access_token_ttl: u32,
     pub active: bool,
     pub created_at: DateTime<Utc>,
@@ -105,6 +136,8 @@ pub struct NewApplication {
     pub groups: Vec<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
     pub access_token_ttl: Option<u32>,
     pub active: Option<bool>,
 }
@@ -116,6 +149,7 @@ pub struct ApplicationPatch {
     pub name: Option<String>,
     pub groups: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
     pub access_token_ttl: Option<u32>,
     pub active: Option<bool>,
 }
@@ -250,6 +284,31 @@ fn dedup_sorted(mut items: Vec<String>) -> Vec<String> {
     items
 }
 
+/// Audience values (RFC 8707 resource URIs or plain names): 1-256
+/// printable characters without spaces, at most `MAX_AUDIENCES`.
+pub fn normalize_audiences(audiences: &[String]) -> Result<Vec<String>, FieldError> {
+    if audiences.len() > MAX_AUDIENCES {
+        return Err(FieldError::new(
+            "audiences",
+            format!("at most {MAX_AUDIENCES} entries"),
+        ));
+    }
+    for (i, audience) in audiences.iter().enumerate() {
+        let ok = !audience.is_empty()
+            && audience.len() <= MAX_AUDIENCE_LEN
+            && !audience
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace());
+        if !ok {
+            return Err(FieldError::new(
+                format!("audiences[{i}]"),
+                format!("must be 1-{MAX_AUDIENCE_LEN} characters without spaces"),
+            ));
+        }
+    }
+    Ok(dedup_sorted(audiences.to_vec()))
+}
+
 pub fn validate_ttl(ttl: u32) -> Result<u32, FieldError> {
     if (MIN_ACCESS_TOKEN_TTL..=MAX_ACCESS_TOKEN_TTL).contains(&ttl) {
         Ok(ttl)
@@ -310,6 +369,8 @@ mod tests {
                 expires_at: now + chrono::Duration::seconds(10),
             }),
             not_before: 0,
+            audiences: vec![],
+            generation: 0,
         };
         assert!(record.secret_matches("new", now));
         assert!(record.secret_matches("old", now));

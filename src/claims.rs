@@ -38,4 +38,7 @@ pub struct AccessTokenClaims {
     pub groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The application's generation (see `ApplicationRecord::generation`).
+    #[serde(rename = "gen", default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
 }

@@ -62,7 +62,7 @@ pub fn request_target(data: &[u8]) {
         }
     }
     let req = request.to_http_request();
-    let Ok(target) = RequestTarget::of(&req, trusted, family) else {
+    let Ok(target) = RequestTarget::of(&req, trusted, family, &[]) else {
         return;
     };
     assert!(!target.method.bytes().any(|b| b.is_ascii_lowercase()));
@@ -207,6 +207,8 @@ fn harness() -> &'static Harness {
             updated_at: now,
             secret: SecretDigest::of("secret"),
             previous_secret: None,
+            audiences: vec![],
+            generation: 0,
             not_before: 0,
         };
         let rules = [

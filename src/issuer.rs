@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Header};
 
+use crate::applications::MAX_AUDIENCES;
 use crate::applications::{ApplicationRecord, is_scope_token, validate_client_id};
 use crate::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
 use crate::crypto::{SecretDigest, random_id};
@@ -158,23 +159,29 @@ impl TokenIssuer {
         let app = self.authenticate(&credentials, client_addr, now)?;
         let scope = granted_scope(&app, request.scope.as_deref())?;
         let issuer = self.issuer.get();
-        let aud = audience(&issuer, &request.resources, request.audience.as_deref())?;
+        let aud = audience(
+            &issuer,
+            &app.audiences,
+            &request.resources,
+            request.audience.as_deref(),
+        )?;
         self.sign(&issuer, &app, aud, scope, now)
     }
 
     /// Client authentication for the token, introspection and revocation
-    /// endpoints, throttled per client and per address.
+    /// endpoints. An address that keeps failing is refused before its
+    /// credentials are looked at. A client_id is public, so failures for it
+    /// (from anywhere) slow down and then refuse only wrong secrets: the
+    /// right secret is always answered.
     pub fn authenticate(
         &self,
         credentials: &ClientCredentials,
         client_addr: IpAddr,
         now: DateTime<Utc>,
     ) -> Result<Arc<ApplicationRecord>, TokenError> {
-        // Built only where the throttle needs them: not on the usual path.
-        let client_key = || ThrottleKey::Client(credentials.client_id.clone());
-        let keys = || [client_key(), ThrottleKey::Address(client_addr)];
+        let address = ThrottleKey::Address(client_addr);
         self.throttle
-            .check(now.timestamp(), keys)
+            .check(now.timestamp(), || [address.clone()])
             .map_err(|retry_after| TokenError::TooManyAttempts { retry_after })?;
 
         let snapshot = self.directory.current();
@@ -188,13 +195,15 @@ impl TokenIssuer {
                 false
             }
         };
+        let client_key = || ThrottleKey::client(&credentials.client_id);
         match app {
             Some(app) if secret_ok && app.active => {
                 self.throttle.record_success(now.timestamp(), client_key);
                 Ok(Arc::clone(app))
             }
             _ => {
-                let delay = self.throttle.record_failure(&keys(), now.timestamp());
+                let keys: Vec<ThrottleKey> = client_key().into_iter().chain([address]).collect();
+                let delay = self.throttle.record_failure(&keys, now.timestamp());
                 // A secret pasted into the wrong field must not reach the log;
                 // generated secrets are never valid client_ids.
                 let shown = match validate_client_id(&credentials.client_id) {
@@ -204,6 +213,9 @@ impl TokenIssuer {
                 log::info!(
                     "token request from {client_addr}: client authentication failed for {shown}"
                 );
+                self.throttle
+                    .check(now.timestamp(), || &keys[..])
+                    .map_err(|retry_after| TokenError::TooManyAttempts { retry_after })?;
                 Err(TokenError::InvalidClient {
                     basic_used: credentials.method == ClientAuthMethod::Basic,
                     delay,
@@ -231,6 +243,7 @@ impl TokenIssuer {
             jti: random_id().map_err(|e| TokenError::Internal(e.to_string()))?,
             groups: app.groups.clone(),
             scope: scope.clone(),
+            generation: app.credential_generation(),
         };
         let access_token = sign_jwt(&self.keys, ACCESS_TOKEN_TYP, &claims)?;
         log::debug!("issued access token {} to {}", claims.jti, app.client_id);
@@ -292,8 +305,12 @@ fn granted_scope(
 }
 
 /// `aud`: the RFC 8707 resources and/or audiences asked for, else the issuer.
+/// The `aud` of a token: the issuer unless the client asks for resources
+/// (RFC 8707) or audiences, each of which must be the issuer or among the
+/// application's `audiences` (RFC 8707 §2: `invalid_target` otherwise).
 fn audience(
     issuer: &str,
+    allowed: &[String],
     resources: &[String],
     audience: Option<&str>,
 ) -> Result<Audience, TokenError> {
@@ -325,6 +342,19 @@ fn audience(
         }
     }
     let mut values = unique;
+    if values.len() > MAX_AUDIENCES {
+        return Err(TokenError::InvalidTarget(format!(
+            "at most {MAX_AUDIENCES} audiences may be asked for"
+        )));
+    }
+    if let Some(refused) = values
+        .iter()
+        .find(|v| v.as_str() != issuer && !allowed.contains(v))
+    {
+        return Err(TokenError::InvalidTarget(format!(
+            "{refused:?} is not an audience this application may ask for"
+        )));
+    }
     Ok(match values.len() {
         0 => Audience::One(issuer.to_string()),
         1 => Audience::One(values.remove(0)),
@@ -354,17 +384,27 @@ mod tests {
 
     #[test]
     fn audience_defaults_to_the_issuer() {
+        let allowed: Vec<String> = ["https://a", "https://b", "https://dav.example", "x"]
+            .map(String::from)
+            .to_vec();
         assert_eq!(
-            audience("https://auth", &[], None).unwrap(),
+            audience("https://auth", &allowed, &[], None).unwrap(),
             Audience::One("https://auth".into())
         );
         assert_eq!(
-            audience("https://auth", &["https://dav.example".into()], Some("x")).unwrap(),
+            audience(
+                "https://auth",
+                &allowed,
+                &["https://dav.example".into()],
+                Some("x")
+            )
+            .unwrap(),
             Audience::Many(vec!["https://dav.example".into(), "x".into()])
         );
         assert_eq!(
             audience(
                 "i",
+                &allowed,
                 &["https://a".into(), "https://b".into()],
                 Some("https://a")
             )
@@ -372,7 +412,16 @@ mod tests {
             Audience::Many(vec!["https://a".into(), "https://b".into()]),
             "repeats are dropped wherever they stand"
         );
-        assert!(audience("i", &["relative/path".into()], None).is_err());
-        assert!(audience("i", &["https://a#frag".into()], None).is_err());
+        assert!(audience("i", &allowed, &["relative/path".into()], None).is_err());
+        assert!(audience("i", &allowed, &["https://a#frag".into()], None).is_err());
+        // Only what the application may ask for, and the issuer itself.
+        assert!(matches!(
+            audience("i", &allowed, &["https://payroll.example.com".into()], None),
+            Err(TokenError::InvalidTarget(_))
+        ));
+        assert!(audience("i", &[], &[], Some("i")).is_ok());
+        assert!(audience("i", &[], &[], Some("x")).is_err());
+        let many: Vec<String> = (0..=MAX_AUDIENCES).map(|i| format!("a{i}")).collect();
+        assert!(audience("i", &many, &[], Some(&many.join(" "))).is_err());
     }
 }

@@ -30,6 +30,9 @@ pub struct RuleSet {
     /// Whether some prefix has an uppercase letter: only then can folding a
     /// lowercase path change which rule it falls under.
     uppercase_prefixes: bool,
+    /// The names rules give identity headers, lowercase with `_` as `-`:
+    /// a client may not send them (see `target::forwarded`).
+    renamed_identity_headers: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,12 @@ impl RuleSet {
             set.uppercase_prefixes |= prefix
                 .as_deref()
                 .is_some_and(|p: &str| p.bytes().any(|b| b.is_ascii_uppercase()));
+            for name in resource.headers.values().filter(|n| !n.is_empty()) {
+                let name = name.to_ascii_lowercase().replace('_', "-");
+                if !set.renamed_identity_headers.contains(&name) {
+                    set.renamed_identity_headers.push(name);
+                }
+            }
             let rule = Rule {
                 prefix,
                 resource: Arc::clone(resource),
@@ -106,19 +115,47 @@ impl RuleSet {
         [as_is, folded]
     }
 
+    /// The rules whose prefix lies strictly below `path` (case folded):
+    /// what a method acting on the whole tree at `path` reaches too.
+    pub fn below<'s>(&'s self, host: &str, path: &str) -> impl Iterator<Item = &'s Arc<Resource>> {
+        let path = path.trim_end_matches('/');
+        self.for_host(host)
+            .filter(move |rule| {
+                rule.prefix.as_deref().is_some_and(|prefix| {
+                    prefix.len() > path.len()
+                        && prefix.as_bytes()[path.len()] == b'/'
+                        && prefix
+                            .get(..path.len())
+                            .is_some_and(|head| head.eq_ignore_ascii_case(path))
+                })
+            })
+            .map(|rule| &rule.resource)
+    }
+
+    /// The names rules give identity headers (lowercase, `_` as `-`).
+    pub fn renamed_identity_headers(&self) -> &[String] {
+        &self.renamed_identity_headers
+    }
+
     fn find_as(&self, host: &str, path: &str, case: Case) -> Option<&Arc<Resource>> {
-        if let Some(rules) = self.exact.get(host)
-            && let Some(rule) = rules.iter().find(|r| r.covers(path, case))
-        {
-            return Some(&rule.resource);
-        }
-        if self.wildcard.is_empty() {
-            return None;
-        }
-        let labels: Vec<&str> = host.split('.').collect();
-        self.wildcard
+        self.for_host(host)
+            .find(|r| r.covers(path, case))
+            .map(|r| &r.resource)
+    }
+
+    /// The rules for `host`, most specific first: exact ones, then the
+    /// wildcard patterns it matches.
+    fn for_host<'s>(&'s self, host: &str) -> impl Iterator<Item = &'s Rule> {
+        let exact = self.exact.get(host).into_iter().flatten();
+        let labels: Vec<&str> = if self.wildcard.is_empty() {
+            Vec::new()
+        } else {
+            host.split('.').collect()
+        };
+        let wildcard = self
+            .wildcard
             .iter()
-            .filter(|w| {
+            .filter(move |w| {
                 w.labels.len() == labels.len()
                     && w.labels
                         .iter()
@@ -129,9 +166,8 @@ impl RuleSet {
                             pattern => pattern == *label,
                         })
             })
-            .map(|w| &w.rule)
-            .find(|r| r.covers(path, case))
-            .map(|r| &r.resource)
+            .map(|w| &w.rule);
+        exact.chain(wildcard)
     }
 }
 
@@ -208,6 +244,30 @@ mod tests {
             );
         }
         assert_eq!(set.find("dav.example.com", "/privates").unwrap().id, "all");
+    }
+
+    #[test]
+    fn rules_below_a_path_are_found_for_tree_methods() {
+        let set = RuleSet::new(&[
+            resource("all", "dav.example.com", None),
+            resource("share", "dav.example.com", Some("/share")),
+            resource("locked", "dav.example.com", Some("/share/Locked")),
+            resource("wild", "*.example.com", Some("/share/x")),
+        ]);
+        let below = |path| {
+            let mut ids: Vec<&str> = set
+                .below("dav.example.com", path)
+                .map(|r| r.id.as_str())
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(below("/"), ["locked", "share", "wild"]);
+        assert_eq!(below("/share"), ["locked", "wild"]);
+        assert_eq!(below("/share/"), ["locked", "wild"]);
+        assert_eq!(below("/SHARE/locked"), Vec::<&str>::new());
+        assert_eq!(below("/sha"), Vec::<&str>::new());
+        assert_eq!(below("/share/Locked/s"), Vec::<&str>::new());
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! key (a client_id, or a client address) in a fixed window; past half the
 //! limit each failure is answered more slowly, at the limit the key is
 //! refused outright until its window ends.
+//!
+//! client_ids are public, so a client's key must never lock out its rightful
+//! holder: callers check an address before the credentials and a client only
+//! after a wrong secret (see `issuer::TokenIssuer::authenticate`).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -10,16 +14,39 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
-/// Upper bound on tracked keys, so that a spray of addresses or made-up
-/// client_ids cannot grow memory without limit.
-const MAX_TRACKED_KEYS: u64 = 100_000;
+/// Upper bound on the memory the tracked keys take, in bytes (estimated
+/// per entry), so that a spray of addresses or made-up client_ids cannot
+/// grow it without limit.
+const MAX_TRACKED_BYTES: u64 = 16 * 1024 * 1024;
+/// What one entry costs besides its key's text: the cache's node, the
+/// window behind its `Arc<Mutex<…>>`.
+const ENTRY_OVERHEAD: usize = 160;
 const DELAY_STEP: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ThrottleKey {
+    /// Only ever a well-formed client_id (see `ThrottleKey::client`).
     Client(String),
     Address(IpAddr),
+}
+
+impl ThrottleKey {
+    /// The key for a presented client_id, if it is one: anything else (a
+    /// 60 KB string in a Basic header, say) is counted by address alone.
+    pub fn client(client_id: &str) -> Option<Self> {
+        crate::applications::validate_client_id(client_id)
+            .is_ok()
+            .then(|| ThrottleKey::Client(client_id.to_string()))
+    }
+
+    fn weight(&self) -> u32 {
+        let text = match self {
+            ThrottleKey::Client(id) => id.len(),
+            ThrottleKey::Address(_) => 0,
+        };
+        u32::try_from(text + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +70,8 @@ impl Throttle {
         let window_secs = i64::try_from(window_secs).unwrap_or(i64::MAX).max(1);
         Self {
             windows: Cache::builder()
-                .max_capacity(MAX_TRACKED_KEYS)
+                .max_capacity(MAX_TRACKED_BYTES)
+                .weigher(|key: &ThrottleKey, _| key.weight())
                 .time_to_idle(Duration::from_secs(window_secs.unsigned_abs()))
                 .build(),
             limit,
@@ -123,11 +151,13 @@ impl Throttle {
     /// A successful authentication clears that key's failures. The common
     /// case, a key with no failures, costs a read rather than a cache write,
     /// and nothing at all while no failure is recent.
-    pub fn record_success(&self, now: i64, key: impl FnOnce() -> ThrottleKey) {
+    pub fn record_success(&self, now: i64, key: impl FnOnce() -> Option<ThrottleKey>) {
         if self.quiet(now) {
             return;
         }
-        let key = key();
+        let Some(key) = key() else {
+            return;
+        };
         if self.windows.contains_key(&key) {
             self.windows.invalidate(&key);
         }
@@ -137,6 +167,30 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_well_formed_client_ids_become_keys() {
+        assert_eq!(
+            ThrottleKey::client("canister"),
+            Some(ThrottleKey::Client("canister".into()))
+        );
+        assert_eq!(ThrottleKey::client(&"a".repeat(65)), None);
+        assert_eq!(ThrottleKey::client("Not A Client"), None);
+        assert_eq!(ThrottleKey::client(""), None);
+    }
+
+    /// A spray of distinct keys stays within the byte bound.
+    #[test]
+    fn memory_is_bounded_in_bytes() {
+        let throttle = Throttle::new(10, 60);
+        for i in 0..100_000u32 {
+            let key = ThrottleKey::Client(format!("{i:0>64}"));
+            throttle.record_failure(&[key], 0);
+        }
+        throttle.windows.run_pending_tasks();
+        assert!(throttle.windows.weighted_size() <= MAX_TRACKED_BYTES);
+        assert!(throttle.windows.entry_count() < 100_000);
+    }
 
     #[test]
     fn locks_out_at_the_limit_until_the_window_ends() {
@@ -170,7 +224,7 @@ mod tests {
         throttle.record_failure(&both, 0);
         throttle.record_failure(&both, 0);
         assert!(throttle.check(0, || std::slice::from_ref(&client)).is_err());
-        throttle.record_success(0, || client.clone());
+        throttle.record_success(0, || Some(client.clone()));
         assert!(throttle.check(0, || [client]).is_ok());
         assert!(throttle.check(0, || [address]).is_err());
     }
@@ -191,7 +245,7 @@ mod tests {
         throttle.record_failure(&locked, 500);
         throttle.record_failure(&locked, 500);
         assert_eq!(throttle.check(500, || &locked), Err(60));
-        throttle.record_success(501, || locked[0].clone());
+        throttle.record_success(501, || Some(locked[0].clone()));
         assert!(throttle.check(501, || &locked).is_ok());
     }
 }

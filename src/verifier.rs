@@ -74,6 +74,8 @@ pub struct VerifiedToken {
     pub iat: Option<i64>,
     pub nbf: Option<i64>,
     pub exp: Option<i64>,
+    /// The application generation it was issued under.
+    pub generation: Option<u64>,
     /// Checked on every request, not once: a replica's issuer can change
     /// when it adopts its primary's.
     pub iss: String,
@@ -226,6 +228,8 @@ struct PresentedClaims {
     #[serde(default)]
     groups: Vec<String>,
     scope: Option<String>,
+    #[serde(rename = "gen")]
+    generation: Option<u64>,
 }
 
 pub struct Verifier {
@@ -365,7 +369,7 @@ impl Verifier {
         if !application.active {
             return Err(VerifyError::InactiveApplication);
         }
-        if token.iat.unwrap_or(i64::MIN) < application.not_before {
+        if !application.is_current(token.generation, token.iat) {
             return Err(VerifyError::Revoked);
         }
         Ok((token, application))
@@ -435,6 +439,7 @@ impl Verifier {
             iat: claims.iat,
             nbf: claims.nbf,
             exp: claims.exp,
+            generation: claims.generation,
             iss: claims.iss,
         })
     }
@@ -465,7 +470,8 @@ fn check_time(token: &VerifiedToken, now: i64) -> Result<(), VerifyError> {
 /// The rule for the canonical path names the answer, but the decision
 /// holds for every reading of the path a backend may serve, with its case
 /// folded too, and for every method it may take: each must fall under a
-/// rule, and each such rule must grant.
+/// rule, and each such rule must grant. A method that acts on the whole
+/// tree (WebDAV Depth infinity) needs every rule below the path too.
 pub fn authorize_target<'s>(
     rules: &'s RuleSet,
     groups: &[String],
@@ -475,12 +481,19 @@ pub fn authorize_target<'s>(
     let named = rules
         .find(&target.host, target.path())
         .ok_or(VerifyError::NoRule)?;
+    let grants = |rule: &Resource| {
+        target
+            .methods()
+            .try_for_each(|method| authorize(rule, groups, aud, method))
+    };
     for path in target.paths.iter() {
         for rule in rules.find_each_case(&target.host, path) {
-            let rule = rule.ok_or(VerifyError::NoRule)?;
-            for method in target.methods() {
-                authorize(rule, groups, aud, method)?;
-            }
+            grants(rule.ok_or(VerifyError::NoRule)?)?;
+        }
+        if target.recursive {
+            rules
+                .below(&target.host, path)
+                .try_for_each(|rule| grants(rule))?;
         }
     }
     Ok(named)
@@ -532,6 +545,7 @@ mod tests {
             iat,
             nbf,
             exp,
+            generation: None,
             iss: "https://i".into(),
         }
     }
@@ -584,6 +598,8 @@ mod tests {
             updated_at: now,
             secret: SecretDigest::of("s"),
             previous_secret: None,
+            audiences: vec![],
+            generation: 0,
             not_before: 0,
         };
         let rule = NewResource {

@@ -18,10 +18,12 @@ pub async fn verify(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let trusted = &state.settings.trusted_proxies;
+    let snapshot = state.directory.current();
     let target = RequestTarget::of(
         &req,
         trusted_peer(&req, trusted),
         state.settings.forwarded_headers,
+        snapshot.rules.renamed_identity_headers(),
     )
     .inspect_err(|e| {
         state.metrics.verify_denied(e.reason());
@@ -32,6 +34,8 @@ pub async fn verify(
     let bearer = match bearer_token(&req) {
         Ok(Some(bearer)) => Ok(bearer),
         Ok(None) => {
+            // No guard is held across the upstream's answer.
+            drop(snapshot);
             state.metrics.verify_fallback();
             return session_fallback(&req, &state, &target).await;
         }
@@ -46,7 +50,7 @@ pub async fn verify(
 
     let decision = bearer.and_then(|bearer| {
         state.verifier.verify(
-            &state.directory.current(),
+            &snapshot,
             &state.keys.guard(),
             &state.directory.revocations,
             bearer,

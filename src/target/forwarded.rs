@@ -11,8 +11,12 @@
 //!   agree, or nothing is granted; a pinned family ignores the other;
 //! * methods a backend may take instead (`X-HTTP-Method-Override` and kin)
 //!   and a WebDAV `Destination` are checked too;
-//! * a request carrying identity headers (`Remote-*`) of its own is
-//!   refused: the proxy must have stripped them, and did not.
+//! * a request carrying identity headers of its own (`Remote-*`, also
+//!   written `Remote_*`, which CGI-style backends read the same, and any
+//!   name a rule renames one to) is refused: the proxy must have stripped
+//!   them, and did not;
+//! * a WebDAV method that acts on a whole tree (Depth infinity) is marked
+//!   `recursive`, so that rules below the path must grant it too.
 
 use std::borrow::Cow;
 
@@ -56,6 +60,8 @@ pub enum TargetError {
     NotUtf8,
     #[error("the path is too long")]
     PathTooLong,
+    #[error("the path can be read in too many ways")]
+    PathTooAmbiguous,
     #[error("the Destination header names another host or no URL")]
     Destination,
     #[error("the request carries identity (Remote-*) headers of its own")]
@@ -74,6 +80,7 @@ impl TargetError {
             TargetError::ControlBytes => "path_control_bytes",
             TargetError::NotUtf8 => "path_not_utf8",
             TargetError::PathTooLong => "path_too_long",
+            TargetError::PathTooAmbiguous => "path_too_ambiguous",
             TargetError::Destination => "bad_destination",
             TargetError::IdentityHeaders => "identity_headers",
         }
@@ -86,6 +93,7 @@ impl From<PathError> for TargetError {
             PathError::ControlBytes => TargetError::ControlBytes,
             PathError::NotUtf8 => TargetError::NotUtf8,
             PathError::TooLong => TargetError::PathTooLong,
+            PathError::TooAmbiguous => TargetError::PathTooAmbiguous,
         }
     }
 }
@@ -98,6 +106,7 @@ const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
 const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 const DESTINATION: HeaderName = HeaderName::from_static("destination");
+const DEPTH: HeaderName = HeaderName::from_static("depth");
 /// Headers by which frameworks let a client replace the method.
 const METHOD_OVERRIDES: [HeaderName; 3] = [
     HeaderName::from_static("x-http-method-override"),
@@ -117,16 +126,18 @@ struct Named<'r> {
 
 impl<'r> RequestTarget<'r> {
     /// The target of the request a proxy asks about. `trusted`: whether the
-    /// peer is a trusted proxy, whose forwarded headers count.
+    /// peer is a trusted proxy, whose forwarded headers count. `renamed`:
+    /// the names rules give identity headers (lowercase, `_` as `-`).
     pub fn of(
         req: &'r HttpRequest,
         trusted: bool,
         family: HeaderFamily,
+        renamed: &[String],
     ) -> Result<Self, TargetError> {
         let headers = req.headers();
         if headers
             .keys()
-            .any(|name| name.as_str().starts_with("remote-"))
+            .any(|name| is_identity_header(name.as_str(), renamed))
         {
             return Err(TargetError::IdentityHeaders);
         }
@@ -155,7 +166,9 @@ impl<'r> RequestTarget<'r> {
             host,
             uri,
             paths: path::readings(uri)?,
+            recursive: false,
         };
+        target.recursive = acts_on_a_tree(&target, single(headers, &DEPTH)?);
         if target.methods().any(|m| m == "COPY" || m == "MOVE")
             && let Some(destination) = single(headers, &DESTINATION)?
         {
@@ -169,6 +182,41 @@ impl<'r> RequestTarget<'r> {
         }
         Ok(target)
     }
+}
+
+/// `Remote-…` in any case, with `_` for `-` as CGI, WSGI, PHP and Rack
+/// backends read it, or a name a rule gives an identity header.
+pub fn is_identity_header(name: &str, renamed: &[String]) -> bool {
+    let folded = |b: u8| {
+        if b == b'_' {
+            b'-'
+        } else {
+            b.to_ascii_lowercase()
+        }
+    };
+    let starts = name.len() >= 7
+        && name
+            .bytes()
+            .take(7)
+            .map(folded)
+            .eq(b"remote-".iter().copied());
+    starts
+        || renamed
+            .iter()
+            .any(|r| r.len() == name.len() && name.bytes().map(folded).eq(r.bytes()))
+}
+
+/// RFC 4918: DELETE and MOVE act on a whole collection; COPY, LOCK and
+/// PROPFIND too unless `Depth: 0` (or, for PROPFIND, `1`: the names and
+/// properties of the members only) is asked for.
+fn acts_on_a_tree(target: &RequestTarget, depth: Option<&str>) -> bool {
+    let shallow = |allowed: &[&str]| depth.is_some_and(|d| allowed.contains(&d));
+    target.methods().any(|method| match method {
+        "DELETE" | "MOVE" => true,
+        "COPY" | "LOCK" => !shallow(&["0"]),
+        "PROPFIND" => !shallow(&["0", "1"]),
+        _ => false,
+    })
 }
 
 /// The original request as the trusted peer's headers name it.
@@ -231,7 +279,9 @@ fn single<'r>(headers: &'r HeaderMap, name: &HeaderName) -> Result<Option<&'r st
     for value in headers.get_all(name) {
         let value = std::str::from_utf8(value.as_bytes())
             .map_err(|_| TargetError::ConflictingValues)?
-            .trim();
+            // Only spaces and tabs are HTTP's whitespace: trimming Unicode
+            // spaces would read `/private/..\u{3000}` as `/private/..`.
+            .trim_matches([' ', '\t']);
         match found {
             _ if value.is_empty() => {}
             Some(seen) if seen != value => return Err(TargetError::ConflictingValues),
@@ -248,7 +298,11 @@ fn list<'r>(headers: &'r HeaderMap, name: &HeaderName) -> Result<Option<&'r str>
     for value in headers.get_all(name) {
         let value =
             std::str::from_utf8(value.as_bytes()).map_err(|_| TargetError::ConflictingValues)?;
-        for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        for item in value
+            .split(',')
+            .map(|i| i.trim_matches([' ', '\t']))
+            .filter(|i| !i.is_empty())
+        {
             match found {
                 Some(seen) if !seen.eq_ignore_ascii_case(item) => {
                     return Err(TargetError::ConflictingValues);
@@ -277,7 +331,11 @@ fn method_overrides<'r>(
     for name in &METHOD_OVERRIDES {
         for value in headers.get_all(name) {
             let value = std::str::from_utf8(value.as_bytes()).map_err(|_| TargetError::Method)?;
-            for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            for item in value
+                .split(',')
+                .map(|i| i.trim_matches([' ', '\t']))
+                .filter(|i| !i.is_empty())
+            {
                 let item = method_name(item)?;
                 if item != method && !overrides.contains(&item) {
                     overrides.push(item);
@@ -343,7 +401,7 @@ mod tests {
             request = request.append_header((name, value));
         }
         let req = request.to_http_request();
-        RequestTarget::of(&req, trusted, family).map(|t| {
+        RequestTarget::of(&req, trusted, family, &["x-user".into()]).map(|t| {
             (
                 t.methods().collect::<Vec<_>>().join(","),
                 t.host.to_string(),
@@ -491,7 +549,16 @@ mod tests {
 
     #[test]
     fn identity_headers_from_the_client_are_refused() {
-        for name in ["Remote-User", "remote-email", "Remote-Groups"] {
+        for name in [
+            "Remote-User",
+            "remote-email",
+            "Remote-Groups",
+            "Remote_User",
+            "REMOTE_GROUPS",
+            "remote_-email",
+            "X-User",
+            "x_user",
+        ] {
             let mut headers = CADDY.to_vec();
             headers.push((name, "admin"));
             assert_eq!(auto(&headers), Err(TargetError::IdentityHeaders), "{name}");

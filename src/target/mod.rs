@@ -37,6 +37,9 @@ pub struct RequestTarget<'r> {
     pub uri: &'r str,
     /// Every reading of the path (and of a WebDAV `Destination`).
     pub paths: Readings<'r>,
+    /// The method acts on the whole tree below the path (WebDAV
+    /// `Depth: infinity`): rules further down must grant it too.
+    pub recursive: bool,
 }
 
 impl<'r> RequestTarget<'r> {
@@ -51,6 +54,7 @@ impl<'r> RequestTarget<'r> {
             host: host::rule_host(authority).ok_or(TargetError::Host)?,
             uri,
             paths: path::readings(uri)?,
+            recursive: false,
         })
     }
 
@@ -70,14 +74,16 @@ impl<'r> RequestTarget<'r> {
         format!("{}://{}{}", self.proto, self.authority, self.uri)
     }
 
-    /// Method, host and path for a log line, with anything that could
-    /// forge a line or a terminal sequence escaped.
+    /// Method, host and path for a log line: the query left out (it may
+    /// carry secrets), anything that could forge a line or a terminal
+    /// sequence escaped.
     pub fn for_log(&self) -> String {
+        let path = &self.uri[..self.uri.find('?').unwrap_or(self.uri.len())];
         format!(
             "{} {}{}",
             self.method.escape_debug(),
             self.host.escape_debug(),
-            self.uri.escape_debug()
+            path.escape_debug()
         )
     }
 }

@@ -15,7 +15,11 @@
 use std::borrow::Cow;
 
 /// Longer paths are refused: no backend needs them and every reading is a copy.
-pub const MAX_PATH_LEN: usize = 8 * 1024;
+pub const MAX_PATH_LEN: usize = 4 * 1024;
+/// A path that is ambiguous in more ways than this is refused rather than
+/// read in every combination (2^n readings), which would let anyone make
+/// each request cost milliseconds.
+const MAX_AMBIGUITIES: u32 = 5;
 
 /// Why a path is refused outright rather than read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +30,8 @@ pub enum PathError {
     /// Percent-decoding yields bytes that are no UTF-8 text.
     NotUtf8,
     TooLong,
+    /// Ambiguous in more ways than `MAX_AMBIGUITIES` at once.
+    TooAmbiguous,
 }
 
 /// The distinct readings of a path, the canonical one first: decoded,
@@ -36,7 +42,7 @@ pub struct Readings<'a> {
     others: Vec<String>,
 }
 
-impl<'a> Readings<'a> {
+impl Readings<'_> {
     pub fn canonical(&self) -> &str {
         &self.canonical
     }
@@ -45,12 +51,9 @@ impl<'a> Readings<'a> {
         std::iter::once(self.canonical.as_ref()).chain(self.others.iter().map(String::as_str))
     }
 
-    pub fn len(&self) -> usize {
+    /// How many distinct readings there are (at least one).
+    pub fn count(&self) -> usize {
         1 + self.others.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// Adds another target's readings (a WebDAV `Destination`).
@@ -76,19 +79,27 @@ pub fn readings(uri: &str) -> Result<Readings<'_>, PathError> {
         });
     }
     let flags = Flags::relevant_to(path)?;
-    let mut readings = vec![read(path, Flags(Flags::DECODE_FIRST))?];
-    for variant in 0..(1u8 << Flags::COUNT) {
-        if variant & !flags.0 != 0 {
-            continue;
-        }
-        let reading = read(path, Flags(variant))?;
-        if !readings.contains(&reading) {
-            readings.push(reading);
-        }
+    if flags.0.count_ones() > MAX_AMBIGUITIES {
+        return Err(PathError::TooAmbiguous);
     }
-    let others = readings.split_off(1);
+    let canonical = read(path, Flags(Flags::DECODE_FIRST))?;
+    let mut others: Vec<String> = Vec::new();
+    // Every combination of the flags that matter: a subset of `flags.0`.
+    let mut variant = flags.0;
+    loop {
+        if variant != Flags::DECODE_FIRST {
+            let reading = read(path, Flags(variant))?;
+            if reading != canonical && !others.contains(&reading) {
+                others.push(reading);
+            }
+        }
+        if variant == 0 {
+            break;
+        }
+        variant = (variant - 1) & flags.0;
+    }
     Ok(Readings {
-        canonical: Cow::Owned(readings.swap_remove(0)),
+        canonical: Cow::Owned(canonical),
         others,
     })
 }
@@ -127,21 +138,23 @@ fn is_plain(path: &str) -> bool {
 struct Flags(u8);
 
 impl Flags {
-    const COUNT: u8 = 6;
     /// Decode everything before splitting into segments (nginx, most
     /// servers), rather than splitting first and decoding each segment
     /// (servers that keep `%2F` and `%2e%2e` inside one name).
     const DECODE_FIRST: u8 = 1 << 0;
-    /// Cut `;…` from each segment before anything else (Tomcat, Jetty).
+    /// Cut `;…` from each raw segment before anything else (Tomcat, Jetty).
     const STRIP_PARAMS: u8 = 1 << 1;
+    /// Cut `;…` once decoded too (a framework that decodes, then strips).
+    const STRIP_DECODED_PARAMS: u8 = 1 << 2;
     /// `\` is a separator too (Windows, some Java servers).
-    const BACKSLASH: u8 = 1 << 2;
+    const BACKSLASH: u8 = 1 << 3;
     /// Decode twice (a proxy or framework that decodes again).
-    const DOUBLE_DECODE: u8 = 1 << 3;
+    const DOUBLE_DECODE: u8 = 1 << 4;
     /// Trailing dots and spaces of a name are dropped (Windows).
-    const TRIM_DOTS: u8 = 1 << 4;
-    /// `#` ends the path (servers that take it for a fragment).
-    const FRAGMENT: u8 = 1 << 5;
+    const TRIM_DOTS: u8 = 1 << 5;
+    /// `#`, or a decoded `?`, ends the path (servers that take one for a
+    /// fragment, frameworks that split a decoded path again).
+    const CUT: u8 = 1 << 6;
 
     /// The flags that can make a difference for `path`; the rest are
     /// left out so that the usual odd path has one or two readings.
@@ -155,7 +168,10 @@ impl Flags {
         if path.contains(';') {
             flags |= Self::STRIP_PARAMS;
         }
-        if once.contains('\\') || twice.contains('\\') {
+        if twice.matches(';').count() > path.matches(';').count() {
+            flags |= Self::STRIP_DECODED_PARAMS;
+        }
+        if twice.contains('\\') {
             flags |= Self::BACKSLASH;
         }
         if once.contains('%') {
@@ -165,8 +181,8 @@ impl Flags {
         if twice.split(['/', '\\']).any(trimmable) {
             flags |= Self::TRIM_DOTS;
         }
-        if twice.contains('#') {
-            flags |= Self::FRAGMENT;
+        if twice.contains(['#', '?']) {
+            flags |= Self::CUT;
         }
         Ok(Flags(flags))
     }
@@ -178,23 +194,25 @@ impl Flags {
 
 /// One reading of `path` under `flags`.
 fn read(path: &str, flags: Flags) -> Result<String, PathError> {
+    let cut = |text: &mut Cow<str>, at: &[char]| {
+        if flags.has(Flags::CUT)
+            && let Some(end) = text.find(at)
+        {
+            *text = Cow::Owned(text[..end].to_string());
+        }
+    };
     let mut text: Cow<str> = Cow::Borrowed(path);
-    if flags.has(Flags::FRAGMENT)
-        && let Some(end) = text.find('#')
-    {
-        text = Cow::Owned(text[..end].to_string());
-    }
+    cut(&mut text, &['#']);
     if flags.has(Flags::STRIP_PARAMS) {
         text = Cow::Owned(strip_params(&text));
     }
     let decode_first = flags.has(Flags::DECODE_FIRST) || !path.contains('%');
     if decode_first {
         text = Cow::Owned(decode_as_asked(&text, flags)?);
-    }
-    if flags.has(Flags::FRAGMENT)
-        && let Some(end) = text.find('#')
-    {
-        text = Cow::Owned(text[..end].to_string());
+        cut(&mut text, &['#', '?']);
+        if flags.has(Flags::STRIP_DECODED_PARAMS) {
+            text = Cow::Owned(strip_params(&text));
+        }
     }
     let separators: &[char] = if flags.has(Flags::BACKSLASH) {
         &['/', '\\']
@@ -273,7 +291,7 @@ mod tests {
     fn plain_paths_have_one_borrowed_reading() {
         let r = readings("/photos/2024/img.jpg?size=1").unwrap();
         assert!(matches!(r.canonical, Cow::Borrowed("/photos/2024/img.jpg")));
-        assert_eq!(r.len(), 1);
+        assert_eq!(r.count(), 1);
         assert!(matches!(
             readings("/").unwrap().canonical,
             Cow::Borrowed("/")
@@ -327,6 +345,13 @@ mod tests {
             // A `#` some servers take for a fragment.
             ("/private/s#/../../x", "/private/s"),
             ("/private/s#/../../x", "/x"),
+            // Encoded `;`, `?` and `#`: a framework that decodes, then
+            // strips or splits.
+            ("/private%3Bx/s", "/private/s"),
+            ("/x/..%3B/private/s", "/private/s"),
+            ("/private%253Bx/s", "/private/s"),
+            ("/private/s%3F/../../x/f", "/private/s"),
+            ("/private/s%23/../../x/f", "/private/s"),
         ];
         for (path, served) in cases {
             let readings = all(path);
@@ -345,6 +370,9 @@ mod tests {
         assert_eq!(readings("/a%ff"), Err(PathError::NotUtf8));
         let long = format!("/{}", "a".repeat(MAX_PATH_LEN));
         assert_eq!(readings(&long), Err(PathError::TooLong));
+        // Every kind of ambiguity at once is refused, not read 2^n ways.
+        let crafted = "/a%25b;c\\d.#e%2e%3b".repeat(100);
+        assert_eq!(readings(&crafted), Err(PathError::TooAmbiguous));
         // A long query is no long path.
         assert!(readings(&format!("/a?{}", "q".repeat(MAX_PATH_LEN))).is_ok());
     }

@@ -151,9 +151,23 @@ fn object_store(uri: &str) -> Option<String> {
     Some(format!("/{}", names.join("/")))
 }
 
+/// A framework that decodes the path, then strips `;` parameters and
+/// splits off what follows a `?` or `#` once more.
+fn decoding_framework(uri: &str) -> Option<String> {
+    let path = uri.split('?').next()?;
+    let decoded = percent_decode(path)?;
+    let decoded = decoded.split(['?', '#']).next()?;
+    let stripped: Vec<&str> = decoded
+        .split('/')
+        .map(|name| name.split(';').next().unwrap_or(""))
+        .collect();
+    Some(resolve(&stripped.join("/"), &['/']))
+}
+
 type Backend = (&'static str, fn(&str) -> Option<String>, bool);
 
-const BACKENDS: [Backend; 5] = [
+const BACKENDS: [Backend; 6] = [
+    ("decoding framework", decoding_framework, false),
     ("linux file server", linux_file_server, false),
     ("wsgidav", wsgidav, false),
     ("java servlet", java_servlet, false),
@@ -204,6 +218,12 @@ fn piece() -> impl Strategy<Value = &'static str> {
         "*",
         "~",
         "'",
+        "%3B",
+        "%3b",
+        "%3F",
+        "%23",
+        "%253B",
+        "%253F",
     ])
 }
 

@@ -42,8 +42,9 @@ pub async fn start_webdav(app: &TestApp) -> Peer {
 }
 
 /// deploy/Caddyfile as shipped, its placeholders pointed at this test's
-/// processes. The auth site listens on a port of its own.
-pub async fn start_caddy(app: &TestApp, backend_port: u16) -> (Peer, u16) {
+/// processes: the protected site for `site_host` ("" for any host). The
+/// auth site listens on a port of its own.
+pub async fn start_caddy(app: &TestApp, backend_port: u16, site_host: &str) -> (Peer, u16) {
     let (port, auth_port) = (free_port(), free_port());
     let mut command = Command::new("caddy");
     command
@@ -53,7 +54,7 @@ pub async fn start_caddy(app: &TestApp, backend_port: u16) -> (Peer, u16) {
         .args(["--adapter", "caddyfile"]);
     command
         .env("CADDY_ADMIN", "off")
-        .env("DAV_SITE", format!("http://:{port}"))
+        .env("DAV_SITE", format!("http://{site_host}:{port}"))
         .env("AUTH_SITE", format!("http://:{auth_port}"))
         .env("AUTH_UPSTREAM", app.address.trim_start_matches("http://"))
         .env("DAV_UPSTREAM", format!("127.0.0.1:{backend_port}"))
@@ -244,7 +245,7 @@ async fn canister_uses_webdav_through_caddy() {
     let app = spawn_app().await;
     let (canister, intruder) = register(&app).await;
     let webdav = start_webdav(&app).await;
-    let (caddy, auth_port) = start_caddy(&app, webdav.port).await;
+    let (caddy, auth_port) = start_caddy(&app, webdav.port, "").await;
 
     // The token comes through Caddy's auth site, as it would from outside.
     let response = app

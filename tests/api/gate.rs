@@ -41,6 +41,15 @@ async fn deployment(app: &TestApp) -> (String, String) {
         "host": HOST, "path_prefix": "/private/", "allowed_groups": ["admins"],
     }))
     .await;
+    // Where the reader may write, with a subtree it may not touch.
+    app.create_resource(
+        json!({"host": HOST, "path_prefix": "/x/upload", "allowed_groups": ["media"]}),
+    )
+    .await;
+    app.create_resource(json!({
+        "host": HOST, "path_prefix": "/x/upload/locked", "allowed_groups": ["admins"],
+    }))
+    .await;
     (
         app.access_token(&reader, &[]).await,
         app.access_token(&boss, &[]).await,
@@ -53,6 +62,9 @@ fn webdav_root(app: &TestApp) -> PathBuf {
     std::fs::create_dir_all(root.join("private")).unwrap();
     std::fs::write(root.join("x/f"), PUBLIC).unwrap();
     std::fs::write(root.join("private/s"), SECRET).unwrap();
+    std::fs::create_dir_all(root.join("x/upload/locked")).unwrap();
+    std::fs::write(root.join("x/upload/f"), PUBLIC).unwrap();
+    std::fs::write(root.join("x/upload/locked/s"), SECRET).unwrap();
     root
 }
 
@@ -260,8 +272,35 @@ fn writes() -> Vec<Attempt> {
         Attempt::new("GET", "/x/f").header("X-HTTP-Method-Override", "DELETE"),
         Attempt::new("PUT", "/x,/../x/g").body("w"),
         Attempt::new("PUT", "/X/g").body("w"),
+        // Into the private tree from the writable one, by Destination.
+        Attempt::new("COPY", "/x/upload/f").header("Destination", "/private/copied"),
+        Attempt::new("COPY", "/x/upload/f")
+            .header("Destination", "http://dav.example.com/private;x/copied"),
+        Attempt::new("MOVE", "/x/upload/f")
+            .header("Destination", "http://other.example.com/x/upload/g"),
+        Attempt::new("PUT", "/x/upload/locked/new").body("w"),
+        Attempt::new("PUT", "/x/upload/LOCKED/new").body("w"),
+        // Methods that act on the whole tree, with a locked part below.
+        Attempt::new("DELETE", "/x/upload"),
+        Attempt::new("DELETE", "/x/upload/"),
+        Attempt::new("MOVE", "/x/upload").header("Destination", "/x/upload2"),
+        Attempt::new("COPY", "/x/upload").header("Destination", "/x/upload/copy"),
+        Attempt::new("COPY", "/x/upload")
+            .header("Destination", "/x/upload/copy")
+            .header("Depth", "infinity"),
+        Attempt::new("LOCK", "/x/upload").body("<x/>"),
     ]);
     attempts
+}
+
+/// Listings that would show what lies in a refused subtree.
+fn tree_reads() -> Vec<Attempt> {
+    vec![
+        Attempt::new("PROPFIND", "/").header("Depth", "infinity"),
+        Attempt::new("PROPFIND", "/"),
+        Attempt::new("PROPFIND", "/x/upload").header("Depth", "infinity"),
+        Attempt::new("PROPFIND", "/x/upload"),
+    ]
 }
 
 async fn hostile_corpus_through(port: u16, app: &TestApp, root: &Path, name: &str) {
@@ -286,7 +325,8 @@ async fn hostile_corpus_through(port: u16, app: &TestApp, root: &Path, name: &st
 
     let reads = reads_of_the_private_file();
     let writes = writes();
-    for attempt in reads.iter().chain(&writes) {
+    let tree_reads = tree_reads();
+    for attempt in reads.iter().chain(&writes).chain(&tree_reads) {
         let answer = raw_exchange(port, &attempt.bytes(&reader));
         assert!(
             !answer.contains(SECRET),
@@ -301,10 +341,26 @@ async fn hostile_corpus_through(port: u16, app: &TestApp, root: &Path, name: &st
         );
     }
     assert_eq!(tree(root), before, "{name}: a write went through");
+    // What the rules allow still works: a shallow listing, a write and a
+    // shallow copy inside the writable area.
+    let listing = Attempt::new("PROPFIND", "/x/upload").header("Depth", "1");
+    let answer = raw_exchange(port, &listing.bytes(&reader));
+    assert_eq!(status_of(&answer), 207, "{name}: {answer}");
+    let answer = raw_exchange(
+        port,
+        &Attempt::new("PUT", "/x/upload/new")
+            .body("w")
+            .bytes(&reader),
+    );
+    assert_eq!(status_of(&answer) / 100, 2, "{name}: {answer}");
+    let copy = Attempt::new("COPY", "/x/upload/f").header("Destination", "/x/upload/f2");
+    let answer = raw_exchange(port, &copy.header("Depth", "0").bytes(&reader));
+    assert_eq!(status_of(&answer) / 100, 2, "{name}: {answer}");
     eprintln!(
-        "{name}: {} hostile reads and {} writes refused",
+        "{name}: {} hostile reads, {} writes and {} tree reads refused",
         reads.len(),
-        writes.len()
+        writes.len(),
+        tree_reads.len()
     );
 }
 
@@ -316,7 +372,7 @@ async fn hostile_requests_through_caddy_reach_nothing() {
     let app = spawn_app().await;
     let root = webdav_root(&app);
     let webdav = start_webdav(&app).await;
-    let (caddy, _) = start_caddy(&app, webdav.port).await;
+    let (caddy, _) = start_caddy(&app, webdav.port, HOST).await;
     hostile_corpus_through(caddy.port, &app, &root, "caddy").await;
 }
 
@@ -375,6 +431,16 @@ impl Recorder {
     }
 }
 
+/// Headers by which some backends pick another path than the one checked.
+const ROUTING_HEADERS: [&str; 6] = [
+    "x-original-url",
+    "x-original-method",
+    "x-rewrite-url",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-forwarded-prefix",
+];
+
 /// What gatehouse sets for the reader's token: nothing else may arrive.
 fn assert_only_gatehouse_identity(requests: &[Vec<(String, String)>], name: &str) {
     let expected: BTreeMap<&str, &str> = [
@@ -387,6 +453,18 @@ fn assert_only_gatehouse_identity(requests: &[Vec<(String, String)>], name: &str
     .into();
     for headers in requests {
         for (header, value) in headers {
+            // CGI-style backends read `_` as `-`.
+            let header = &header.replace('_', "-");
+            assert!(
+                !ROUTING_HEADERS.contains(&header.as_str()),
+                "{name}: the client's {header} reached the backend"
+            );
+            if header == "host" {
+                assert!(
+                    value.starts_with(HOST),
+                    "{name}: the backend was asked for host {value}"
+                );
+            }
             if header.starts_with("remote-") {
                 assert_eq!(
                     expected.get(header.as_str()),
@@ -434,6 +512,9 @@ async fn identity_headers_through(port: u16, recorder: &Recorder, app: &TestApp,
         ("Remote-Name", "Boss"),
         ("remote-client-id", "boss"),
         ("Remote-Anything", "x"),
+        ("Remote_User", "boss"),
+        ("Remote_Groups", "admins"),
+        ("REMOTE_EMAIL", "boss@example.com"),
     ];
     for (header, value) in forged {
         let attempt = Attempt::new("GET", "/x/f").header(header, value);
@@ -446,7 +527,27 @@ async fn identity_headers_through(port: u16, recorder: &Recorder, app: &TestApp,
     let all = Attempt::new("GET", "/x/f");
     let all = forged.iter().fold(all, |a, (h, v)| a.header(h, v));
     raw_exchange(port, &all.bytes(&reader));
-    assert_only_gatehouse_identity(&recorder.take(), name);
+    // Headers that would make a backend serve another path, and a request
+    // line that names another host than the Host header.
+    let routing = [
+        ("X-Original-URL", "/private/s"),
+        ("X-Rewrite-URL", "/private/s"),
+        ("X-Forwarded-Uri", "/private/s"),
+        ("X-Forwarded-Prefix", "/private"),
+    ];
+    let rerouted = routing
+        .iter()
+        .fold(Attempt::new("GET", "/x/f"), |a, (h, v)| a.header(h, v));
+    raw_exchange(port, &rerouted.bytes(&reader));
+    let absolute =
+        Attempt::new("GET", "http://dav.example.com/x/f").host(Some("other.example.com"));
+    raw_exchange(port, &absolute.bytes(&reader));
+    let seen = recorder.take();
+    assert!(
+        !seen.is_empty(),
+        "{name}: some of these reached the backend"
+    );
+    assert_only_gatehouse_identity(&seen, name);
 }
 
 #[actix_web::test]
@@ -456,7 +557,7 @@ async fn only_gatehouse_sets_identity_headers_through_caddy() {
     }
     let app = spawn_app().await;
     let recorder = Recorder::start();
-    let (caddy, _): (Peer, u16) = start_caddy(&app, recorder.port).await;
+    let (caddy, _): (Peer, u16) = start_caddy(&app, recorder.port, HOST).await;
     identity_headers_through(caddy.port, &recorder, &app, "caddy").await;
 }
 

@@ -393,8 +393,10 @@ async fn malformed_requests_get_the_specified_errors() {
     );
 }
 
+/// client_ids are public: failures for one, from anywhere, never make the
+/// right secret fail. They slow down and then refuse wrong secrets only.
 #[actix_web::test]
-async fn repeated_failures_for_one_client_are_throttled_then_refused() {
+async fn failures_for_a_client_never_lock_out_its_rightful_holder() {
     let app = spawn_app_with(|s| {
         s.auth_failure_limit = 4;
         s.auth_failure_window = 60;
@@ -408,10 +410,30 @@ async fn repeated_failures_for_one_client_are_throttled_then_refused() {
         secret: "gcs_guess".into(),
     };
     let form = [("grant_type", "client_credentials")];
-    for _ in 0..4 {
-        assert_eq!(app.token_basic(&wrong, &form).await.status(), 401);
+    // The test talks from loopback, a trusted proxy, so X-Forwarded-For
+    // names the client address.
+    let from = |addr: String, who: &TestClient| {
+        app.client
+            .post(app.url("/oauth/token"))
+            .header("X-Forwarded-For", addr)
+            .basic_auth(&who.client_id, Some(&who.secret))
+            .form(&form)
+            .send()
+    };
+    // 40 wrong secrets from one address: it is refused, with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        statuses.push(
+            from("198.51.100.7".into(), &wrong)
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
     }
-    let response = app.token_basic(&wrong, &form).await;
+    assert_eq!(&statuses[..4], [401; 4]);
+    assert!(statuses[4..].iter().all(|&s| s == 429), "{statuses:?}");
+    let response = from("198.51.100.7".into(), &client).await.unwrap();
     let retry_after: u64 = response.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -419,10 +441,26 @@ async fn repeated_failures_for_one_client_are_throttled_then_refused() {
         .unwrap();
     assert!((1..=60).contains(&retry_after));
     assert_oauth_error(response, 429, "too_many_requests").await;
-    // Locked out: even the right secret waits for the window to end.
-    assert_eq!(app.token_basic(&client, &form).await.status(), 429);
-    app.clock.advance(Duration::seconds(61));
-    assert_eq!(app.token_basic(&client, &form).await.status(), 200);
+    // The real client, elsewhere, gets its token.
+    assert_eq!(
+        from("203.0.113.5".into(), &client).await.unwrap().status(),
+        200
+    );
+
+    // Wrong secrets spread over many addresses lock the client_id for
+    // wrong secrets, never for the right one.
+    for n in 0..8 {
+        let status = from(format!("192.0.2.{n}"), &wrong).await.unwrap().status();
+        assert!([401, 429].contains(&status.as_u16()));
+    }
+    assert_eq!(
+        from("192.0.2.100".into(), &wrong).await.unwrap().status(),
+        429
+    );
+    assert_eq!(
+        from("192.0.2.101".into(), &client).await.unwrap().status(),
+        200
+    );
 }
 
 #[actix_web::test]
