@@ -18,7 +18,7 @@ work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-export GATEHOUSE_ADMIN_TOKEN=bench-admin-token GATEHOUSE_REPLICA_TOKEN=bench-replica-token
+export GATEHOUSE_ADMIN_TOKEN=bench-admin-token-0123456789abcdef GATEHOUSE_REPLICA_TOKEN=bench-replica-token-0123456789abcdef
 PRIMARY_PORT=$(free_port)
 export GATEHOUSE_ISSUER="http://127.0.0.1:$PRIMARY_PORT"
 
@@ -42,7 +42,7 @@ taskset -c 1 python3 - "$PRIMARY_PORT" "$REPLICA_1" "$REPLICA_2" >"$work/token" 
 import statistics, sys, time, requests
 primary, r1, r2 = (f"http://127.0.0.1:{p}" for p in sys.argv[1:4])
 admin = requests.Session()
-admin.headers["Authorization"] = "Bearer bench-admin-token"
+admin.headers["Authorization"] = "Bearer bench-admin-token-0123456789abcdef"
 secret = admin.post(f"{primary}/admin/v1/applications",
                     json={"client_id": "bench", "groups": ["media"]}).json()["client_secret"]
 admin.post(f"{primary}/admin/v1/resources", json={"host": "dav.example.com", "allowed_groups": ["media"]})

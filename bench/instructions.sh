@@ -23,7 +23,7 @@ work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 crypto_port=$(free_port)
-export GATEHOUSE_ADMIN_TOKEN=bench-admin-token
+export GATEHOUSE_ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 (cd "$work" && RUST_LOG=warn GATEHOUSE_WORKERS=1 \
   exec valgrind --tool=callgrind --callgrind-out-file="$work/gatehouse.%p.out" \
   "$OLDPWD/target/release/gatehouse" serve --listen "127.0.0.1:$port" >"$work/log" 2>&1) &
@@ -40,7 +40,7 @@ import base64, glob, http.client, json, subprocess, sys
 
 port, crypto_port, server, crypto_server, requests, work = sys.argv[1:]
 requests = int(requests)
-admin = {"Authorization": "Bearer bench-admin-token", "Content-Type": "application/json"}
+admin = {"Authorization": "Bearer bench-admin-token-0123456789abcdef", "Content-Type": "application/json"}
 
 def call(conn, method, path, body=None, headers={}):
     conn.request(method, path, body=body, headers=headers)

@@ -26,7 +26,7 @@ cargo build --release --quiet --bin gatehouse --example crypto_over_http
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
-export GATEHOUSE_ADMIN_TOKEN=bench-admin-token
+export GATEHOUSE_ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 # exec: $! must be gatehouse itself, so that the trap below stops it.
 (cd "$work" && RUST_LOG=warn GATEHOUSE_WORKERS=1 \
   exec taskset -c 0 "$OLDPWD/target/release/gatehouse" serve --listen "127.0.0.1:$port" >"$work/log" 2>&1) &

@@ -14,7 +14,7 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 
 cargo build --release --quiet --bin gatehouse --example seed_revoked_keys
 work=$(mktemp -d)
-export GATEHOUSE_ADMIN_TOKEN=bench-admin-token
+export GATEHOUSE_ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -115,6 +115,8 @@ fn gatehouse_paths() {
         updated_at: now,
         secret: SecretDigest::of("secret"),
         previous_secret: None,
+        audiences: vec![],
+        generation: 0,
         not_before: 0,
     };
     let rule = NewResource {

@@ -420,6 +420,37 @@ impl Admin {
         Ok(())
     }
 
+    /// Every signing key: its kid, whether it signs, and when it was made.
+    pub fn signing_keys(&self) -> Result<Vec<serde_json::Value>, AdminError> {
+        let dir = KeyDir::open(&self.keys_dir).map_err(key_error)?;
+        Ok(dir
+            .list()
+            .map_err(key_error)?
+            .iter()
+            .map(|key| {
+                let created: DateTime<Utc> = key.created.into();
+                serde_json::json!({
+                    "kid": key.kid,
+                    "state": if key.active { "signing" } else { "verify-only" },
+                    "created_at": created,
+                })
+            })
+            .collect())
+    }
+
+    /// Retires a key on every node: its file goes, the key set and the
+    /// JWKS lose it, and replicas drop it with the state they are sent, so
+    /// that whatever it signed stops verifying everywhere.
+    pub fn retire_signing_key(&self, kid: &str) -> Result<(), AdminError> {
+        let _writer = self.lock();
+        let dir = KeyDir::open(&self.keys_dir).map_err(key_error)?;
+        dir.retire(kid).map_err(key_error)?;
+        self.keys.replace(dir.load_or_init().map_err(key_error)?);
+        self.directory.touch();
+        log::warn!("retired signing key {kid}: what it signed no longer verifies");
+        Ok(())
+    }
+
     /// A new signing key, in two phases so that no node ever rejects a
     /// valid token: the key is published (it verifies, it does not sign),
     /// every live replica is waited for until it has applied that state,
@@ -493,6 +524,14 @@ fn created(result: Result<(), StoreError>, what: &str, key: &str) -> Result<(), 
             "{what} {key:?} already exists"
         ))),
         other => Ok(other?),
+    }
+}
+
+fn key_error(e: KeyError) -> AdminError {
+    match e {
+        KeyError::UnknownKid(kid) => AdminError::NotFound(format!("signing key {kid:?}")),
+        KeyError::Active(_) => AdminError::Conflict(e.to_string()),
+        other => AdminError::Internal(other.to_string()),
     }
 }
 

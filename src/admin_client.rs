@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Subcommand;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
 #[derive(Debug, Subcommand)]
@@ -108,48 +109,58 @@ fn request(command: AdminCommand) -> Result<Request, String> {
     Ok(match command {
         AdminCommand::Applications(c) => match c {
             ApplicationsCommand::List => (Method::GET, "/applications".into(), None),
-            ApplicationsCommand::Get { client_id } => {
-                (Method::GET, format!("/applications/{client_id}"), None)
-            }
+            ApplicationsCommand::Get { client_id } => (
+                Method::GET,
+                format!("/applications/{}", segment(&client_id)?),
+                None,
+            ),
             ApplicationsCommand::Create { json } => {
                 (Method::POST, "/applications".into(), Some(parse(&json)?))
             }
             ApplicationsCommand::Update { client_id, json } => (
                 Method::PATCH,
-                format!("/applications/{client_id}"),
+                format!("/applications/{}", segment(&client_id)?),
                 Some(parse(&json)?),
             ),
-            ApplicationsCommand::Delete { client_id } => {
-                (Method::DELETE, format!("/applications/{client_id}"), None)
-            }
+            ApplicationsCommand::Delete { client_id } => (
+                Method::DELETE,
+                format!("/applications/{}", segment(&client_id)?),
+                None,
+            ),
             ApplicationsCommand::RotateSecret { client_id, grace } => (
                 Method::POST,
-                format!("/applications/{client_id}/secret"),
+                format!("/applications/{}/secret", segment(&client_id)?),
                 Some(json!({ "grace_period": grace })),
             ),
             ApplicationsCommand::RevokeTokens { client_id } => (
                 Method::POST,
-                format!("/applications/{client_id}/revoke-tokens"),
+                format!("/applications/{}/revoke-tokens", segment(&client_id)?),
                 None,
             ),
         },
         AdminCommand::Resources(c) => match c {
             ResourcesCommand::List => (Method::GET, "/resources".into(), None),
-            ResourcesCommand::Get { id } => (Method::GET, format!("/resources/{id}"), None),
+            ResourcesCommand::Get { id } => {
+                (Method::GET, format!("/resources/{}", segment(&id)?), None)
+            }
             ResourcesCommand::Create { json } => {
                 (Method::POST, "/resources".into(), Some(parse(&json)?))
             }
             ResourcesCommand::Update { id, json } => (
                 Method::PATCH,
-                format!("/resources/{id}"),
+                format!("/resources/{}", segment(&id)?),
                 Some(parse(&json)?),
             ),
-            ResourcesCommand::Delete { id } => (Method::DELETE, format!("/resources/{id}"), None),
+            ResourcesCommand::Delete { id } => (
+                Method::DELETE,
+                format!("/resources/{}", segment(&id)?),
+                None,
+            ),
         },
         AdminCommand::ApiKeys(c) => match c {
             ApiKeysCommand::List { client_id } => (
                 Method::GET,
-                format!("/applications/{client_id}/api-keys"),
+                format!("/applications/{}/api-keys", segment(&client_id)?),
                 None,
             ),
             ApiKeysCommand::Mint {
@@ -158,18 +169,39 @@ fn request(command: AdminCommand) -> Result<Request, String> {
                 expires_in,
             } => (
                 Method::POST,
-                format!("/applications/{client_id}/api-keys"),
+                format!("/applications/{}/api-keys", segment(&client_id)?),
                 Some(json!({ "name": name, "expires_in": expires_in })),
             ),
-            ApiKeysCommand::Revoke { id } => (Method::DELETE, format!("/api-keys/{id}"), None),
+            ApiKeysCommand::Revoke { id } => {
+                (Method::DELETE, format!("/api-keys/{}", segment(&id)?), None)
+            }
         },
         AdminCommand::RotateKeys => (Method::POST, "/keys/rotate".into(), None),
         AdminCommand::Audit { limit, before } => {
-            let before = before.map(|b| format!("&before={b}")).unwrap_or_default();
+            let before = before
+                .map(|b| format!("&before={}", utf8_percent_encode(&b, NON_ALPHANUMERIC)))
+                .unwrap_or_default();
             (Method::GET, format!("/audit?limit={limit}{before}"), None)
         }
     })
 }
+
+/// An id as one path segment: escaped, so that `../applications/prod` or
+/// `a?b` names that id and nothing else. `.` and `..` are refused, since
+/// URL parsers resolve them (even escaped) before the request is sent.
+fn segment(id: &str) -> Result<String, String> {
+    if id.is_empty() || id.trim_matches('.').is_empty() {
+        return Err(format!("{id:?} is not an id"));
+    }
+    Ok(utf8_percent_encode(id, UNRESERVED_KEPT).to_string())
+}
+
+/// Everything but RFC 3986's unreserved characters is escaped.
+const UNRESERVED_KEPT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Sends the command to `base_url` with `token`; returns what to print.
 pub async fn run(base_url: &str, token: &str, command: AdminCommand) -> Result<String, String> {
@@ -215,4 +247,33 @@ fn read_token(path: &std::path::Path) -> Result<String, String> {
     std::fs::read_to_string(path)
         .map(|t| t.trim().to_string())
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `api-keys revoke ../applications/prod` must not delete an application.
+    #[test]
+    fn ids_stay_one_path_segment() {
+        for (id, segment) in [
+            ("../applications/prod", "..%2Fapplications%2Fprod"),
+            ("a?b#c", "a%3Fb%23c"),
+            ("plain-id_1.x~", "plain-id_1.x~"),
+        ] {
+            let (_, path, _) = request(AdminCommand::ApiKeys(ApiKeysCommand::Revoke {
+                id: id.into(),
+            }))
+            .unwrap();
+            assert_eq!(path, format!("/api-keys/{segment}"));
+            let url = reqwest::Url::parse(&format!("http://h/admin/v1{path}")).unwrap();
+            assert_eq!(url.path(), format!("/admin/v1/api-keys/{segment}"), "{id}");
+        }
+        for id in ["..", ".", ""] {
+            let command = AdminCommand::Applications(ApplicationsCommand::Delete {
+                client_id: id.into(),
+            });
+            assert!(request(command).is_err(), "{id:?}");
+        }
+    }
 }

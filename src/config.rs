@@ -22,6 +22,9 @@ fn loopback() -> Vec<IpNet> {
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "gatehouse.toml";
 const ENV_PREFIX: &str = "GATEHOUSE_";
+/// Shortest admin or replica token accepted: an empty or guessable one
+/// would open the admin API or the whole state (secret digests included).
+pub const MIN_TOKEN_LEN: usize = 32;
 /// Where `gatehouse token` looks for the client secret without a file.
 pub const CLIENT_SECRET_ENV: &str = "GATEHOUSE_CLIENT_SECRET";
 
@@ -77,6 +80,8 @@ pub struct Settings {
     pub replica_token: Option<Secret>,
     /// Seconds after which a replica that has not heard from its primary reports not ready.
     pub max_staleness: u64,
+    /// Replicas: the largest state answer read from the primary, in bytes.
+    pub max_state_bytes: usize,
     /// Peers whose `X-Forwarded-*` headers are believed, as CIDRs.
     #[serde(deserialize_with = "cidr_list")]
     pub trusted_proxies: Vec<IpNet>,
@@ -107,6 +112,7 @@ impl Default for Settings {
             primary_url: None,
             replica_token: None,
             max_staleness: 30,
+            max_state_bytes: 256 * 1024 * 1024,
             trusted_proxies: loopback(),
             forwarded_headers: HeaderFamily::Auto,
             upstream_verify_url: None,
@@ -140,6 +146,23 @@ impl Settings {
                 return Err(ConfigError::Invalid {
                     key,
                     message: format!("must be an http:// or https:// URL, got {url:?}"),
+                });
+            }
+        }
+        for (key, token) in [
+            ("admin_token", &self.admin_token),
+            ("replica_token", &self.replica_token),
+        ] {
+            if let Some(token) = token
+                && token.expose().len() < MIN_TOKEN_LEN
+            {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!(
+                        "must be at least {MIN_TOKEN_LEN} bytes (it is {}); \
+                         e.g. `openssl rand -base64 32`",
+                        token.expose().len()
+                    ),
                 });
             }
         }

@@ -10,7 +10,6 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Header};
 
-use crate::applications::MAX_AUDIENCES;
 use crate::applications::{ApplicationRecord, is_scope_token, validate_client_id};
 use crate::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
 use crate::crypto::{SecretDigest, random_id};
@@ -203,6 +202,8 @@ impl TokenIssuer {
             }
             _ => {
                 let keys: Vec<ThrottleKey> = client_key().into_iter().chain([address]).collect();
+                // A client_id already locked refuses wrong secrets only.
+                let locked = self.throttle.check(now.timestamp(), || &keys[..1]);
                 let delay = self.throttle.record_failure(&keys, now.timestamp());
                 // A secret pasted into the wrong field must not reach the log;
                 // generated secrets are never valid client_ids.
@@ -213,9 +214,7 @@ impl TokenIssuer {
                 log::info!(
                     "token request from {client_addr}: client authentication failed for {shown}"
                 );
-                self.throttle
-                    .check(now.timestamp(), || &keys[..])
-                    .map_err(|retry_after| TokenError::TooManyAttempts { retry_after })?;
+                locked.map_err(|retry_after| TokenError::TooManyAttempts { retry_after })?;
                 Err(TokenError::InvalidClient {
                     basic_used: credentials.method == ClientAuthMethod::Basic,
                     delay,
@@ -305,6 +304,10 @@ fn granted_scope(
 }
 
 /// `aud`: the RFC 8707 resources and/or audiences asked for, else the issuer.
+/// How many audiences one token may carry: every one travels in each
+/// request that carries the token, and proxies cap header sizes.
+pub const MAX_TOKEN_AUDIENCES: usize = 8;
+
 /// The `aud` of a token: the issuer unless the client asks for resources
 /// (RFC 8707) or audiences, each of which must be the issuer or among the
 /// application's `audiences` (RFC 8707 §2: `invalid_target` otherwise).
@@ -342,9 +345,9 @@ fn audience(
         }
     }
     let mut values = unique;
-    if values.len() > MAX_AUDIENCES {
+    if values.len() > MAX_TOKEN_AUDIENCES {
         return Err(TokenError::InvalidTarget(format!(
-            "at most {MAX_AUDIENCES} audiences may be asked for"
+            "at most {MAX_TOKEN_AUDIENCES} audiences may be asked for"
         )));
     }
     if let Some(refused) = values
@@ -421,7 +424,7 @@ mod tests {
         ));
         assert!(audience("i", &[], &[], Some("i")).is_ok());
         assert!(audience("i", &[], &[], Some("x")).is_err());
-        let many: Vec<String> = (0..=MAX_AUDIENCES).map(|i| format!("a{i}")).collect();
+        let many: Vec<String> = (0..=MAX_TOKEN_AUDIENCES).map(|i| format!("a{i}")).collect();
         assert!(audience("i", &many, &[], Some(&many.join(" "))).is_err());
     }
 }

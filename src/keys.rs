@@ -37,6 +37,8 @@ pub enum KeyError {
     Generation,
     #[error("no key with kid {0}")]
     UnknownKid(String),
+    #[error("key {0} signs new tokens: rotate to another key before retiring it")]
+    Active(String),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
@@ -129,10 +131,35 @@ impl KeyDir {
         if !self.list()?.iter().any(|k| k.kid == kid) {
             return Err(KeyError::UnknownKid(kid.to_string()));
         }
-        let tmp = self.path.join(".active.tmp");
+        // A temp file of its own, so that one left by a crash between write
+        // and rename (never read: only `active` is) cannot block this one.
+        let nonce = crate::crypto::random_id().map_err(|_| KeyError::Generation)?;
+        let tmp = self.path.join(format!(".active.{nonce}.tmp"));
         write_private_file(&tmp, format!("{kid}\n").as_bytes()).map_err(io_error(&tmp))?;
         let target = self.path.join(ACTIVE_FILE);
-        fs::rename(&tmp, &target).map_err(io_error(&target))
+        if let Err(e) = fs::rename(&tmp, &target) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_error(&target)(e));
+        }
+        // The rename itself reaches the disk with its directory.
+        sync_dir(&self.path).map_err(io_error(&self.path))
+    }
+
+    /// Retires `kid` everywhere: its file goes, so it neither verifies nor
+    /// signs here, and replicas drop it with the next state they get. The
+    /// signing key cannot be retired; rotate first.
+    pub fn retire(&self, kid: &str) -> Result<(), KeyError> {
+        let key = self
+            .list()?
+            .into_iter()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| KeyError::UnknownKid(kid.to_string()))?;
+        if key.active {
+            return Err(KeyError::Active(kid.to_string()));
+        }
+        let path = self.path.join(format!("{kid}.pem"));
+        fs::remove_file(&path).map_err(io_error(&path))?;
+        sync_dir(&self.path).map_err(io_error(&self.path))
     }
 
     /// Generates a key and signs with it from now on.
@@ -140,6 +167,20 @@ impl KeyDir {
         let kid = self.generate()?;
         self.activate(&kid)?;
         Ok(kid)
+    }
+
+    /// The keys already here, if any, signing with `signer`: a replica
+    /// signs only with the key its primary names, and only if it holds it.
+    pub fn load_existing_for(path: &Path, signer: &str) -> Result<Option<KeySet>, KeyError> {
+        if !path.is_dir() {
+            return Ok(None);
+        }
+        let keys = KeyDir {
+            path: path.to_path_buf(),
+        }
+        .list()?;
+        let held = keys.iter().any(|k| k.kid == signer);
+        Ok(Some(KeySet::from_stored(&keys, held.then_some(signer))))
     }
 
     /// The keys already here, if any: a replica uses what is mounted and
@@ -266,15 +307,26 @@ impl KeySet {
         self.verifiers.get(kid)
     }
 
+    /// A replica's key set from a primary that names its signing key:
+    /// exactly the keys the primary publishes (a key retired there stops
+    /// verifying here too), and the local signer only if it is that key.
+    pub fn following(
+        local: Option<&KeySet>,
+        published: &[(String, String)],
+        active: &str,
+    ) -> KeySet {
+        let verifiers = published_verifiers(published);
+        let signer = local
+            .and_then(|l| l.signer.clone())
+            .filter(|s| s.kid == active && verifiers.contains_key(active));
+        KeySet::new(signer, verifiers)
+    }
+
     /// A replica's key set: its own signer (if it holds one) and every key
-    /// its primary publishes, plus its own.
+    /// its primary publishes, plus its own. For primaries that do not name
+    /// their signing key (before key retirement existed).
     pub fn with_published(local: Option<&KeySet>, published: &[(String, String)]) -> KeySet {
-        let mut verifiers: HashMap<String, VerifyingKey> = HashMap::new();
-        for (kid, x) in published {
-            if let Ok(public) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x) {
-                verifiers.insert(kid.clone(), VerifyingKey::from_public(&public));
-            }
-        }
+        let mut verifiers = published_verifiers(published);
         if let Some(local) = local {
             for (kid, key) in &local.verifiers {
                 verifiers.entry(kid.clone()).or_insert_with(|| key.clone());
@@ -356,6 +408,21 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+fn published_verifiers(published: &[(String, String)]) -> HashMap<String, VerifyingKey> {
+    let mut verifiers = HashMap::new();
+    for (kid, x) in published {
+        if let Ok(public) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x) {
+            verifiers.insert(kid.clone(), VerifyingKey::from_public(&public));
+        }
+    }
+    verifiers
+}
+
+/// Flushes a directory's entries (a rename, a new file) to disk.
+pub fn sync_dir(path: &Path) -> std::io::Result<()> {
+    fs::File::open(path)?.sync_all()
+}
+
 /// The node's current key set, replaced whole when keys change.
 pub struct KeyRing {
     current: arc_swap::ArcSwap<KeySet>,
@@ -423,6 +490,23 @@ mod tests {
         assert!(set.verifier(&second).is_some());
         keys.activate(&second).unwrap();
         assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, second);
+    }
+
+    /// A crash between writing the temp file and renaming it leaves the
+    /// temp behind: neither start nor the next rotation minds.
+    #[test]
+    fn a_leftover_temp_file_blocks_nothing() {
+        jwt_provider::install();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyDir::open(dir.path()).unwrap();
+        let first = keys.load_or_init().unwrap().signer().unwrap().kid.clone();
+        fs::write(dir.path().join(".active.tmp"), "garbage").unwrap();
+        fs::write(dir.path().join(".active.abc.tmp"), "garbage").unwrap();
+        assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, first);
+        let second = keys.rotate().unwrap();
+        assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, second);
+        let third = keys.rotate().unwrap();
+        assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, third);
     }
 
     #[test]

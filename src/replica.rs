@@ -2,6 +2,7 @@
 //! applies each new document whole, and remembers when it last heard from
 //! the primary, so that `/readyz` can report a copy grown too old.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use crate::clock::Clock;
 use crate::crypto::random_bytes;
 use crate::directory::{Directory, Replacement};
 use crate::issuer::IssuerUrl;
-use crate::keys::{KeyRing, KeySet};
+use crate::keys::{KeyDir, KeyRing, KeySet};
 use crate::replication::{REPLICA_ID_HEADER, StateDocument};
 use crate::revocation::parse_id;
 
@@ -44,6 +45,11 @@ pub struct Follower {
     pub keys: Arc<KeyRing>,
     /// The replica's own keys, if it holds any: its signer, if it may issue.
     pub local_keys: Option<KeySet>,
+    /// Where they are read from again when the primary names a signing
+    /// key the replica does not sign with yet (a rotation).
+    pub keys_dir: PathBuf,
+    /// State answers larger than this are refused.
+    pub max_state_bytes: usize,
     pub status: Arc<SyncStatus>,
     pub clock: Arc<dyn Clock>,
     /// How long each long-poll waits for a change.
@@ -55,9 +61,15 @@ pub struct Follower {
 
 impl Follower {
     /// Runs for the life of the process.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let timeout = self.wait + Duration::from_secs(10);
-        let client = match crate::crypto::http_client(|builder| builder.timeout(timeout)) {
+        // Only the primary answers: a redirect would let whoever it points
+        // to supply the keys and rules.
+        let client = match crate::crypto::http_client(|builder| {
+            builder
+                .timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+        }) {
             Ok(client) => client,
             Err(e) => {
                 log::error!("replica: cannot build an HTTP client: {e}");
@@ -79,11 +91,11 @@ impl Follower {
                 .header(REPLICA_ID_HEADER, &id);
             let outcome = match request.send().await {
                 Ok(response) if response.status() == reqwest::StatusCode::NOT_MODIFIED => Ok(None),
-                Ok(response) if response.status().is_success() => response
-                    .json::<StateDocument>()
-                    .await
-                    .map(Some)
-                    .map_err(|e| format!("unreadable state document: {e}")),
+                Ok(response) if response.status().is_success() => {
+                    read_document(response, self.max_state_bytes)
+                        .await
+                        .map(Some)
+                }
                 Ok(response) => Err(format!("the primary answered {}", response.status())),
                 Err(e) => Err(e.to_string()),
             };
@@ -107,7 +119,7 @@ impl Follower {
         }
     }
 
-    fn apply(&self, document: StateDocument, now: i64) {
+    fn apply(&mut self, document: StateDocument, now: i64) {
         if let Some(primary) = &document.issuer {
             if self.adopt_issuer {
                 if self.issuer.adopt(primary) {
@@ -121,10 +133,31 @@ impl Follower {
                 );
             }
         }
-        self.keys.replace(KeySet::with_published(
-            self.local_keys.as_ref(),
-            &document.public_keys,
-        ));
+        let keys = match &document.active_kid {
+            Some(active) => {
+                let signs_with = self
+                    .local_keys
+                    .as_ref()
+                    .and_then(|k| k.signer())
+                    .map(|s| &s.kid);
+                if signs_with != Some(active) {
+                    // A rotation: the new key may be in the mounted directory.
+                    match KeyDir::load_existing_for(&self.keys_dir, active) {
+                        Ok(local) => self.local_keys = local,
+                        Err(e) => log::warn!("replica: cannot read its keys again: {e}"),
+                    }
+                    if self.local_keys.as_ref().and_then(|k| k.signer()).is_none() {
+                        log::warn!(
+                            "replica: the primary signs with {active}, which this replica \
+                             does not hold: it issues no tokens until it does"
+                        );
+                    }
+                }
+                KeySet::following(self.local_keys.as_ref(), &document.public_keys, active)
+            }
+            None => KeySet::with_published(self.local_keys.as_ref(), &document.public_keys),
+        };
+        self.keys.replace(keys);
         self.directory.replace(
             Replacement {
                 version: document.version,
@@ -144,6 +177,29 @@ impl Follower {
             now,
         );
     }
+}
+
+/// The state document, read up to `limit` bytes: an answer that does not
+/// fit is refused whole rather than read into memory.
+async fn read_document(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<StateDocument, String> {
+    let too_large = || format!("the state answer exceeds max_state_bytes ({limit} bytes)");
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("unreadable state document: {e}"))
 }
 
 /// Up to half of `backoff`, so that replicas do not retry in step.

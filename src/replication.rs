@@ -34,6 +34,10 @@ pub struct StateDocument {
     /// The primary's issuer, for replicas configured without one.
     #[serde(default)]
     pub issuer: Option<String>,
+    /// The key the primary signs with: replicas sign with it (if they hold
+    /// it) or not at all. Absent from primaries before key retirement.
+    #[serde(default)]
+    pub active_kid: Option<String>,
 }
 
 /// The current state, labelled with a version read before it, so that a
@@ -65,5 +69,6 @@ pub fn export(directory: &Directory, keys: &KeySet, issuer: &str) -> StateDocume
             .collect(),
         public_keys: keys.public_keys(),
         issuer: Some(issuer.to_string()),
+        active_kid: keys.signer().map(|s| s.kid.clone()),
     }
 }

@@ -172,6 +172,8 @@ impl Application {
                 directory: Arc::clone(&directory),
                 keys: Arc::clone(&keys),
                 local_keys,
+                keys_dir: settings.keys_dir.clone(),
+                max_state_bytes: settings.max_state_bytes,
                 status: Arc::clone(status),
                 clock: Arc::clone(&clock),
                 // Each long-poll ends well within max_staleness, so a live
@@ -254,6 +256,14 @@ impl Application {
                     "gatehouse replica listening on {local}, following {}",
                     follower.primary_url
                 );
+                if plain_http_beyond_loopback(&follower.primary_url) {
+                    log::warn!(
+                        "primary_url {} is plain http beyond loopback: anyone on the path \
+                         reads the replica token and the state (secret digests included) \
+                         and can feed this replica keys and rules; use https",
+                        follower.primary_url
+                    );
+                }
                 actix_web::rt::spawn(follower.run());
             }
             None => log::info!("gatehouse listening on {local}"),
@@ -311,6 +321,21 @@ fn load_revocations(store: &Store, directory: &Directory, now: i64) -> Result<()
 /// The configured admin token, or the one generated on first start. A
 /// generated token is written once to `<data_dir>/admin-token` (mode 0600);
 /// only its digest is kept in the store, and the log names the file only.
+/// `http://` to anything but a loopback address or `localhost`.
+fn plain_http_beyond_loopback(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = crate::target::host::rule_host(authority).unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
+}
+
 fn bootstrap_admin_token(settings: &Settings, store: &Store) -> Result<SecretDigest, StartupError> {
     if let Some(token) = &settings.admin_token {
         return Ok(SecretDigest::of(token.expose()));

@@ -61,6 +61,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(super::method_not_allowed)),
     )
     .service(
+        web::resource("/keys")
+            .route(web::get().to(list_signing_keys))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/keys/{kid}")
+            .route(web::delete().to(retire_signing_key))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
         web::resource("/audit")
             .route(web::get().to(audit_log))
             .default_service(web::to(super::method_not_allowed)),
@@ -378,6 +388,24 @@ async fn rotate_signing_key(
     })
     .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "kid": kid })))
+}
+
+async fn list_signing_keys(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let keys = run(&state, |admin| admin.signing_keys()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "keys": keys })))
+}
+
+async fn retire_signing_key(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let kid = path.into_inner();
+    run(&state, move |admin| admin.retire_signing_key(&kid)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(serde::Deserialize)]

@@ -168,7 +168,9 @@ impl Flags {
         if path.contains(';') {
             flags |= Self::STRIP_PARAMS;
         }
-        if twice.matches(';').count() > path.matches(';').count() {
+        // Decoding moves where a segment ends, so a decoded `;` can cut
+        // differently from a raw one.
+        if twice.contains(';') && path.contains('%') {
             flags |= Self::STRIP_DECODED_PARAMS;
         }
         if twice.contains('\\') {

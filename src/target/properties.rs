@@ -18,7 +18,13 @@ const HOST: &str = "dav.example.com";
 
 /// (prefix, groups, methods): read-only for `media` everywhere, an
 /// upload area where `media` may write, and `/private` for `admins`.
-const RULES: [(&str, &[&str], Option<&[&str]>); 3] = [
+type RuleSpec = (
+    &'static str,
+    &'static [&'static str],
+    Option<&'static [&'static str]>,
+);
+
+const RULES: [RuleSpec; 3] = [
     ("/", &["media"], Some(&["GET", "HEAD", "PROPFIND"])),
     ("/x/upload", &["media"], None),
     ("/private", &["admins"], None),
@@ -287,7 +293,11 @@ proptest! {
 /// extra readings, then without case folding).
 #[test]
 fn cases_the_property_once_found() {
-    for (uri, method) in [("%70rivate..", "PROPFIND"), ("PRIVATE/", "GET")] {
+    for (uri, method) in [
+        ("%70rivate..", "PROPFIND"),
+        ("PRIVATE/", "GET"),
+        (";%2f%70rivate", "PROPFIND"),
+    ] {
         assert_eq!(holds_for_every_backend(uri, method), Ok(()));
     }
 }

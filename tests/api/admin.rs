@@ -317,14 +317,17 @@ async fn configured_admin_token_replaces_the_generated_one() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(
         dir.path(),
-        &[("GATEHOUSE_ADMIN_TOKEN", "from-the-environment")],
+        &[(
+            "GATEHOUSE_ADMIN_TOKEN",
+            "from-the-environment-0123456789abcdef",
+        )],
     )
     .await;
     assert!(!dir.path().join("data/admin-token").exists());
     let client = crate::helpers::http_client();
     let response = client
         .get(node.url("/admin/v1/applications"))
-        .bearer_auth("from-the-environment")
+        .bearer_auth("from-the-environment-0123456789abcdef")
         .send()
         .await
         .unwrap();

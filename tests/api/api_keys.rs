@@ -264,6 +264,52 @@ async fn revoke_tokens_refuses_everything_issued_before() {
     assert_eq!(verify_status(&app, &new_key).await, 200);
 }
 
+/// The test clock stands still, so everything here happens in one second:
+/// deleting and re-creating an application (same client_id, other groups),
+/// or revoking its tokens, 50 times over, never lets an earlier token or
+/// key pass, while the newest always does.
+#[actix_web::test]
+async fn no_earlier_credential_survives_recreation_or_revocation_in_the_same_second() {
+    let (app, _, _) = setup().await;
+    let mut earlier: Vec<String> = Vec::new();
+    let mut client = TestClient {
+        client_id: "canister".into(),
+        secret: String::new(),
+    };
+    for round in 0..50 {
+        if round % 2 == 0 {
+            let deleted = app
+                .admin(Method::DELETE, "/applications/canister")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(deleted.status(), 204);
+            client = app
+                .create_application(json!({"client_id": "canister", "groups": ["media"]}))
+                .await;
+        } else {
+            let revoked = app
+                .admin(Method::POST, "/applications/canister/revoke-tokens")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(revoked.status(), 200);
+        }
+        for credential in &earlier {
+            assert_eq!(
+                verify_status(&app, credential).await,
+                401,
+                "round {round}: an earlier credential passed"
+            );
+        }
+        let token = app.access_token(&client, &[]).await;
+        let key = mint_key(&app, &format!("k{round}")).await;
+        assert_eq!(verify_status(&app, &token).await, 200, "round {round}");
+        assert_eq!(verify_status(&app, &key).await, 200, "round {round}");
+        earlier.extend([token, key]);
+    }
+}
+
 #[actix_web::test]
 async fn introspection_answers_for_the_clients_own_credentials_only() {
     let (app, canister, other) = setup().await;

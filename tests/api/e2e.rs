@@ -305,7 +305,7 @@ async fn token_helper_and_replica_reach_the_primary_over_https() {
     std::fs::create_dir_all(&replica_dir).unwrap();
     let tls_port = free_port();
     let public = format!("https://127.0.0.1:{tls_port}");
-    let replica_token = "tls-replica-token";
+    let replica_token = "tls-replica-token-0123456789abcdef";
     let primary = Node::start(
         &primary_dir,
         &[

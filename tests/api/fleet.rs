@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_TOKEN, Node, free_port};
 
-const REPLICA_TOKEN: &str = "fleet-replica-token";
+const REPLICA_TOKEN: &str = "fleet-replica-token-0123456789abcdef";
 const DAV: &str = "dav.example.com";
 /// Not the primary's own URL, so that adopting it is seen to happen.
 const ISSUER: &str = "https://gatehouse.fleet.test";
@@ -62,12 +62,9 @@ thread_local! {
     static LOGS: std::cell::RefCell<Vec<std::path::PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn copy_keys(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-    }
+/// The primary's key directory as a replica sees a shared volume.
+fn mount_keys(from: &Path, to: &Path) {
+    std::os::unix::fs::symlink(from, to).unwrap();
 }
 
 /// A primary and two replicas as processes. The issuer is not the
@@ -84,8 +81,8 @@ struct TestFleet {
 }
 
 impl TestFleet {
-    /// `max_staleness` for the replicas; replica A gets a copy of the
-    /// primary's keys (mounted, as from a Secret), B gets none.
+    /// `max_staleness` for the replicas; replica A sees the primary's key
+    /// directory (mounted, as a shared volume), B has no keys.
     async fn start(max_staleness: &str) -> Self {
         let (primary_dir, dir_a, dir_b) = (
             tempfile::tempdir().unwrap(),
@@ -101,7 +98,7 @@ impl TestFleet {
             ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
             ("GATEHOUSE_MAX_STALENESS", max_staleness),
         ];
-        copy_keys(&primary_dir.path().join("keys"), &dir_a.path().join("keys"));
+        mount_keys(&primary_dir.path().join("keys"), &dir_a.path().join("keys"));
         let replica_a = Node::start(dir_a.path(), &replica_env).await;
         let configured = [("GATEHOUSE_ISSUER", ISSUER)];
         let replica_b = Node::start(dir_b.path(), &[&replica_env[..], &configured].concat()).await;
@@ -296,8 +293,8 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
     let client = fleet.client.clone();
     let secret = fleet.register().await;
     let (primary, replicas) = (fleet.primary(), [&fleet.replica_a, &fleet.replica_b]);
-    let old_kid =
-        crate::helpers::jwt_parts(&mint(&client, primary, &secret).await).0["kid"].clone();
+    let old_token = mint(&client, primary, &secret).await;
+    let old_kid = crate::helpers::jwt_parts(&old_token).0["kid"].clone();
     for replica in replicas {
         until("the replica knows the application", async || {
             status(&client, replica, &mint(&client, primary, &secret).await).await == 200
@@ -373,6 +370,50 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
             "{jwks}"
         );
     }
+
+    // The replica holding the keys signs with the one the primary names;
+    // the one holding none refuses to issue rather than sign with another.
+    let kid_of = |token: &str| crate::helpers::jwt_parts(token).0["kid"].clone();
+    until("replica A issues with the new key", async || {
+        kid_of(&mint(&client, &fleet.replica_a, &secret).await) == new_kid
+    })
+    .await;
+    let refused = client
+        .post(fleet.replica_b.url("/oauth/token"))
+        .basic_auth("canister", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+
+    // Retiring the old key: what it signed stops verifying on every node.
+    assert_eq!(status(&client, primary, &old_token).await, 200);
+    let retired = fleet
+        .admin(
+            Method::DELETE,
+            &format!("/keys/{}", old_kid.as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retired.status(), 204);
+    for node in [primary, &fleet.replica_a, &fleet.replica_b] {
+        until("the retired key's token is refused", async || {
+            status(&client, node, &old_token).await == 401
+        })
+        .await;
+    }
+    // The signing key itself cannot be retired.
+    let active = fleet
+        .admin(
+            Method::DELETE,
+            &format!("/keys/{}", new_kid.as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(active.status(), 409);
 }
 
 async fn mint(client: &reqwest::Client, node: &Node, secret: &str) -> String {

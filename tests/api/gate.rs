@@ -376,6 +376,41 @@ async fn hostile_requests_through_caddy_reach_nothing() {
     hostile_corpus_through(caddy.port, &app, &root, "caddy").await;
 }
 
+/// The shipped auth site serves the token endpoint and discovery to the
+/// internet, never the admin API, replication or metrics, however the
+/// path is written.
+#[actix_web::test]
+async fn the_auth_site_keeps_internal_endpoints_inside() {
+    if !command_exists("caddy", "version") {
+        return;
+    }
+    let app = spawn_app().await;
+    let (_caddy, auth_port) = start_caddy(&app, crate::helpers::free_port(), "").await;
+    let admin = format!("Bearer {}", crate::helpers::ADMIN_TOKEN);
+    for path in [
+        "/admin/v1/applications",
+        "/admin",
+        "/%61dmin/v1/applications",
+        "/admin/v1/../v1/applications",
+        "/./admin/v1/applications",
+        "/internal/v1/state",
+        "/metrics",
+        "/metrics/",
+        "/%6detrics",
+    ] {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: auth.example.com\r\nAuthorization: {admin}\r\nConnection: close\r\n\r\n"
+        );
+        let answer = raw_exchange(auth_port, request.as_bytes());
+        assert_eq!(status_of(&answer), 404, "{path}: {answer}");
+    }
+    let discovery = "GET /.well-known/jwks.json HTTP/1.1\r\nHost: auth.example.com\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        status_of(&raw_exchange(auth_port, discovery.as_bytes())),
+        200
+    );
+}
+
 #[actix_web::test]
 async fn hostile_requests_through_nginx_reach_nothing() {
     if !(command_exists("nginx", "-v") && python_has("wsgidav, cheroot")) {
@@ -388,11 +423,14 @@ async fn hostile_requests_through_nginx_reach_nothing() {
     hostile_corpus_through(nginx.port, &app, &root, "nginx").await;
 }
 
+/// One request's header lines, names lowercase.
+type Headers = Vec<(String, String)>;
+
 /// A backend that answers 200 to everything and keeps each request's
 /// header lines.
 struct Recorder {
     port: u16,
-    requests: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    requests: Arc<Mutex<Vec<Headers>>>,
 }
 
 impl Recorder {
@@ -426,7 +464,7 @@ impl Recorder {
         Recorder { port, requests }
     }
 
-    fn take(&self) -> Vec<Vec<(String, String)>> {
+    fn take(&self) -> Vec<Headers> {
         std::mem::take(&mut *self.requests.lock().unwrap())
     }
 }
@@ -442,7 +480,7 @@ const ROUTING_HEADERS: [&str; 6] = [
 ];
 
 /// What gatehouse sets for the reader's token: nothing else may arrive.
-fn assert_only_gatehouse_identity(requests: &[Vec<(String, String)>], name: &str) {
+fn assert_only_gatehouse_identity(requests: &[Headers], name: &str) {
     let expected: BTreeMap<&str, &str> = [
         ("remote-user", "reader"),
         ("remote-name", "reader"),

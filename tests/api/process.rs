@@ -502,3 +502,149 @@ async fn admin_cli_wraps_the_admin_api() {
     );
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("401"));
 }
+
+/// Empty or short admin and replica tokens are configuration errors that
+/// name the setting: an empty replica token would serve the whole state
+/// (secret digests included) to anyone.
+#[actix_web::test]
+async fn empty_or_short_tokens_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("GATEHOUSE_REPLICA_TOKEN", "", "replica_token"),
+        ("GATEHOUSE_REPLICA_TOKEN", "short", "replica_token"),
+        ("GATEHOUSE_ADMIN_TOKEN", "", "admin_token"),
+        (
+            "GATEHOUSE_ADMIN_TOKEN",
+            "0123456789abcdef0123456789abcde",
+            "admin_token",
+        ),
+    ];
+    for (variable, value, key) in cases {
+        let output = run(dir.path(), &["serve"], &[(variable, value)]);
+        assert!(
+            !output.status.success(),
+            "{variable}={value:?} was accepted"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(key), "{variable}={value:?}: {stderr}");
+    }
+}
+
+/// A stand-in for a primary that answers every request with `answer`.
+fn fake_primary(answer: Vec<u8>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(&answer);
+        }
+    });
+    port
+}
+
+/// A replica trusts its primary only: it follows no redirect (whoever it
+/// points to would supply keys and rules) and reads no answer past its
+/// size cap. Either way it stays not ready.
+#[actix_web::test]
+async fn a_replica_refuses_redirects_and_oversized_state() {
+    let elsewhere = fake_primary(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_vec());
+    let redirect = fake_primary(
+        format!(
+            "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{elsewhere}/internal/v1/state\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes(),
+    );
+    let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(64 * 1024));
+    let oversized = fake_primary(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    );
+    for (port, expected) in [(redirect, "302"), (oversized, "max_state_bytes")] {
+        let dir = tempfile::tempdir().unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let log = dir.path().join("replica.log");
+        let primary_url = format!("http://127.0.0.1:{port}");
+        let mut child = gatehouse_command(dir.path())
+            .args(["serve", "--listen", &listen, "--role", "replica"])
+            .args(["--primary-url", &primary_url])
+            .env(
+                "GATEHOUSE_REPLICA_TOKEN",
+                "replica-token-0123456789abcdef0123",
+            )
+            .env("GATEHOUSE_MAX_STATE_BYTES", "16384")
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let client = crate::helpers::http_client();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut answered = 0;
+        while std::time::Instant::now() < deadline {
+            if let Ok(response) = client.get(format!("http://{listen}/readyz")).send().await {
+                assert_eq!(response.status(), 503, "ready on a copy from {expected}");
+                answered += 1;
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert!(answered > 0, "the replica never answered: {log}");
+        assert!(log.contains(expected), "{expected}: {log}");
+    }
+}
+
+/// VmRSS of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Failed token requests with 60 KB client_ids, from 1,500 addresses:
+/// an id that is not a client_id never becomes a throttle key, and the
+/// throttle is bounded in bytes, so the node stays small and answers.
+#[actix_web::test]
+async fn huge_client_ids_do_not_grow_the_throttle() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &ADMIN_ENV).await;
+    let client = crate::helpers::http_client();
+    let huge = "a".repeat(60 * 1024);
+    let send = |n: usize| {
+        client
+            .post(node.url("/oauth/token"))
+            .header(
+                "X-Forwarded-For",
+                format!("10.{}.{}.{}", n / 65536, n / 256 % 256, n % 256),
+            )
+            .basic_auth(&huge, Some("wrong"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    // Warm up allocator arenas and caches before the baseline.
+    for n in 0..50 {
+        assert_eq!(send(n).await.unwrap().status(), 401);
+    }
+    let before = rss_kib(node.child.id());
+    for n in 50..1550 {
+        let status = send(n).await.unwrap().status();
+        assert!([401, 429].contains(&status.as_u16()), "{status}");
+    }
+    let after = rss_kib(node.child.id());
+    let grown_mib = after.saturating_sub(before) / 1024;
+    println!("RSS {before} KiB -> {after} KiB after 1,500 requests with 60 KB client_ids");
+    assert!(grown_mib < 64, "RSS grew by {grown_mib} MiB");
+    let secret = create(&node, "canister").await;
+    assert_eq!(token(&node, "canister", &secret).await.status(), 200);
+}

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
-const REPLICA_TOKEN: &str = "replica-token-for-tests";
+const REPLICA_TOKEN: &str = "replica-token-for-tests-0123456789abcdef";
 
 fn state(app: &TestApp, query: &str) -> reqwest::RequestBuilder {
     app.client

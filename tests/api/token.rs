@@ -130,7 +130,11 @@ async fn basic_credentials_are_form_urlencoded_inside() {
 #[actix_web::test]
 async fn scope_and_audience_shape_the_token() {
     let app = spawn_app().await;
-    let no_scopes = app.create_application(json!({"client_id": "plain"})).await;
+    let no_scopes = app
+        .create_application(json!({
+            "client_id": "plain", "audiences": ["https://dav.example.com/", "webdav"],
+        }))
+        .await;
     let response = app
         .token_basic(&no_scopes, &[("grant_type", "client_credentials")])
         .await;
@@ -176,6 +180,88 @@ async fn scope_and_audience_shape_the_token() {
         )
         .await;
     assert_oauth_error(response, 400, "invalid_target").await;
+}
+
+/// RFC 8707: an application gets only the audiences it is allowed; any
+/// other, and more than the cap, is `invalid_target`. The issuer itself
+/// is always fine.
+#[actix_web::test]
+async fn audiences_are_only_those_the_application_may_have() {
+    let app = spawn_app().await;
+    let payroll = "https://payroll.example.com";
+    let plain = app.create_application(json!({"client_id": "plain"})).await;
+    let allowed = app
+        .create_application(json!({"client_id": "dav", "audiences": [payroll]}))
+        .await;
+    let ask = |client: &TestClient, field: &'static str, value: String| {
+        let form = vec![
+            ("grant_type", "client_credentials".to_string()),
+            (field, value),
+        ];
+        let request = app
+            .client
+            .post(app.url("/oauth/token"))
+            .basic_auth(&client.client_id, Some(&client.secret))
+            .form(&form);
+        async move { request.send().await.unwrap() }
+    };
+    for field in ["resource", "audience"] {
+        let response = ask(&plain, field, payroll.to_string()).await;
+        assert_oauth_error(response, 400, "invalid_target").await;
+        let response = ask(&allowed, field, payroll.to_string()).await;
+        assert_eq!(response.status(), 200, "{field}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            jwt_parts(body["access_token"].as_str().unwrap()).1["aud"],
+            payroll
+        );
+    }
+    let issuer = app.address.clone();
+    assert_eq!(ask(&plain, "audience", issuer).await.status(), 200);
+    // One allowed and one not: refused whole.
+    let response = ask(
+        &allowed,
+        "audience",
+        format!("{payroll} https://other.example.com"),
+    )
+    .await;
+    assert_oauth_error(response, 400, "invalid_target").await;
+
+    // The cap on how many one token carries, and on the admin list.
+    let many: Vec<String> = (0..16).map(|i| format!("aud-{i}")).collect();
+    let wide = app
+        .create_application(json!({"client_id": "wide", "audiences": many}))
+        .await;
+    let response = ask(&wide, "audience", many[..9].join(" ")).await;
+    assert_oauth_error(response, 400, "invalid_target").await;
+    assert_eq!(
+        ask(&wide, "audience", many[..8].join(" ")).await.status(),
+        200
+    );
+    let too_many: Vec<String> = (0..17).map(|i| format!("a{i}")).collect();
+    let response = app
+        .admin(reqwest::Method::POST, "/applications")
+        .json(&json!({"client_id": "wider", "audiences": too_many}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["field"], "audiences");
+
+    // Changed by PATCH, and shown.
+    let response = app
+        .admin(reqwest::Method::PATCH, "/applications/plain")
+        .json(&json!({"audiences": [payroll]}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["audiences"], json!([payroll]));
+    assert_eq!(
+        ask(&plain, "resource", payroll.to_string()).await.status(),
+        200
+    );
 }
 
 #[actix_web::test]

@@ -16,7 +16,7 @@ async fn forward_auth_app(app: TestApp) -> (TestApp, TestClient, TestClient) {
     let canister = app
         .create_application(json!({
             "client_id": "canister", "name": "Canister", "groups": ["media", "backup"],
-            "scopes": ["webdav:read", "webdav:write"],
+            "scopes": ["webdav:read", "webdav:write"], "audiences": ["webdav"],
         }))
         .await;
     let intruder = app
@@ -47,10 +47,12 @@ async fn expect_401(response: reqwest::Response, why: &str) {
     assert!(body["error_description"].is_string());
 }
 
-fn claims_for(app: &TestApp, client_id: &str, now: i64) -> Value {
+/// Claims as the node would sign them; `generation` is the application's
+/// (`gen`, read from a token it issued).
+fn claims_for(app: &TestApp, client_id: &str, now: i64, generation: &Value) -> Value {
     json!({
         "iss": app.address, "sub": client_id, "client_id": client_id, "aud": app.address,
-        "iat": now, "exp": now + 600, "jti": "forged", "groups": ["media"],
+        "iat": now, "exp": now + 600, "jti": "forged", "groups": ["media"], "gen": generation,
     })
 }
 
@@ -246,7 +248,12 @@ async fn tampered_and_forged_tokens_are_401() {
 
 #[actix_web::test]
 async fn tokens_signed_by_the_node_but_wrong_in_content_are_401() {
-    let (app, _, _) = setup().await;
+    let (app, canister, _) = setup().await;
+    let generation = jwt_parts(&app.access_token(&canister, &[]).await).1["gen"].clone();
+    assert!(
+        generation.is_u64(),
+        "tokens carry their application's generation"
+    );
     let (kid, key) = app.signing_key();
     let now = app.clock.now_ts();
     let header = json!({"alg": "EdDSA", "typ": "at+jwt", "kid": kid});
@@ -255,7 +262,7 @@ async fn tokens_signed_by_the_node_but_wrong_in_content_are_401() {
     };
 
     // The control: a hand-made token the node accepts.
-    let good = sign(&header, &claims_for(&app, "canister", now));
+    let good = sign(&header, &claims_for(&app, "canister", now, &generation));
     assert_eq!(
         app.verify("GET", DAV, "/")
             .bearer_auth(&good)
@@ -270,20 +277,23 @@ async fn tokens_signed_by_the_node_but_wrong_in_content_are_401() {
     jwt_typ["typ"] = json!("JWT");
     let mut no_typ = header.clone();
     no_typ.as_object_mut().unwrap().remove("typ");
-    let mut wrong_iss = claims_for(&app, "canister", now);
+    let mut wrong_iss = claims_for(&app, "canister", now, &generation);
     wrong_iss["iss"] = json!("https://evil.example.com");
-    let mut no_exp = claims_for(&app, "canister", now);
+    let mut no_exp = claims_for(&app, "canister", now, &generation);
     no_exp.as_object_mut().unwrap().remove("exp");
-    let mut future = claims_for(&app, "canister", now);
+    let mut future = claims_for(&app, "canister", now, &generation);
     future["nbf"] = json!(now + 120);
-    let ghost = claims_for(&app, "ghost", now);
+    let ghost = claims_for(&app, "ghost", now, &generation);
 
     for (name, token) in [
         (
             "typ JWT",
-            sign(&jwt_typ, &claims_for(&app, "canister", now)),
+            sign(&jwt_typ, &claims_for(&app, "canister", now, &generation)),
         ),
-        ("no typ", sign(&no_typ, &claims_for(&app, "canister", now))),
+        (
+            "no typ",
+            sign(&no_typ, &claims_for(&app, "canister", now, &generation)),
+        ),
         ("wrong iss", sign(&header, &wrong_iss)),
         ("no exp", sign(&header, &no_exp)),
         ("nbf in the future", sign(&header, &future)),
