@@ -107,17 +107,15 @@ fn parse_client_form(req: &HttpRequest, body: &Bytes) -> Result<ClientForm, Toke
     let params = parse_form(body)?;
     let mut body_client_id = None;
     let mut body_secret = None;
-    let mut seen: Vec<&str> = Vec::new();
+    // Checked before authentication, so linear in the parameters.
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (name, value) in &params {
         // RFC 6749 §3.2: parameters must not repeat. RFC 8707 allows
         // several `resource` parameters.
-        if name != "resource" {
-            if seen.contains(&name.as_str()) {
-                return Err(TokenError::InvalidRequest(format!(
-                    "parameter {name:?} appears more than once"
-                )));
-            }
-            seen.push(name);
+        if name != "resource" && !seen.insert(name.as_str()) {
+            return Err(TokenError::InvalidRequest(format!(
+                "parameter {name:?} appears more than once"
+            )));
         }
         match name.as_str() {
             "client_id" => body_client_id = Some(value.clone()),

@@ -94,11 +94,15 @@ impl SessionUpstream {
                 response.append_header((name_str, value.as_bytes()));
             }
         }
-        let body = upstream.bytes().await.unwrap_or_default();
-        if body.len() <= MAX_RELAYED_BODY {
-            Ok(response.body(body.to_vec()))
-        } else {
-            Ok(response.finish())
+        // Read no further than what would be relayed.
+        let mut upstream = upstream;
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = upstream.chunk().await {
+            if body.len() + chunk.len() > MAX_RELAYED_BODY {
+                return Ok(response.finish());
+            }
+            body.extend_from_slice(&chunk);
         }
+        Ok(response.body(body))
     }
 }

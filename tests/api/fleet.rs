@@ -429,3 +429,61 @@ async fn mint(client: &reqwest::Client, node: &Node, secret: &str) -> String {
         .unwrap();
     body["access_token"].as_str().unwrap().to_string()
 }
+
+/// Deleting and re-creating an application (same client_id) invalidates
+/// every token issued before, on every node: those the primary issued and
+/// those a replica issued, whatever the second.
+#[actix_web::test]
+async fn recreation_leaves_no_earlier_token_on_any_node() {
+    let fleet = TestFleet::start("30").await;
+    let client = fleet.client.clone();
+    let mut secret = fleet.register().await;
+    let (primary, replica) = (fleet.primary(), &fleet.replica_a);
+    let mut earlier: Vec<String> = Vec::new();
+    for round in 0..10 {
+        let from_primary = mint(&client, primary, &secret).await;
+        until("the replica knows this application", async || {
+            status(&client, replica, &from_primary).await == 200
+        })
+        .await;
+        let from_replica = mint(&client, replica, &secret).await;
+        assert_eq!(
+            status(&client, primary, &from_replica).await,
+            200,
+            "round {round}"
+        );
+        earlier.extend([from_primary, from_replica]);
+
+        let deleted = fleet
+            .admin(Method::DELETE, "/applications/canister")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status(), 204);
+        let created: Value = fleet
+            .admin(Method::POST, "/applications")
+            .json(&json!({"client_id": "canister", "groups": ["media"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        secret = created["client_secret"].as_str().unwrap().to_string();
+        let fresh = mint(&client, primary, &secret).await;
+        until("the replica has the new application", async || {
+            status(&client, replica, &fresh).await == 200
+        })
+        .await;
+        for token in &earlier {
+            assert_eq!(status(&client, primary, token).await, 401, "round {round}");
+            assert_eq!(status(&client, replica, token).await, 401, "round {round}");
+            // Replica B may not have the new state yet; once it has, no
+            // earlier token passes there either.
+            until("replica B refuses the earlier token", async || {
+                status(&client, &fleet.replica_b, token).await == 401
+            })
+            .await;
+        }
+    }
+}
