@@ -72,6 +72,10 @@ pub struct TokenArgs {
     /// Always fetch a new token, and cache nothing
     #[arg(long)]
     pub no_cache: bool,
+    /// Fetch a new token and cache it, even if the cached one looks valid
+    /// (after a 401: the cached token may have been revoked)
+    #[arg(long)]
+    pub refresh: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,8 @@ pub struct TokenQuery {
     pub scope: Option<String>,
     pub audience: Option<String>,
     pub cache_dir: Option<PathBuf>,
+    /// Skip the cached token (but write the new one).
+    pub refresh: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -46,7 +48,8 @@ struct Metadata {
 pub async fn token(query: &TokenQuery) -> Result<String, String> {
     let cache = query.cache_dir.as_ref().map(|dir| cache_file(dir, query));
     let now = Utc::now().timestamp();
-    if let Some(cached) = cache.as_deref().and_then(read_cache)
+    if !query.refresh
+        && let Some(cached) = cache.as_deref().and_then(|path| read_cache(path, query))
         && cached.expires_at - RENEW_BEFORE_SECS > now
     {
         return Ok(cached.access_token);
@@ -139,8 +142,44 @@ fn cache_file(dir: &Path, query: &TokenQuery) -> PathBuf {
     dir.join(format!("token-{name}.json"))
 }
 
-fn read_cache(path: &Path) -> Option<CachedToken> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+/// A cached token, if the file can be trusted and holds a token of this
+/// issuer for this client: a file someone else could have written (another
+/// owner, or writable by group or others, or in such a directory) is
+/// ignored, and so is one whose token names another issuer or client.
+fn read_cache(path: &Path, query: &TokenQuery) -> Option<CachedToken> {
+    if !private_to_us(path) || !path.parent().is_some_and(private_to_us) {
+        return None;
+    }
+    let cached: CachedToken = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let claims = cached.access_token.split('.').nth(1)?;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).ok()?,
+    )
+    .ok()?;
+    let same_issuer = claims["iss"]
+        .as_str()
+        .is_some_and(|iss| iss.trim_end_matches('/') == query.issuer.trim_end_matches('/'));
+    (same_issuer && claims["client_id"] == query.client_id.as_str()).then_some(cached)
+}
+
+/// Owned by this user and not writable by anyone else.
+fn private_to_us(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // /proc/self belongs to the process's user (Linux); elsewhere only
+        // the mode is checked.
+        let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+        std::fs::symlink_metadata(path).is_ok_and(|m| {
+            uid.is_none_or(|uid| m.uid() == uid)
+                && m.mode() & 0o022 == 0
+                && !m.file_type().is_symlink()
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        path.exists()
+    }
 }
 
 /// Written to a fresh file (mode 0600) and renamed into place.

@@ -83,6 +83,7 @@ fn token(args: TokenArgs) -> Result<(), String> {
         } else {
             args.cache_dir.or_else(client::default_cache_dir)
         },
+        refresh: args.refresh,
     };
     let token = actix_web::rt::System::new().block_on(client::token(&query))?;
     println!("{token}");

@@ -366,6 +366,48 @@ async fn token_helper_prints_a_token_and_reuses_it_until_near_expiry() {
     .unwrap();
     let third = printed(run_args(args(&with_file), &[]));
     assert_ne!(third, first);
+    // After a 401 the caller asks for a fresh one.
+    let refresh = [&with_file[..], &["--refresh"]].concat();
+    let fourth = printed(run_args(args(&refresh), &[]));
+    assert_ne!(fourth, third);
+    assert_eq!(printed(run_args(args(&with_file), &[])), fourth);
+
+    // A cache file that is not private, or holds another client's token,
+    // is not used.
+    let later = chrono::Utc::now().timestamp() + 3000;
+    let other_secret = create(&node, "other").await;
+    let other = printed(run_args(
+        vec![
+            "token".into(),
+            "--issuer".into(),
+            issuer.clone(),
+            "--client-id".into(),
+            "other".into(),
+            "--no-cache".into(),
+        ],
+        &[("GATEHOUSE_CLIENT_SECRET", other_secret.as_str())],
+    ));
+    std::fs::write(
+        &cached,
+        json!({"access_token": other, "expires_at": later}).to_string(),
+    )
+    .unwrap();
+    let fifth = printed(run_args(args(&with_file), &[]));
+    assert_ne!(
+        fifth, other,
+        "another client's token was taken from the cache"
+    );
+    assert_eq!(crate::helpers::jwt_parts(&fifth).1["client_id"], "canister");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cached, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_ne!(
+            printed(run_args(args(&with_file), &[])),
+            fifth,
+            "a world-writable cache file was used"
+        );
+    }
 
     // The secret from the environment; a wrong one fails with the reason.
     let from_env = printed(run_args(
