@@ -25,6 +25,8 @@ const ENV_PREFIX: &str = "GATEHOUSE_";
 /// Shortest admin or replica token accepted: an empty or guessable one
 /// would open the admin API or the whole state (secret digests included).
 pub const MIN_TOKEN_LEN: usize = 32;
+/// Longest window over which failed authentications are counted: a day.
+const MAX_FAILURE_WINDOW: u64 = 86_400;
 /// Where `gatehouse token` looks for the client secret without a file.
 pub const CLIENT_SECRET_ENV: &str = "GATEHOUSE_CLIENT_SECRET";
 
@@ -185,10 +187,10 @@ impl Settings {
                 message: "must be at least 1".into(),
             });
         }
-        if self.auth_failure_window == 0 {
+        if !(1..=MAX_FAILURE_WINDOW).contains(&self.auth_failure_window) {
             return Err(ConfigError::Invalid {
                 key: "auth_failure_window",
-                message: "must be at least 1 second".into(),
+                message: format!("must be 1 to {MAX_FAILURE_WINDOW} seconds"),
             });
         }
         Ok(())

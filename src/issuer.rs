@@ -123,7 +123,17 @@ pub struct TokenIssuer {
     keys: Arc<KeyRing>,
     directory: Arc<Directory>,
     throttle: Arc<Throttle>,
+    /// (address, client_id) pairs that authenticated lately. A locked-out
+    /// address still has these clients' secrets checked: whoever made the
+    /// address fail (a neighbour behind the same NAT, someone naming it in
+    /// X-Forwarded-For from inside trusted_proxies) cannot shut out a
+    /// client that was working from there.
+    known_clients: moka::sync::Cache<(IpAddr, String), ()>,
 }
+
+/// How many (address, client_id) pairs are remembered, and for how long.
+const KNOWN_CLIENTS: u64 = 50_000;
+const KNOWN_CLIENT_IDLE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl TokenIssuer {
     pub fn new(
@@ -137,6 +147,10 @@ impl TokenIssuer {
             keys,
             directory,
             throttle,
+            known_clients: moka::sync::Cache::builder()
+                .max_capacity(KNOWN_CLIENTS)
+                .time_to_idle(KNOWN_CLIENT_IDLE)
+                .build(),
         }
     }
 
@@ -179,9 +193,12 @@ impl TokenIssuer {
         now: DateTime<Utc>,
     ) -> Result<Arc<ApplicationRecord>, TokenError> {
         let address = ThrottleKey::Address(client_addr);
-        self.throttle
-            .check(now.timestamp(), || [address.clone()])
-            .map_err(|retry_after| TokenError::TooManyAttempts { retry_after })?;
+        if let Err(retry_after) = self.throttle.check(now.timestamp(), || [address.clone()]) {
+            let pair = (client_addr, credentials.client_id.clone());
+            if !self.known_clients.contains_key(&pair) {
+                return Err(TokenError::TooManyAttempts { retry_after });
+            }
+        }
 
         let snapshot = self.directory.current();
         let app = snapshot.application(&credentials.client_id);
@@ -198,6 +215,10 @@ impl TokenIssuer {
         match app {
             Some(app) if secret_ok && app.active => {
                 self.throttle.record_success(now.timestamp(), client_key);
+                let pair = (client_addr, credentials.client_id.clone());
+                if !self.known_clients.contains_key(&pair) {
+                    self.known_clients.insert(pair, ());
+                }
                 Ok(Arc::clone(app))
             }
             _ => {

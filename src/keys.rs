@@ -53,6 +53,8 @@ pub struct StoredKey {
     pub kid: String,
     pub created: SystemTime,
     pub active: bool,
+    /// The file it was read from (any `*.pem` name).
+    pub path: PathBuf,
     pkcs8: Vec<u8>,
     public: Vec<u8>,
 }
@@ -106,6 +108,7 @@ impl KeyDir {
                 created,
                 pkcs8,
                 public,
+                path,
             });
         }
         keys.sort_by(|a, b| a.created.cmp(&b.created).then(a.kid.cmp(&b.kid)));
@@ -148,18 +151,27 @@ impl KeyDir {
     /// Retires `kid` everywhere: its file goes, so it neither verifies nor
     /// signs here, and replicas drop it with the next state they get. The
     /// signing key cannot be retired; rotate first.
+    /// Every file holding the key goes, whatever its name (a backup copy,
+    /// an imported `*.pem`): a key is known by its thumbprint, not its name.
     pub fn retire(&self, kid: &str) -> Result<(), KeyError> {
-        let key = self
-            .list()?
-            .into_iter()
-            .find(|k| k.kid == kid)
-            .ok_or_else(|| KeyError::UnknownKid(kid.to_string()))?;
-        if key.active {
+        let copies: Vec<StoredKey> = self.list()?.into_iter().filter(|k| k.kid == kid).collect();
+        if copies.is_empty() {
+            return Err(KeyError::UnknownKid(kid.to_string()));
+        }
+        if copies.iter().any(|k| k.active) {
             return Err(KeyError::Active(kid.to_string()));
         }
-        let path = self.path.join(format!("{kid}.pem"));
-        fs::remove_file(&path).map_err(io_error(&path))?;
-        sync_dir(&self.path).map_err(io_error(&self.path))
+        for copy in &copies {
+            fs::remove_file(&copy.path).map_err(io_error(&copy.path))?;
+        }
+        sync_dir(&self.path).map_err(io_error(&self.path))?;
+        if self.list()?.iter().any(|k| k.kid == kid) {
+            return Err(KeyError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other(format!("key {kid} is still present")),
+            });
+        }
+        Ok(())
     }
 
     /// Generates a key and signs with it from now on.
@@ -411,7 +423,10 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 fn published_verifiers(published: &[(String, String)]) -> HashMap<String, VerifyingKey> {
     let mut verifiers = HashMap::new();
     for (kid, x) in published {
-        if let Ok(public) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x) {
+        // A kid is the key's thumbprint: one that is not names no key.
+        if let Ok(public) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x)
+            && thumbprint(&public) == *kid
+        {
             verifiers.insert(kid.clone(), VerifyingKey::from_public(&public));
         }
     }
@@ -507,6 +522,25 @@ mod tests {
         assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, second);
         let third = keys.rotate().unwrap();
         assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, third);
+    }
+
+    /// A key is retired by its thumbprint: every file holding it goes,
+    /// whatever the file is called.
+    #[test]
+    fn retiring_removes_every_copy_of_a_key() {
+        jwt_provider::install();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyDir::open(dir.path()).unwrap();
+        let old = keys.load_or_init().unwrap().signer().unwrap().kid.clone();
+        let pem = dir.path().join(format!("{old}.pem"));
+        fs::copy(&pem, dir.path().join("backup.pem")).unwrap();
+        fs::rename(&pem, dir.path().join("imported.pem")).unwrap();
+        assert!(matches!(keys.retire(&old), Err(KeyError::Active(_))));
+        let new = keys.rotate().unwrap();
+        keys.retire(&old).unwrap();
+        let left: Vec<String> = keys.list().unwrap().into_iter().map(|k| k.kid).collect();
+        assert_eq!(left, [new]);
+        assert!(matches!(keys.retire(&old), Err(KeyError::UnknownKid(_))));
     }
 
     #[test]

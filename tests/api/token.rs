@@ -549,6 +549,49 @@ async fn failures_for_a_client_never_lock_out_its_rightful_holder() {
     );
 }
 
+/// Someone who makes an address fail (a neighbour behind the same NAT, or
+/// anyone inside trusted_proxies naming it in X-Forwarded-For) does not
+/// shut out a client that was working from there; a client new to that
+/// address waits for the window like the guesser.
+#[actix_web::test]
+async fn a_locked_address_still_serves_the_clients_that_worked_from_it() {
+    let app = spawn_app_with(|s| s.auth_failure_limit = 3).await;
+    let victim = app.create_application(json!({"client_id": "victim"})).await;
+    let newcomer = app
+        .create_application(json!({"client_id": "newcomer"}))
+        .await;
+    let form = [("grant_type", "client_credentials")];
+    let from = |who: &TestClient| {
+        app.client
+            .post(app.url("/oauth/token"))
+            .header("X-Forwarded-For", "198.51.100.20")
+            .basic_auth(&who.client_id, Some(&who.secret))
+            .form(&form)
+            .send()
+    };
+    assert_eq!(from(&victim).await.unwrap().status(), 200);
+    for n in 0..10 {
+        let guess = TestClient {
+            client_id: format!("guess-{n}"),
+            secret: "x".into(),
+        };
+        let status = from(&guess).await.unwrap().status().as_u16();
+        assert!([401, 429].contains(&status));
+    }
+    assert_eq!(from(&victim).await.unwrap().status(), 200);
+    assert_eq!(from(&newcomer).await.unwrap().status(), 429);
+    // The victim's own wrong secrets are still counted and refused.
+    let wrong = TestClient {
+        client_id: "victim".into(),
+        secret: "wrong".into(),
+    };
+    for _ in 0..3 {
+        from(&wrong).await.unwrap();
+    }
+    assert_eq!(from(&wrong).await.unwrap().status(), 429);
+    assert_eq!(from(&victim).await.unwrap().status(), 200);
+}
+
 #[actix_web::test]
 async fn repeated_failures_from_one_address_are_refused_for_that_address_only() {
     let app = spawn_app_with(|s| s.auth_failure_limit = 3).await;
