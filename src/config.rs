@@ -251,12 +251,43 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
     let settings: Settings = figment
         // GATEHOUSE_CONFIG names the file itself, GATEHOUSE_CLIENT_SECRET is
         // `gatehouse token`'s: neither is a server setting.
-        .merge(Env::prefixed(ENV_PREFIX).ignore(&["config", "client_secret"]))
+        .merge(
+            Env::prefixed(ENV_PREFIX)
+                .ignore(&["config", "client_secret"])
+                .filter(|key| !is_service_link(key.as_str())),
+        )
         .merge(Serialized::defaults(overrides))
         .extract()
         .map_err(Box::new)?;
     settings.validate()?;
     Ok(settings)
+}
+
+/// Kubernetes injects `<SERVICE>_SERVICE_HOST`, `<SERVICE>_SERVICE_PORT…`,
+/// `<SERVICE>_PORT=tcp://…` and `<SERVICE>_PORT_<n>_<PROTO>…` for every
+/// Service in the namespace; for Services named `gatehouse…` they begin
+/// with `GATEHOUSE_`. They are not settings and must not stop a node (no
+/// setting is named like them), while any other unknown variable does.
+/// `key` is the variable's name after the prefix.
+fn is_service_link(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    let segments: Vec<&str> = key.split('_').collect();
+    let service_var = segments
+        .windows(2)
+        .any(|w| w[0] == "service" && (w[1] == "host" || w[1] == "port"));
+    let port_mapping = segments.windows(3).any(|w| {
+        w[0] == "port"
+            && !w[1].is_empty()
+            && w[1].bytes().all(|b| b.is_ascii_digit())
+            && matches!(w[2], "tcp" | "udp" | "sctp")
+    });
+    let link_url = segments.last() == Some(&"port")
+        && std::env::var(format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())).is_ok_and(|v| {
+            ["tcp://", "udp://", "sctp://"]
+                .iter()
+                .any(|scheme| v.starts_with(scheme))
+        });
+    service_var || port_mapping || link_url
 }
 
 /// CIDRs as a list, or as one comma/space separated string (handy in env vars).

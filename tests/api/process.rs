@@ -690,3 +690,40 @@ async fn huge_client_ids_do_not_grow_the_throttle() {
     let secret = create(&node, "canister").await;
     assert_eq!(token(&node, "canister", &secret).await.status(), 200);
 }
+
+/// What Kubernetes injects into every pod of a namespace with Services
+/// named `gatehouse` and `gatehouse-primary` (deploy/kubernetes): not
+/// settings, so the node starts; a typo still stops it, by name.
+#[actix_web::test]
+async fn kubernetes_service_links_are_no_settings_but_typos_are_errors() {
+    let links = [
+        ("GATEHOUSE_SERVICE_HOST", "10.96.0.10"),
+        ("GATEHOUSE_SERVICE_PORT", "8080"),
+        ("GATEHOUSE_SERVICE_PORT_HTTP", "8080"),
+        ("GATEHOUSE_PORT", "tcp://10.96.0.10:8080"),
+        ("GATEHOUSE_PORT_8080_TCP", "tcp://10.96.0.10:8080"),
+        ("GATEHOUSE_PORT_8080_TCP_PROTO", "tcp"),
+        ("GATEHOUSE_PORT_8080_TCP_PORT", "8080"),
+        ("GATEHOUSE_PORT_8080_TCP_ADDR", "10.96.0.10"),
+        ("GATEHOUSE_PRIMARY_SERVICE_HOST", "10.96.0.11"),
+        ("GATEHOUSE_PRIMARY_SERVICE_PORT", "8080"),
+        ("GATEHOUSE_PRIMARY_PORT", "tcp://10.96.0.11:8080"),
+        ("GATEHOUSE_PRIMARY_PORT_8080_TCP", "tcp://10.96.0.11:8080"),
+        ("GATEHOUSE_PRIMARY_PORT_8080_TCP_PROTO", "tcp"),
+        ("GATEHOUSE_PRIMARY_PORT_8080_TCP_PORT", "8080"),
+        ("GATEHOUSE_PRIMARY_PORT_8080_TCP_ADDR", "10.96.0.11"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, &str)> = ADMIN_ENV.iter().copied().chain(links).collect();
+    let node = Node::start(dir.path(), &env).await;
+    drop(node);
+    for (typo, name) in [
+        ("GATEHOUSE_ISSUR", "issur"),
+        ("GATEHOUSE_LISTEN_PORT", "listen_port"),
+    ] {
+        let output = run(dir.path(), &["serve"], &[(typo, "http://x")]);
+        assert!(!output.status.success(), "{typo} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.to_lowercase().contains(name), "{typo}: {stderr}");
+    }
+}
