@@ -76,10 +76,15 @@ pub struct Settings {
     /// Admin API bearer token. When unset, one is generated on first start
     /// and written once to `<data_dir>/admin-token`.
     pub admin_token: Option<Secret>,
+    /// A file holding the admin token (a mounted secret); one final newline
+    /// is dropped. Not together with `admin_token`.
+    pub admin_token_file: Option<PathBuf>,
     /// Base URL of the primary (replicas only).
     pub primary_url: Option<String>,
     /// Shared secret between primary and replicas.
     pub replica_token: Option<Secret>,
+    /// A file holding the replica token, as `admin_token_file`.
+    pub replica_token_file: Option<PathBuf>,
     /// Seconds after which a replica that has not heard from its primary reports not ready.
     pub max_staleness: u64,
     /// Replicas: the largest state answer read from the primary, in bytes.
@@ -111,8 +116,10 @@ impl Default for Settings {
             keys_dir: PathBuf::from("./keys"),
             role: Role::Primary,
             admin_token: None,
+            admin_token_file: None,
             primary_url: None,
             replica_token: None,
+            replica_token_file: None,
             max_staleness: 30,
             max_state_bytes: 256 * 1024 * 1024,
             trusted_proxies: loopback(),
@@ -248,7 +255,7 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
         }
         None => {}
     }
-    let settings: Settings = figment
+    let mut settings: Settings = figment
         // GATEHOUSE_CONFIG names the file itself, GATEHOUSE_CLIENT_SECRET is
         // `gatehouse token`'s: neither is a server setting.
         .merge(
@@ -259,8 +266,43 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
         .merge(Serialized::defaults(overrides))
         .extract()
         .map_err(Box::new)?;
+    settings.admin_token = secret_from_file(
+        "admin_token",
+        settings.admin_token.take(),
+        settings.admin_token_file.as_deref(),
+    )?;
+    settings.replica_token = secret_from_file(
+        "replica_token",
+        settings.replica_token.take(),
+        settings.replica_token_file.as_deref(),
+    )?;
     settings.validate()?;
     Ok(settings)
+}
+
+/// A secret given directly, or read from `<key>_file` without its final
+/// newline (as `echo` and most secret stores leave one).
+fn secret_from_file(
+    key: &'static str,
+    direct: Option<Secret>,
+    file: Option<&Path>,
+) -> Result<Option<Secret>, ConfigError> {
+    match (direct, file) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            key,
+            message: format!("give {key} or {key}_file, not both"),
+        }),
+        (direct, None) => Ok(direct),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                key,
+                message: format!("{key}_file {}: {e}", path.display()),
+            })?;
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            Ok(Some(Secret::new(text)))
+        }
+    }
 }
 
 /// Kubernetes injects `<SERVICE>_SERVICE_HOST`, `<SERVICE>_SERVICE_PORT…`,

@@ -170,6 +170,8 @@ print(json.dumps({"compose": compose, "kube": kube}))
     }
     // Every setting named in the manifests is one the binary knows.
     let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "a-token-of-at-least-32-bytes-0123456789\n").unwrap();
     let mut command = gatehouse_command(dir.path());
     command.args(["keys", "list", "--keys-dir", dir.path().to_str().unwrap()]);
     for key in env_keys.iter().filter(|k| k.starts_with("GATEHOUSE_")) {
@@ -179,6 +181,7 @@ print(json.dumps({"compose": compose, "kube": kube}))
             "GATEHOUSE_TRUSTED_PROXIES" => "127.0.0.0/8",
             "GATEHOUSE_ISSUER" | "GATEHOUSE_PRIMARY_URL" => "http://x",
             k if k.ends_with("_TOKEN") => "a-token-of-at-least-32-bytes-0123456789",
+            k if k.ends_with("_TOKEN_FILE") => token_file.to_str().unwrap(),
             _ => "x",
         };
         command.env(key, value);

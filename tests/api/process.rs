@@ -727,3 +727,54 @@ async fn kubernetes_service_links_are_no_settings_but_typos_are_errors() {
         assert!(stderr.to_lowercase().contains(name), "{typo}: {stderr}");
     }
 }
+
+/// Tokens from files, as Kubernetes and compose mount secrets: the final
+/// newline dropped; a setting and its file together are an error.
+#[actix_web::test]
+async fn admin_and_replica_tokens_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = "admin-token-from-a-file-0123456789abcdef";
+    let replica = "replica-token-from-a-file-0123456789abcdef";
+    std::fs::write(dir.path().join("admin-token"), format!("{admin}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("gatehouse.toml"),
+        "replica_token_file = \"replica-token\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("replica-token"), format!("{replica}\r\n")).unwrap();
+    let node = Node::start(dir.path(), &[("GATEHOUSE_ADMIN_TOKEN_FILE", "admin-token")]).await;
+    let client = crate::helpers::http_client();
+    let listed = client
+        .get(node.url("/admin/v1/applications"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let state = client
+        .get(node.url("/internal/v1/state"))
+        .bearer_auth(replica)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state.status(), 200);
+    drop(node);
+
+    let both = run(
+        dir.path(),
+        &["serve"],
+        &[
+            ("GATEHOUSE_ADMIN_TOKEN_FILE", "admin-token"),
+            ("GATEHOUSE_ADMIN_TOKEN", admin),
+        ],
+    );
+    assert!(!both.status.success());
+    assert!(String::from_utf8_lossy(&both.stderr).contains("admin_token"));
+    let missing = run(
+        dir.path(),
+        &["serve"],
+        &[("GATEHOUSE_ADMIN_TOKEN_FILE", "nope")],
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("admin_token_file"));
+}
