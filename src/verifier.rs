@@ -478,17 +478,18 @@ pub fn authorize_target<'s>(
     aud: Option<&Audience>,
     target: &RequestTarget,
 ) -> Result<&'s Arc<Resource>, VerifyError> {
-    let named = rules
-        .find(&target.host, target.path())
-        .ok_or(VerifyError::NoRule)?;
     let grants = |rule: &Resource| {
         target
             .methods()
             .try_for_each(|method| authorize(rule, groups, aud, method))
     };
+    // The canonical reading comes first: its rule as written names the answer.
+    let mut named = None;
     for path in target.paths.iter() {
         for rule in rules.find_each_case(&target.host, path) {
-            grants(rule.ok_or(VerifyError::NoRule)?)?;
+            let rule = rule.ok_or(VerifyError::NoRule)?;
+            named.get_or_insert(rule);
+            grants(rule)?;
         }
         if target.recursive {
             rules
@@ -496,7 +497,7 @@ pub fn authorize_target<'s>(
                 .try_for_each(|rule| grants(rule))?;
         }
     }
-    Ok(named)
+    named.ok_or(VerifyError::NoRule)
 }
 
 /// The rule's own conditions.

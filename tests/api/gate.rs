@@ -326,6 +326,17 @@ async fn hostile_corpus_through(port: u16, app: &TestApp, root: &Path, name: &st
     let reads = reads_of_the_private_file();
     let writes = writes();
     let tree_reads = tree_reads();
+    // A listing names files rather than returning them, so the secret's
+    // absence proves nothing there: the gate must refuse it outright.
+    for attempt in &tree_reads {
+        let answer = raw_exchange(port, &attempt.bytes(&reader));
+        assert_eq!(
+            status_of(&answer),
+            403,
+            "{name}: {}: {answer}",
+            attempt.describe()
+        );
+    }
     for attempt in reads.iter().chain(&writes).chain(&tree_reads) {
         let answer = raw_exchange(port, &attempt.bytes(&reader));
         assert!(
