@@ -29,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     created_at: now,
                     expires_at: None,
                     revoked_at: Some(now),
+                    kid: None,
                 })
             })
             .collect::<Result<_, gatehouse::crypto::RandomnessUnavailable>>()?;

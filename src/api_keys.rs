@@ -22,6 +22,10 @@ pub struct ApiKeyRecord {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The signing key it was signed with: that key stays in the JWKS
+    /// while the API key lives. Unknown for keys minted before 0.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
 }
 
 /// `POST /admin/v1/applications/{client_id}/api-keys`.

@@ -85,8 +85,13 @@ pub enum KeysAction {
     Generate,
     /// List the keys; the one marked active signs.
     List,
-    /// Add a key and sign with it from now on. Running nodes pick it up on restart.
+    /// Add a key and sign with it at once: for stopped nodes (a running
+    /// fleet rotates with `gatehouse admin keys rotate`, which waits for
+    /// JWKS caches first).
     Rotate,
+    /// Rewrite key files written by earlier versions (PKCS#8 v2) in the
+    /// standard RFC 8410 form that openssl and pyca read; kids stay.
+    Migrate,
 }
 
 #[derive(Debug, Default, clap::Args)]

@@ -27,6 +27,8 @@ const ENV_PREFIX: &str = "GATEHOUSE_";
 pub const MIN_TOKEN_LEN: usize = 32;
 /// Longest window over which failed authentications are counted: a day.
 const MAX_FAILURE_WINDOW: u64 = 86_400;
+/// Longest JWKS cache lifetime: a rotation waits this long before signing.
+const MAX_JWKS_MAX_AGE: u64 = 86_400;
 /// Where `gatehouse token` looks for the client secret without a file.
 pub const CLIENT_SECRET_ENV: &str = "GATEHOUSE_CLIENT_SECRET";
 
@@ -103,6 +105,10 @@ pub struct Settings {
     pub auth_failure_limit: u32,
     /// Seconds over which failed authentications are counted.
     pub auth_failure_window: u64,
+    /// Seconds outside verifiers may cache the JWKS (its `max-age`). A
+    /// rotation publishes a new key this long (after every replica has it)
+    /// before it signs. Replicas serve their primary's value.
+    pub jwks_max_age: u64,
     /// HTTP worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
 }
@@ -128,6 +134,7 @@ impl Default for Settings {
             login_url: None,
             auth_failure_limit: 10,
             auth_failure_window: 60,
+            jwks_max_age: 300,
             workers: None,
         }
     }
@@ -198,6 +205,12 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 key: "auth_failure_window",
                 message: format!("must be 1 to {MAX_FAILURE_WINDOW} seconds"),
+            });
+        }
+        if self.jwks_max_age > MAX_JWKS_MAX_AGE {
+            return Err(ConfigError::Invalid {
+                key: "jwks_max_age",
+                message: format!("must be 0 to {MAX_JWKS_MAX_AGE} seconds"),
             });
         }
         Ok(())

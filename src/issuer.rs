@@ -281,6 +281,15 @@ pub fn sign_jwt<T: serde::Serialize>(
     typ: &str,
     claims: &T,
 ) -> Result<String, TokenError> {
+    sign_jwt_with_kid(keys, typ, claims).map(|(jwt, _)| jwt)
+}
+
+/// `sign_jwt`, also naming the key that signed.
+pub fn sign_jwt_with_kid<T: serde::Serialize>(
+    keys: &KeyRing,
+    typ: &str,
+    claims: &T,
+) -> Result<(String, String), TokenError> {
     let keys = keys.guard();
     let signer = keys.signer().ok_or(TokenError::Unavailable)?;
     let header = Header {
@@ -288,8 +297,9 @@ pub fn sign_jwt<T: serde::Serialize>(
         kid: Some(signer.kid.clone()),
         ..Header::new(Algorithm::EdDSA)
     };
-    jsonwebtoken::encode(&header, claims, &signer.encoding)
-        .map_err(|e| TokenError::Internal(e.to_string()))
+    let jwt = jsonwebtoken::encode(&header, claims, &signer.encoding)
+        .map_err(|e| TokenError::Internal(e.to_string()))?;
+    Ok((jwt, signer.kid.clone()))
 }
 
 /// The scope granted: what was asked for if the application may have all

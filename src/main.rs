@@ -7,7 +7,7 @@ use gatehouse::cli::{Cli, Command, ConfigArgs, KeysAction, ServeArgs, TokenArgs}
 use gatehouse::clock::SystemClock;
 use gatehouse::config::CLIENT_SECRET_ENV;
 use gatehouse::config::{self, Settings};
-use gatehouse::keys::KeyDir;
+use gatehouse::keys::{KeyDir, KeyForm, KeyState};
 use gatehouse::startup::Application;
 use gatehouse::{admin_client, client, crypto, healthcheck};
 
@@ -105,12 +105,35 @@ fn keys(action: KeysAction, settings: &Settings) -> Result<(), String> {
             }
             println!("{kid}");
         }
-        KeysAction::Rotate => println!("{}", dir.rotate().map_err(|e| e.to_string())?),
+        KeysAction::Rotate => println!(
+            "{}",
+            dir.rotate(chrono::Utc::now()).map_err(|e| e.to_string())?
+        ),
         KeysAction::List => {
+            let schedule = dir.schedule().map_err(|e| e.to_string())?;
             for key in dir.list().map_err(|e| e.to_string())? {
                 let created: chrono::DateTime<chrono::Utc> = key.created.into();
-                let marker = if key.active { "active" } else { "verify-only" };
-                println!("{}\t{}\t{marker}", key.kid, created.to_rfc3339());
+                let state = match schedule.state(&key) {
+                    KeyState::Signing => "active",
+                    KeyState::Published => "published",
+                    KeyState::VerifyOnly => "verify-only",
+                };
+                let form = match key.form {
+                    KeyForm::Standard => key.form.name().to_string(),
+                    KeyForm::Legacy => {
+                        format!("{} (old form: run `keys migrate`)", key.form.name())
+                    }
+                };
+                println!("{}\t{}\t{state}\t{form}", key.kid, created.to_rfc3339());
+            }
+        }
+        KeysAction::Migrate => {
+            let migrated = dir.migrate().map_err(|e| e.to_string())?;
+            for kid in &migrated {
+                println!("{kid}\tmigrated to pkcs8-v1");
+            }
+            if migrated.is_empty() {
+                println!("every key is already in the standard form (pkcs8-v1)");
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -57,6 +57,8 @@ pub struct Follower {
     pub issuer: IssuerUrl,
     /// No issuer was configured: take the primary's.
     pub adopt_issuer: bool,
+    /// The JWKS `max-age` served: the primary's, once it names one.
+    pub jwks_max_age: Arc<AtomicU64>,
 }
 
 impl Follower {
@@ -158,6 +160,9 @@ impl Follower {
             None => KeySet::with_published(self.local_keys.as_ref(), &document.public_keys),
         };
         self.keys.replace(keys);
+        if let Some(max_age) = document.jwks_max_age {
+            self.jwks_max_age.store(max_age, Ordering::Relaxed);
+        }
         self.directory.replace(
             Replacement {
                 version: document.version,

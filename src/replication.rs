@@ -38,11 +38,20 @@ pub struct StateDocument {
     /// it) or not at all. Absent from primaries before key retirement.
     #[serde(default)]
     pub active_kid: Option<String>,
+    /// The JWKS `max-age` the primary's rotations wait for: replicas serve
+    /// it, so that no cache they fill outlasts the wait.
+    #[serde(default)]
+    pub jwks_max_age: Option<u64>,
 }
 
 /// The current state, labelled with a version read before it, so that a
 /// replica asking again from that version never misses a change.
-pub fn export(directory: &Directory, keys: &KeySet, issuer: &str) -> StateDocument {
+pub fn export(
+    directory: &Directory,
+    keys: &KeySet,
+    issuer: &str,
+    jwks_max_age: u64,
+) -> StateDocument {
     let version = directory.version();
     let snapshot = directory.snapshot();
     let (revoked_keys, revoked_tokens) = directory.revocations.export();
@@ -70,5 +79,6 @@ pub fn export(directory: &Directory, keys: &KeySet, issuer: &str) -> StateDocume
         public_keys: keys.public_keys(),
         issuer: Some(issuer.to_string()),
         active_kid: keys.signer().map(|s| s.kid.clone()),
+        jwks_max_age: Some(jwks_max_age),
     }
 }

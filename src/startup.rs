@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -19,7 +20,9 @@ use crate::http::error::{ApiError, BodyError};
 use crate::http::upstream::SessionUpstream;
 use crate::http::{self, AppState};
 use crate::issuer::{IssuerUrl, TokenIssuer};
-use crate::keys::{KeyDir, KeyError, KeyRing, KeySet, create_private_dir, write_private_file};
+use crate::keys::{
+    KeyDir, KeyError, KeyForm, KeyRing, KeySet, create_private_dir, write_private_file,
+};
 use crate::metrics::Metrics;
 use crate::replica::{Follower, SyncStatus};
 use crate::revocation::parse_id;
@@ -54,6 +57,8 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError
 /// In-flight requests get this long to finish after SIGTERM or SIGINT;
 /// less than Kubernetes' default 30 s grace period.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 20;
+/// How often the primary's key schedule runs: a due key signs within this.
+const KEY_SCHEDULE_TICK: Duration = Duration::from_millis(250);
 
 pub struct Application {
     port: u16,
@@ -75,9 +80,20 @@ struct Backing {
 /// The primary: keys (generated on first start), the store, and the state
 /// read from it. Its versions start at its start time in milliseconds.
 fn primary_backing(settings: &Settings, clock: &dyn Clock) -> Result<Backing, StartupError> {
-    let keys = Arc::new(KeyRing::new(
-        KeyDir::open(&settings.keys_dir)?.load_or_init()?,
-    ));
+    let key_dir = KeyDir::open(&settings.keys_dir)?;
+    let keys = Arc::new(KeyRing::new(key_dir.load_or_init()?));
+    let legacy = key_dir
+        .list()?
+        .iter()
+        .filter(|k| k.form == KeyForm::Legacy)
+        .count();
+    if legacy > 0 {
+        log::warn!(
+            "{legacy} key file(s) in {} are in the old PKCS#8 v2 form that openssl and pyca \
+             refuse; `gatehouse keys migrate` rewrites them (kids stay the same)",
+            settings.keys_dir.display()
+        );
+    }
     create_private_dir(&settings.data_dir).map_err(io(format!(
         "data directory {}",
         settings.data_dir.display()
@@ -165,6 +181,7 @@ impl Application {
         let verify_throttle =
             Throttle::new(settings.auth_failure_limit, settings.auth_failure_window);
         let sync = (settings.role == Role::Replica).then(|| Arc::new(SyncStatus::default()));
+        let jwks_max_age = Arc::new(AtomicU64::new(settings.jwks_max_age));
         let follower = match (&sync, &settings.primary_url, &settings.replica_token) {
             (Some(status), Some(primary_url), Some(token)) => Some(Follower {
                 primary_url: primary_url.clone(),
@@ -181,6 +198,7 @@ impl Application {
                 wait: Duration::from_secs((settings.max_staleness / 2).clamp(1, 25)),
                 issuer: issuer_url.clone(),
                 adopt_issuer: settings.issuer.is_none(),
+                jwks_max_age: Arc::clone(&jwks_max_age),
             }),
             _ => None,
         };
@@ -198,11 +216,13 @@ impl Application {
                     Arc::clone(&keys),
                     settings.keys_dir.clone(),
                     issuer_url.get().to_string(),
+                    settings.jwks_max_age,
                 )
             }),
             admin_token,
             sync,
             fleet: Arc::default(),
+            jwks_max_age,
             verifier: Verifier::new(issuer_url.clone()),
             verify_throttle,
             session_upstream,
@@ -219,6 +239,7 @@ impl Application {
         // the line will be written; skip it when access lines are filtered out.
         let access_log =
             log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
+        let schedule_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -268,6 +289,9 @@ impl Application {
             }
             None => log::info!("gatehouse listening on {local}"),
         }
+        if schedule_state.admin.is_some() {
+            actix_web::rt::spawn(run_key_schedule(schedule_state));
+        }
         Ok(Self {
             port: local.port(),
             server: server.run(),
@@ -290,6 +314,27 @@ impl Application {
             log::info!("stopped");
         }
         Ok(())
+    }
+}
+
+/// The primary's key schedule, about once a second for the life of the
+/// process: a published key starts signing when due, and verify-only keys
+/// leave the JWKS once nothing live can carry them.
+async fn run_key_schedule(state: web::Data<AppState>) {
+    let mut tick = actix_web::rt::time::interval(KEY_SCHEDULE_TICK);
+    loop {
+        tick.tick().await;
+        let step = state.clone();
+        let result = web::block(move || match &step.admin {
+            Some(admin) => admin.advance_key_schedule(&step.fleet, step.clock.now()),
+            None => Ok(()),
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::error!("key schedule: {e}"),
+            Err(e) => log::error!("key schedule: {e}"),
+        }
     }
 }
 

@@ -1,8 +1,6 @@
 //! `/admin/v1`: thin handlers over `crate::admin::Admin`. Store writes
 //! flush to disk, so they run on the blocking pool.
 
-use std::sync::Arc;
-
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
@@ -382,19 +380,18 @@ async fn rotate_signing_key(
     _: AdminCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (fleet, clock) = (Arc::clone(&state.fleet), Arc::clone(&state.clock));
-    let kid = run(&state, move |admin| {
-        admin.rotate_signing_key(&fleet, clock.as_ref())
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "kid": kid })))
+    let now = state.clock.now();
+    let fleet = std::sync::Arc::clone(&state.fleet);
+    let rotation = run(&state, move |admin| admin.rotate_signing_key(&fleet, now)).await?;
+    Ok(HttpResponse::Accepted().json(rotation))
 }
 
 async fn list_signing_keys(
     _: AdminCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let keys = run(&state, |admin| admin.signing_keys()).await?;
+    let now = state.clock.now();
+    let keys = run(&state, move |admin| admin.signing_keys(now)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "keys": keys })))
 }
 

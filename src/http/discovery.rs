@@ -1,14 +1,12 @@
 //! RFC 8414 metadata and the JWKS.
 
+use std::sync::atomic::Ordering;
+
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use super::AppState;
-
-/// How long clients may cache the JWKS. A rotation publishes a new key at
-/// least this long before signing with it.
-pub const JWKS_MAX_AGE_SECS: u32 = 300;
 
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     let issuer = state.issuer_url.get();
@@ -29,12 +27,12 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         }))
 }
 
+/// The keys, cacheable for `jwks_max_age`: a rotation publishes a new
+/// key at least that long before signing with it.
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    let max_age = state.jwks_max_age.load(Ordering::Relaxed);
     HttpResponse::Ok()
-        .insert_header((
-            header::CACHE_CONTROL,
-            format!("public, max-age={JWKS_MAX_AGE_SECS}"),
-        ))
+        .insert_header((header::CACHE_CONTROL, format!("public, max-age={max_age}")))
         .content_type("application/json")
         .body(state.keys.current().jwks_json().to_vec())
 }

@@ -13,6 +13,7 @@ pub mod upstream;
 pub mod verify;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -57,6 +58,9 @@ pub struct AppState {
     pub sync: Option<Arc<SyncStatus>>,
     /// The primary's view of its replicas.
     pub fleet: Arc<Fleet>,
+    /// The JWKS `max-age`: the setting on a primary, the primary's on a
+    /// replica (its rotations wait for that long).
+    pub jwks_max_age: Arc<AtomicU64>,
 }
 
 impl AppState {

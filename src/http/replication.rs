@@ -68,6 +68,9 @@ pub async fn state(
         &state.directory,
         &state.keys.current(),
         &state.issuer_url.get(),
+        state
+            .jwks_max_age
+            .load(std::sync::atomic::Ordering::Relaxed),
     );
     Ok(HttpResponse::Ok()
         .insert_header(("X-Gatehouse-State-Version", document.version.to_string()))

@@ -429,16 +429,7 @@ async fn rotation_keeps_old_credentials_valid_and_signs_with_the_new_key() {
     let old_key = mint_key(&app, "k").await;
     let (old_header, _) = jwt_parts(&old_token);
 
-    let response = app
-        .admin(Method::POST, "/keys/rotate")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let new_kid = response.json::<Value>().await.unwrap()["kid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let new_kid = app.rotate_signing_key().await;
     assert_ne!(new_kid, old_header["kid"].as_str().unwrap());
 
     assert_eq!(verify_status(&app, &old_token).await, 200);

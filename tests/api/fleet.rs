@@ -126,6 +126,8 @@ impl TestFleet {
             ("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN),
             ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
             ("GATEHOUSE_ISSUER", ISSUER),
+            // Rotations wait max-age before signing: short, for the tests.
+            ("GATEHOUSE_JWKS_MAX_AGE", "1"),
         ];
         Node::start_on(dir, &env, port).await
     }
@@ -308,8 +310,15 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
         let (mut checked, mut rejected, mut kids) =
             (0, Vec::new(), std::collections::HashSet::new());
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(3) {
+        let mut rotated_at = None;
+        // Until a second after the new key first signs.
+        while rotated_at.is_none_or(|at: Instant| at.elapsed() < Duration::from_secs(1))
+            && start.elapsed() < Duration::from_secs(30)
+        {
             let token = mint(&client, primary, &secret).await;
+            if kids.len() > 1 && rotated_at.is_none() {
+                rotated_at = Some(Instant::now());
+            }
             kids.insert(
                 crate::helpers::jwt_parts(&token).0["kid"]
                     .as_str()
@@ -335,7 +344,7 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
             .unwrap()
     };
     let ((checked, rejected, kids), rotated) = futures_util::future::join(traffic, rotation).await;
-    assert_eq!(rotated.status(), 200);
+    assert_eq!(rotated.status(), 202);
     let new_kid: Value = rotated.json::<Value>().await.unwrap()["kid"].clone();
     println!(
         "rotation under traffic: {checked} verifications, {} rejected",
@@ -351,14 +360,17 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
     );
     assert!(kids.contains(old_kid.as_str().unwrap()));
     for replica in replicas {
-        let jwks: Value = client
+        let response = client
             .get(replica.url("/.well-known/jwks.json"))
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
             .unwrap();
+        assert_eq!(
+            response.headers()["cache-control"],
+            "public, max-age=1",
+            "replicas serve the max-age their primary's rotations wait for"
+        );
+        let jwks: Value = response.json().await.unwrap();
         let kids: Vec<&Value> = jwks["keys"]
             .as_array()
             .unwrap()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use gatehouse::clock::ManualClock;
+use gatehouse::clock::{Clock, ManualClock};
 use gatehouse::config::Settings;
 use gatehouse::startup::Application;
 use serde_json::{Value, json};
@@ -81,6 +81,50 @@ impl TestApp {
         self.client
             .request(method, self.url(&format!("/admin/v1{path}")))
             .bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// `POST /keys/rotate`, then the clock moved past the announced
+    /// signing time until the new key signs; returns its kid.
+    pub async fn rotate_signing_key(&self) -> String {
+        let response = self
+            .admin(reqwest::Method::POST, "/keys/rotate")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let rotation: Value = response.json().await.unwrap();
+        let kid = rotation["kid"].as_str().unwrap().to_string();
+        let signs_at = chrono::DateTime::parse_from_rfc3339(rotation["signs_at"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc);
+        self.clock
+            .advance(signs_at - self.clock.now() + chrono::Duration::seconds(1));
+        for _ in 0..200 {
+            if self.signing_key_state(&kid).await == "signing" {
+                return kid;
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("key {kid} never started signing");
+    }
+
+    /// The `state` of `kid` in `GET /keys`.
+    pub async fn signing_key_state(&self, kid: &str) -> String {
+        let keys: Value = self
+            .admin(reqwest::Method::GET, "/keys")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid)
+            .map(|k| k["state"].as_str().unwrap().to_string())
+            .unwrap_or_default()
     }
 
     pub async fn create_application(&self, body: Value) -> TestClient {

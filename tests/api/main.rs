@@ -9,6 +9,8 @@ mod fleet;
 mod gate;
 mod helpers;
 mod interop;
+mod key_files;
+mod key_rotation;
 mod metrics;
 mod process;
 mod replication;

@@ -256,13 +256,13 @@ async fn keys_subcommands_manage_the_key_directory() {
     assert!(
         listing
             .lines()
-            .any(|l| l.starts_with(&first) && l.ends_with("active")),
+            .any(|l| l.starts_with(&first) && l.contains("\tactive\t")),
         "{listing}"
     );
     assert!(
         listing
             .lines()
-            .any(|l| l.starts_with(&second) && l.ends_with("verify-only")),
+            .any(|l| l.starts_with(&second) && l.contains("\tverify-only\t")),
         "{listing}"
     );
 
@@ -272,7 +272,7 @@ async fn keys_subcommands_manage_the_key_directory() {
     assert!(
         listing
             .lines()
-            .any(|l| l.starts_with(rotated.trim()) && l.ends_with("active"))
+            .any(|l| l.starts_with(rotated.trim()) && l.contains("\tactive\t"))
     );
 
     // A node started on this directory signs with the rotated key and publishes all three.

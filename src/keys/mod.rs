@@ -1,9 +1,17 @@
 //! Signing keys: Ed25519 key files on disk, and the in-memory key set that
 //! signs new tokens and verifies presented ones.
 //!
-//! On disk, `keys/<kid>.pem` holds one PKCS#8 private key (mode 0600) and
-//! `keys/active` names the key that signs. Every other key still verifies,
-//! which is what lets a rotation publish a key before signing with it.
+//! On disk, `keys/<kid>.pem` holds one PKCS#8 private key (mode 0600, RFC
+//! 8410 form: see `pkcs8`), `keys/active` names the key that signs and
+//! `keys/schedule.json` records when each key was published, signed and
+//! stopped signing (see `schedule`). Every other key still verifies, which
+//! is what lets a rotation publish a key before signing with it.
+
+mod pkcs8;
+mod schedule;
+
+pub use pkcs8::KeyForm;
+pub use schedule::{KeyState, KeyTimes, Schedule};
 
 use std::collections::HashMap;
 use std::fs;
@@ -14,9 +22,9 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
 use jsonwebtoken::{DecodingKey, EncodingKey};
-use ring::rand::SystemRandom;
-use ring::signature::{Ed25519KeyPair, KeyPair};
+use ring::signature::KeyPair;
 use serde::Serialize;
 
 use crate::crypto::{b64url, jwt_provider, sha256};
@@ -55,6 +63,7 @@ pub struct StoredKey {
     pub active: bool,
     /// The file it was read from (any `*.pem` name).
     pub path: PathBuf,
+    pub form: KeyForm,
     pkcs8: Vec<u8>,
     public: Vec<u8>,
 }
@@ -95,6 +104,7 @@ impl KeyDir {
             }
             let text = fs::read_to_string(&path).map_err(io_error(&path))?;
             let pkcs8 = pem_decode(&text).ok_or_else(|| KeyError::Malformed(path.clone()))?;
+            let form = pkcs8::form(&pkcs8).ok_or_else(|| KeyError::Malformed(path.clone()))?;
             let pair = jwt_provider::ed25519_key_pair(&pkcs8)
                 .map_err(|_| KeyError::Malformed(path.clone()))?;
             let public = pair.public_key().as_ref().to_vec();
@@ -109,23 +119,21 @@ impl KeyDir {
                 pkcs8,
                 public,
                 path,
+                form,
             });
         }
         keys.sort_by(|a, b| a.created.cmp(&b.created).then(a.kid.cmp(&b.kid)));
         Ok(keys)
     }
 
-    /// Writes a new key (mode 0600). It verifies at once but signs only
-    /// once activated.
+    /// Writes a new key (mode 0600, standard form). It verifies at once
+    /// but signs only once activated.
     pub fn generate(&self) -> Result<String, KeyError> {
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-            .map_err(|_| KeyError::Generation)?;
-        let pair =
-            jwt_provider::ed25519_key_pair(pkcs8.as_ref()).map_err(|_| KeyError::Generation)?;
+        let pkcs8 = pkcs8::generate().map_err(|_| KeyError::Generation)?;
+        let pair = jwt_provider::ed25519_key_pair(&pkcs8).map_err(|_| KeyError::Generation)?;
         let kid = thumbprint(pair.public_key().as_ref());
         let path = self.path.join(format!("{kid}.pem"));
-        write_private_file(&path, pem_encode(pkcs8.as_ref()).as_bytes())
-            .map_err(io_error(&path))?;
+        write_private_file(&path, pem_encode(&pkcs8).as_bytes()).map_err(io_error(&path))?;
         Ok(kid)
     }
 
@@ -134,17 +142,67 @@ impl KeyDir {
         if !self.list()?.iter().any(|k| k.kid == kid) {
             return Err(KeyError::UnknownKid(kid.to_string()));
         }
+        self.replace_file(ACTIVE_FILE, format!("{kid}\n").as_bytes())
+    }
+
+    /// Rewrites every key file still in the legacy form in the standard
+    /// form: same seed, so the same kid, and the file keeps its name and
+    /// modification time (its `created`). Returns the kids rewritten.
+    pub fn migrate(&self) -> Result<Vec<String>, KeyError> {
+        let mut migrated = Vec::new();
+        for key in self.list()? {
+            if key.form == KeyForm::Standard {
+                continue;
+            }
+            let malformed = || KeyError::Malformed(key.path.clone());
+            let standard = pkcs8::to_standard(&key.pkcs8).ok_or_else(malformed)?;
+            let pair = jwt_provider::ed25519_key_pair(&standard).map_err(|_| malformed())?;
+            if pair.public_key().as_ref() != key.public.as_slice() {
+                return Err(malformed());
+            }
+            let name = key
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(malformed)?;
+            self.replace_file_as(name, pem_encode(&standard).as_bytes(), Some(key.created))?;
+            migrated.push(key.kid);
+        }
+        Ok(migrated)
+    }
+
+    /// Replaces `name` in the directory whole: a unique temp file, synced,
+    /// renamed over it, and the directory synced so the rename lasts.
+    fn replace_file(&self, name: &str, contents: &[u8]) -> Result<(), KeyError> {
+        self.replace_file_as(name, contents, None)
+    }
+
+    fn replace_file_as(
+        &self,
+        name: &str,
+        contents: &[u8],
+        modified: Option<SystemTime>,
+    ) -> Result<(), KeyError> {
         // A temp file of its own, so that one left by a crash between write
-        // and rename (never read: only `active` is) cannot block this one.
+        // and rename (never read: it is no `*.pem`) cannot block this one.
         let nonce = crate::crypto::random_id().map_err(|_| KeyError::Generation)?;
-        let tmp = self.path.join(format!(".active.{nonce}.tmp"));
-        write_private_file(&tmp, format!("{kid}\n").as_bytes()).map_err(io_error(&tmp))?;
-        let target = self.path.join(ACTIVE_FILE);
+        let tmp = self.path.join(format!(".{name}.{nonce}.tmp"));
+        write_private_file(&tmp, contents).map_err(io_error(&tmp))?;
+        if let Some(time) = modified {
+            let stamped = fs::OpenOptions::new()
+                .write(true)
+                .open(&tmp)
+                .and_then(|file| file.set_modified(time).and_then(|()| file.sync_all()));
+            if let Err(e) = stamped {
+                let _ = fs::remove_file(&tmp);
+                return Err(io_error(&tmp)(e));
+            }
+        }
+        let target = self.path.join(name);
         if let Err(e) = fs::rename(&tmp, &target) {
             let _ = fs::remove_file(&tmp);
             return Err(io_error(&target)(e));
         }
-        // The rename itself reaches the disk with its directory.
         sync_dir(&self.path).map_err(io_error(&self.path))
     }
 
@@ -165,20 +223,45 @@ impl KeyDir {
             fs::remove_file(&copy.path).map_err(io_error(&copy.path))?;
         }
         sync_dir(&self.path).map_err(io_error(&self.path))?;
-        if self.list()?.iter().any(|k| k.kid == kid) {
+        let left = self.list()?;
+        if left.iter().any(|k| k.kid == kid) {
             return Err(KeyError::Io {
                 path: self.path.clone(),
                 source: std::io::Error::other(format!("key {kid} is still present")),
             });
         }
-        Ok(())
+        let mut schedule = self.schedule()?;
+        schedule.retain_present(&left);
+        self.write_schedule(&schedule)
     }
 
-    /// Generates a key and signs with it from now on.
-    pub fn rotate(&self) -> Result<String, KeyError> {
+    /// Generates a key and signs with it from `now` on, at once: for a
+    /// stopped node. A running fleet rotates through the admin API, which
+    /// waits for caches first.
+    pub fn rotate(&self, now: DateTime<Utc>) -> Result<String, KeyError> {
         let kid = self.generate()?;
-        self.activate(&kid)?;
+        self.hand_over(&kid, now)?;
         Ok(kid)
+    }
+
+    /// Makes `kid` the signer from `now`, and records it: it signs since
+    /// now, and the key it replaces verifies only since now.
+    pub fn hand_over(&self, kid: &str, now: DateTime<Utc>) -> Result<(), KeyError> {
+        let keys = self.list()?;
+        let previous = keys.iter().find(|k| k.active).map(|k| k.kid.clone());
+        // `active` first: a crash before the schedule is written leaves the
+        // old key without a `verify_only_since`, kept rather than dropped.
+        self.activate(kid)?;
+        let mut schedule = self.schedule()?;
+        if let Some(previous) = previous.filter(|p| p != kid) {
+            schedule.entry(&previous).verify_only_since = Some(now);
+        }
+        let times = schedule.entry(kid);
+        times.published_at.get_or_insert(now);
+        times.signing_since = Some(now);
+        times.verify_only_since = None;
+        schedule.retain_present(&keys);
+        self.write_schedule(&schedule)
     }
 
     /// The keys already here, if any, signing with `signer`: a replica
@@ -518,9 +601,9 @@ mod tests {
         fs::write(dir.path().join(".active.tmp"), "garbage").unwrap();
         fs::write(dir.path().join(".active.abc.tmp"), "garbage").unwrap();
         assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, first);
-        let second = keys.rotate().unwrap();
+        let second = keys.rotate(Utc::now()).unwrap();
         assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, second);
-        let third = keys.rotate().unwrap();
+        let third = keys.rotate(Utc::now()).unwrap();
         assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, third);
     }
 
@@ -536,11 +619,48 @@ mod tests {
         fs::copy(&pem, dir.path().join("backup.pem")).unwrap();
         fs::rename(&pem, dir.path().join("imported.pem")).unwrap();
         assert!(matches!(keys.retire(&old), Err(KeyError::Active(_))));
-        let new = keys.rotate().unwrap();
+        let new = keys.rotate(Utc::now()).unwrap();
         keys.retire(&old).unwrap();
         let left: Vec<String> = keys.list().unwrap().into_iter().map(|k| k.kid).collect();
         assert_eq!(left, [new]);
         assert!(matches!(keys.retire(&old), Err(KeyError::UnknownKid(_))));
+    }
+
+    /// A directory written by earlier versions (ring's PKCS#8 v2 files)
+    /// loads as it is, is listed as legacy, and migrates in place: same
+    /// kids, same creation times, same signer, now in the standard form.
+    #[test]
+    fn legacy_key_files_load_and_migrate_without_changing_kids() {
+        use ring::rand::SystemRandom;
+        use ring::signature::Ed25519KeyPair;
+        jwt_provider::install();
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a", "b"] {
+            let legacy = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+            let path = dir.path().join(format!("{name}.pem"));
+            write_private_file(&path, pem_encode(legacy.as_ref()).as_bytes()).unwrap();
+        }
+        let keys = KeyDir::open(dir.path()).unwrap();
+        let signer = keys.load_or_init().unwrap().signer().unwrap().kid.clone();
+        let before = keys.list().unwrap();
+        assert!(before.iter().all(|k| k.form == KeyForm::Legacy));
+        let migrated = keys.migrate().unwrap();
+        assert_eq!(migrated.len(), 2);
+        let after = keys.list().unwrap();
+        assert!(after.iter().all(|k| k.form == KeyForm::Standard));
+        let summary = |ks: &[StoredKey]| -> Vec<(String, SystemTime, bool, PathBuf)> {
+            ks.iter()
+                .map(|k| (k.kid.clone(), k.created, k.active, k.path.clone()))
+                .collect()
+        };
+        assert_eq!(summary(&before), summary(&after));
+        assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, signer);
+        assert!(
+            keys.migrate().unwrap().is_empty(),
+            "nothing left to migrate"
+        );
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 3, "two keys and `active`, no temp files");
     }
 
     #[test]

@@ -1,10 +1,16 @@
 //! Admin operations on the primary: every change is written to the store
 //! (flushed) and then published to the in-memory directory, under one lock
 //! so that concurrent admin writes are applied in a single order.
+//! Signing keys and their rotation schedule are in `signing_keys`.
+
+mod signing_keys;
+
+pub use signing_keys::{
+    KEY_RETENTION_SECS, RETIREMENT_CHECK_SECS, ScheduledRotation, SigningKeyView,
+};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -17,12 +23,10 @@ use crate::applications::{
 };
 use crate::audit::{AuditEntry, Outcome, audit_id};
 use crate::claims::API_KEY_TYP;
-use crate::clock::Clock;
 use crate::crypto::{SecretDigest, random_bytes, random_id, random_secret};
 use crate::directory::Directory;
-use crate::fleet::Fleet;
-use crate::issuer::sign_jwt;
-use crate::keys::{KeyDir, KeyError, KeyRing};
+use crate::issuer::sign_jwt_with_kid;
+use crate::keys::{KeyError, KeyRing};
 use crate::resources::{NewResource, Resource, ResourcePatch};
 use crate::revocation::{CredentialId, parse_id};
 use crate::store::{Store, StoreError};
@@ -43,15 +47,16 @@ pub enum AdminError {
     Unavailable(String),
 }
 
-/// How long a rotation waits for the replicas to learn a new key.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
-
 pub struct Admin {
     store: Arc<Store>,
     directory: Arc<Directory>,
     keys: Arc<KeyRing>,
     keys_dir: PathBuf,
     issuer: String,
+    /// How long outside verifiers may cache the JWKS: a new key waits this
+    /// long (after every replica has it) before it signs.
+    jwks_max_age: u64,
+    rotation: Mutex<signing_keys::RotationWatch>,
     write: Mutex<()>,
 }
 
@@ -65,6 +70,7 @@ impl Admin {
         keys: Arc<KeyRing>,
         keys_dir: PathBuf,
         issuer: String,
+        jwks_max_age: u64,
     ) -> Self {
         Self {
             store,
@@ -72,6 +78,8 @@ impl Admin {
             keys,
             keys_dir,
             issuer,
+            jwks_max_age,
+            rotation: Mutex::default(),
             write: Mutex::new(()),
         }
     }
@@ -332,7 +340,10 @@ impl Admin {
             exp,
             generation: app.credential_generation(),
         };
-        let key = sign_jwt(&self.keys, API_KEY_TYP, &claims)
+        // Under the lock: a rotation's key-retention check sees either no
+        // record or one naming the key that signed.
+        let _writer = self.lock();
+        let (key, kid) = sign_jwt_with_kid(&self.keys, API_KEY_TYP, &claims)
             .map_err(|e| AdminError::Internal(e.to_string()))?;
         let record = ApiKeyRecord {
             id,
@@ -341,8 +352,8 @@ impl Admin {
             created_at: now,
             expires_at: exp.and_then(|exp| DateTime::from_timestamp(exp, 0)),
             revoked_at: None,
+            kid: Some(kid),
         };
-        let _writer = self.lock();
         self.store.api_keys.create(&record.id, &record)?;
         log::info!("minted API key {} for {client_id}", record.id);
         Ok((record, key))
@@ -418,71 +429,6 @@ impl Admin {
         self.directory
             .revoke_access_token(jti, exp, now.timestamp());
         Ok(())
-    }
-
-    /// Every signing key: its kid, whether it signs, and when it was made.
-    pub fn signing_keys(&self) -> Result<Vec<serde_json::Value>, AdminError> {
-        let dir = KeyDir::open(&self.keys_dir).map_err(key_error)?;
-        Ok(dir
-            .list()
-            .map_err(key_error)?
-            .iter()
-            .map(|key| {
-                let created: DateTime<Utc> = key.created.into();
-                serde_json::json!({
-                    "kid": key.kid,
-                    "state": if key.active { "signing" } else { "verify-only" },
-                    "created_at": created,
-                })
-            })
-            .collect())
-    }
-
-    /// Retires a key on every node: its file goes, the key set and the
-    /// JWKS lose it, and replicas drop it with the state they are sent, so
-    /// that whatever it signed stops verifying everywhere.
-    pub fn retire_signing_key(&self, kid: &str) -> Result<(), AdminError> {
-        let _writer = self.lock();
-        let dir = KeyDir::open(&self.keys_dir).map_err(key_error)?;
-        dir.retire(kid).map_err(key_error)?;
-        self.keys.replace(dir.load_or_init().map_err(key_error)?);
-        self.directory.touch();
-        log::warn!("retired signing key {kid}: what it signed no longer verifies");
-        Ok(())
-    }
-
-    /// A new signing key, in two phases so that no node ever rejects a
-    /// valid token: the key is published (it verifies, it does not sign),
-    /// every live replica is waited for until it has applied that state,
-    /// and only then does it sign. Every older key keeps verifying, so
-    /// tokens and API keys signed before stay valid.
-    pub fn rotate_signing_key(
-        &self,
-        fleet: &Fleet,
-        clock: &dyn Clock,
-    ) -> Result<String, AdminError> {
-        let internal = |e: KeyError| AdminError::Internal(e.to_string());
-        let _writer = self.lock();
-        let dir = KeyDir::open(&self.keys_dir).map_err(internal)?;
-        let kid = dir.generate().map_err(internal)?;
-        self.keys.replace(dir.load_or_init().map_err(internal)?);
-        let published = self.directory.touch();
-        let deadline = Instant::now() + PUBLISH_TIMEOUT;
-        while !fleet.all_applied(published, clock.now().timestamp()) {
-            if Instant::now() > deadline {
-                return Err(AdminError::Unavailable(format!(
-                    "key {kid} is published, but not every live replica confirmed it within {} s; \
-                     it does not sign yet: rotate again once the replicas are in sync",
-                    PUBLISH_TIMEOUT.as_secs()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        dir.activate(&kid).map_err(internal)?;
-        self.keys.replace(dir.load_or_init().map_err(internal)?);
-        self.directory.touch();
-        log::info!("rotated the signing key; now signing with {kid}");
-        Ok(kid)
     }
 
     /// Appends to the audit log (flushed).
