@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c "import authlib, jwt, requests, wsgidav, cheroot, prometheus_client, yaml" 2>/dev/null; then
+if ! python3 -c "import authlib, jwt, requests, wsgidav, cheroot, prometheus_client, yaml, kubernetes_validate, check_jsonschema" 2>/dev/null; then
   echo "tests/run.sh: installing Python test peers" >&2
   python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 fi
@@ -13,6 +13,7 @@ fi
 missing=()
 command -v caddy >/dev/null 2>&1 || missing+=(caddy)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${missing[*]}" >&2
   sudo_cmd=""

@@ -3,6 +3,7 @@
 mod admin;
 mod api_keys;
 mod container;
+mod deploy_files;
 mod discovery;
 mod e2e;
 mod fleet;
