@@ -17,6 +17,7 @@ use crate::config::{Role, Settings};
 use crate::crypto::{SecretDigest, install_providers, random_secret};
 use crate::directory::Directory;
 use crate::http::error::{ApiError, BodyError};
+use crate::http::primary_relay::PrimaryRelay;
 use crate::http::upstream::SessionUpstream;
 use crate::http::{self, AppState};
 use crate::issuer::{IssuerUrl, TokenIssuer};
@@ -182,6 +183,12 @@ impl Application {
             Throttle::new(settings.auth_failure_limit, settings.auth_failure_window);
         let sync = (settings.role == Role::Replica).then(|| Arc::new(SyncStatus::default()));
         let jwks_max_age = Arc::new(AtomicU64::new(settings.jwks_max_age));
+        let primary_relay = match (&settings.role, &settings.primary_url) {
+            (Role::Replica, Some(url)) => {
+                Some(PrimaryRelay::new(url).map_err(StartupError::Unsupported)?)
+            }
+            _ => None,
+        };
         let follower = match (&sync, &settings.primary_url, &settings.replica_token) {
             (Some(status), Some(primary_url), Some(token)) => Some(Follower {
                 primary_url: primary_url.clone(),
@@ -223,6 +230,7 @@ impl Application {
             sync,
             fleet: Arc::default(),
             jwks_max_age,
+            primary_relay,
             verifier: Verifier::new(issuer_url.clone()),
             verify_throttle,
             session_upstream,

@@ -42,6 +42,8 @@ pub enum ApiError {
     ReplicaUnauthorized,
     #[error("replication is off on this node: no replica_token is configured")]
     ReplicationDisabled,
+    #[error("the primary did not answer; retry shortly")]
+    PrimaryUnreachable,
 }
 
 /// A request body that cannot be taken as it is.
@@ -129,6 +131,7 @@ impl ApiError {
             ApiError::SessionUpstream(_) => "unauthorized",
             ApiError::ReplicaUnauthorized => "invalid_token",
             ApiError::ReplicationDisabled => "forbidden",
+            ApiError::PrimaryUnreachable => "temporarily_unavailable",
         }
     }
 
@@ -185,6 +188,7 @@ impl ResponseError for ApiError {
             ApiError::VerifyThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ReplicaUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::ReplicationDisabled => StatusCode::FORBIDDEN,
+            ApiError::PrimaryUnreachable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

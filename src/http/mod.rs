@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod oauth;
+pub mod primary_relay;
 pub mod replication;
 pub mod upstream;
 pub mod verify;
@@ -61,6 +62,8 @@ pub struct AppState {
     /// The JWKS `max-age`: the setting on a primary, the primary's on a
     /// replica (its rotations wait for that long).
     pub jwks_max_age: Arc<AtomicU64>,
+    /// A replica's way to its primary for revocations; `None` on the primary.
+    pub primary_relay: Option<primary_relay::PrimaryRelay>,
 }
 
 impl AppState {

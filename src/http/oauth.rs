@@ -163,7 +163,16 @@ async fn authenticated_request(
     state: &AppState,
 ) -> Result<(String, String), ApiError> {
     let body = read_limited(req, payload.into_inner(), TOKEN_BODY_LIMIT).await?;
-    let form = parse_client_form(req, &body)?;
+    authenticate_form(req, &body, state).await
+}
+
+/// The authenticated client's id and the `token` parameter of `body`.
+async fn authenticate_form(
+    req: &HttpRequest,
+    body: &Bytes,
+    state: &AppState,
+) -> Result<(String, String), ApiError> {
+    let form = parse_client_form(req, body)?;
     let credentials = form.credentials.as_ref().ok_or(TokenError::InvalidClient {
         basic_used: true,
         delay: std::time::Duration::ZERO,
@@ -235,7 +244,16 @@ pub async fn revoke(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (client_id, token) = authenticated_request(&req, payload, &state).await?;
+    let body = read_limited(&req, payload.into_inner(), TOKEN_BODY_LIMIT).await?;
+    let (client_id, token) = authenticate_form(&req, &body, &state).await?;
+    // A replica has no store to write to: the primary carries the
+    // revocation out (and authenticates the client again), and every
+    // replica learns it with the next state, within a second. The local
+    // authentication first keeps bad credentials (and their throttle) here.
+    if let Some(relay) = &state.primary_relay {
+        let addr = client_addr(&req, &state.settings.trusted_proxies);
+        return relay.relay(&req, "/oauth/revoke", body, addr).await;
+    }
     let now = state.clock.now();
     let inspected = state.verifier.inspect(
         &state.directory.snapshot(),

@@ -499,3 +499,106 @@ async fn recreation_leaves_no_earlier_token_on_any_node() {
         }
     }
 }
+
+async fn revoke_at(
+    client: &reqwest::Client,
+    node: &Node,
+    (client_id, secret): (&str, &str),
+    token: &str,
+) -> reqwest::Response {
+    client
+        .post(node.url("/oauth/revoke"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// RFC 7009 revocation sent to a replica (where discovery sends clients)
+/// is carried out by the primary, with the client's own authentication,
+/// and reaches every node; a replica never revokes on its own say-so.
+#[actix_web::test]
+async fn revocation_on_a_replica_is_carried_out_by_the_primary() {
+    let mut fleet = TestFleet::start("30").await;
+    let client = fleet.client.clone();
+    let secret = fleet.register().await;
+    let other: Value = fleet
+        .admin(Method::POST, "/applications")
+        .json(&json!({"client_id": "other", "groups": ["media"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other_secret = other["client_secret"].as_str().unwrap().to_string();
+    let minted: Value = fleet
+        .admin(Method::POST, "/applications/canister/api-keys")
+        .json(&json!({"name": "k"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = minted["api_key"].as_str().unwrap().to_string();
+    let token = mint(&client, fleet.primary(), &secret).await;
+    let nodes = [fleet.primary(), &fleet.replica_a, &fleet.replica_b];
+    for node in nodes {
+        until("every node knows both applications", async || {
+            status(&client, node, &token).await == 200
+                && revoke_at(&client, node, ("other", &other_secret), "x")
+                    .await
+                    .status()
+                    == 200
+        })
+        .await;
+    }
+
+    // Wrong credentials stop at the replica, answered as the primary would.
+    let refused = revoke_at(&client, &fleet.replica_a, ("canister", "wrong"), &token).await;
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers().contains_key("www-authenticate"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+
+    // Someone else's token: 200 (RFC 7009 §2.2), and nothing happens.
+    let other_try = revoke_at(&client, &fleet.replica_a, ("other", &other_secret), &token).await;
+    assert_eq!(other_try.status(), 200);
+    assert_eq!(status(&client, fleet.primary(), &token).await, 200);
+
+    // The owner revokes at replica A: the primary refuses the token at
+    // once (it answered only once it had written it), every node soon.
+    let revoked = revoke_at(&client, &fleet.replica_a, ("canister", &secret), &token).await;
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(status(&client, fleet.primary(), &token).await, 401);
+    for node in &nodes[1..] {
+        let took = until("the replica refuses the revoked token", async || {
+            status(&client, node, &token).await == 401
+        })
+        .await;
+        println!(
+            "token revoked at replica A refused on {} after {took:?}",
+            node.port
+        );
+    }
+
+    // API keys too, revoked at replica B.
+    let revoked = revoke_at(&client, &fleet.replica_b, ("canister", &secret), &key).await;
+    assert_eq!(revoked.status(), 200);
+    for node in nodes {
+        until("every node refuses the revoked key", async || {
+            status(&client, node, &key).await == 401
+        })
+        .await;
+    }
+
+    // Without a primary, a replica says so rather than pretend.
+    let fresh = mint(&client, &fleet.replica_a, &secret).await;
+    fleet.primary.take().unwrap().kill9();
+    let unavailable = revoke_at(&client, &fleet.replica_a, ("canister", &secret), &fresh).await;
+    assert_eq!(unavailable.status(), 503);
+    let body: Value = unavailable.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+}

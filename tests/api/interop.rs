@@ -73,7 +73,10 @@ async fn pyjwkclient_verifies_every_token_across_a_rotation() {
         .await
         .unwrap();
     let secret = created["client_secret"].as_str().unwrap().to_string();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/jwks_rotation.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/jwks_rotation.py"
+    );
     let issuer = node.url("");
     let output = actix_web::web::block(move || {
         Command::new("python3")
@@ -99,7 +102,11 @@ async fn pyjwkclient_verifies_every_token_across_a_rotation() {
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["failure_count"], 0, "{report}");
     let kids = report["kids"].as_array().unwrap();
-    assert_eq!(kids.len(), 2, "tokens from both keys were checked: {report}");
+    assert_eq!(
+        kids.len(),
+        2,
+        "tokens from both keys were checked: {report}"
+    );
     assert_eq!(kids[1], report["new_kid"]);
     assert!(report["tokens"].as_u64().unwrap() > 20, "{report}");
 }

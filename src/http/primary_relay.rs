@@ -1,0 +1,97 @@
+//! A replica's way to the primary for the one client request it cannot
+//! carry out itself: `POST /oauth/revoke`. The request goes on as the client
+//! sent it (its authentication included), so the primary authenticates the
+//! client again and decides; its answer is relayed unchanged.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+
+use super::error::ApiError;
+
+/// How long the primary may take to answer.
+const RELAY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The primary's answers are small JSON documents.
+const MAX_ANSWER: usize = 64 * 1024;
+/// Request headers the primary needs: the client's authentication and how
+/// the body is encoded.
+const PASSED: [HeaderName; 2] = [header::AUTHORIZATION, header::CONTENT_TYPE];
+/// Answer headers that carry meaning for the client (challenges, throttle
+/// hints, caching).
+const RELAYED: [HeaderName; 5] = [
+    header::CONTENT_TYPE,
+    header::WWW_AUTHENTICATE,
+    header::RETRY_AFTER,
+    header::CACHE_CONTROL,
+    header::PRAGMA,
+];
+
+pub struct PrimaryRelay {
+    client: reqwest::Client,
+    primary_url: String,
+}
+
+impl PrimaryRelay {
+    pub fn new(primary_url: &str) -> Result<Self, String> {
+        // Only the primary answers: a redirect would hand the client's
+        // credentials to whoever it names.
+        let client = crate::crypto::http_client(|builder| {
+            builder
+                .timeout(RELAY_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+        })
+        .map_err(|e| format!("primary relay client: {e}"))?;
+        Ok(Self {
+            client,
+            primary_url: primary_url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// Sends `body` to the primary's `path` with the client's headers and
+    /// its address (the primary believes it only from its trusted
+    /// proxies), and relays the answer.
+    pub async fn relay(
+        &self,
+        req: &HttpRequest,
+        path: &str,
+        body: Bytes,
+        client_addr: IpAddr,
+    ) -> Result<HttpResponse, ApiError> {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.primary_url))
+            .header(header::X_FORWARDED_FOR.as_str(), client_addr.to_string())
+            .body(body);
+        for name in &PASSED {
+            for value in req.headers().get_all(name) {
+                request = request.header(name.as_str(), value.as_bytes());
+            }
+        }
+        let unreachable = |e: reqwest::Error| {
+            log::warn!("relaying {path} to the primary failed: {e}");
+            ApiError::PrimaryUnreachable
+        };
+        let mut answer = request.send().await.map_err(unreachable)?;
+        let status = StatusCode::from_u16(answer.status().as_u16())
+            .map_err(|_| ApiError::PrimaryUnreachable)?;
+        let mut response = HttpResponseBuilder::new(status);
+        for name in &RELAYED {
+            for value in answer.headers().get_all(name.as_str()) {
+                response.append_header((name.clone(), value.as_bytes()));
+            }
+        }
+        let mut relayed = Vec::new();
+        while let Some(chunk) = answer.chunk().await.map_err(unreachable)? {
+            if relayed.len() + chunk.len() > MAX_ANSWER {
+                log::warn!("the primary's answer to {path} exceeds {MAX_ANSWER} bytes");
+                return Err(ApiError::PrimaryUnreachable);
+            }
+            relayed.extend_from_slice(&chunk);
+        }
+        Ok(response.body(relayed))
+    }
+}
