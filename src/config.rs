@@ -109,6 +109,9 @@ pub struct Settings {
     /// rotation publishes a new key this long (after every replica has it)
     /// before it signs. Replicas serve their primary's value.
     pub jwks_max_age: u64,
+    /// Primary: how many changes the replication log keeps; a replica
+    /// further behind takes a snapshot.
+    pub change_log_keep: u64,
     /// HTTP worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
 }
@@ -135,6 +138,7 @@ impl Default for Settings {
             auth_failure_limit: 10,
             auth_failure_window: 60,
             jwks_max_age: 300,
+            change_log_keep: crate::replication::log::LOG_KEEP,
             workers: None,
         }
     }
@@ -205,6 +209,12 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 key: "auth_failure_window",
                 message: format!("must be 1 to {MAX_FAILURE_WINDOW} seconds"),
+            });
+        }
+        if self.change_log_keep < 1 {
+            return Err(ConfigError::Invalid {
+                key: "change_log_keep",
+                message: "must be at least 1".into(),
             });
         }
         if self.jwks_max_age > MAX_JWKS_MAX_AGE {

@@ -10,15 +10,15 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::applications::ApplicationRecord;
+use crate::replication::Change;
+use crate::replication::log::Entry;
 use crate::resources::Resource;
-use crate::revocation::{CredentialId, Revocations};
+use crate::revocation::{CredentialId, Revocations, parse_id};
 use crate::rules::RuleSet;
 use tokio::sync::watch;
 
 #[derive(Default, Clone)]
 pub struct Snapshot {
-    /// Bumped by every change; replicas sync by it.
-    pub version: u64,
     pub applications: HashMap<String, Arc<ApplicationRecord>>,
     pub resources: HashMap<String, Arc<Resource>>,
     /// Compiled from `resources` whenever they change.
@@ -54,8 +54,8 @@ pub struct Directory {
     pub revocations: Revocations,
     /// Serialises writers so that none of them loses another's change.
     write: Mutex<()>,
-    /// The state version, snapshot and revocations alike; replicas
-    /// long-poll on it.
+    /// The version of the last change applied, snapshot and revocations
+    /// alike (on a primary, its change log's); replicas long-poll on it.
     version: watch::Sender<u64>,
 }
 
@@ -76,19 +76,16 @@ pub struct Replacement {
 
 impl Directory {
     pub fn new(applications: Vec<ApplicationRecord>, resources: Vec<Resource>) -> Self {
-        Self::starting_at(1, applications, resources)
+        Self::starting_at(0, applications, resources)
     }
 
-    /// A directory whose versions start at `version`. A primary starts at
-    /// its start time in milliseconds, so that a restarted primary's
-    /// versions are still newer than anything its replicas saw before.
+    /// A directory at `version`: on a primary, its change log's last.
     pub fn starting_at(
         version: u64,
         applications: Vec<ApplicationRecord>,
         resources: Vec<Resource>,
     ) -> Self {
         let mut snapshot = Snapshot {
-            version,
             applications: applications
                 .into_iter()
                 .map(|app| (app.client_id.clone(), Arc::new(app)))
@@ -118,24 +115,73 @@ impl Directory {
         self.current.load()
     }
 
-    /// Applies `change` to a copy of the current snapshot and publishes it.
-    pub fn update(&self, change: impl FnOnce(&mut Snapshot)) {
+    /// Applies logged changes in order: the primary's just written, or
+    /// those a replica received. Revocations go first, so that no request
+    /// sees a credential un-revoked; records go in one new snapshot, so no
+    /// request sees half a batch. The version moves last: whoever is woken
+    /// by it finds the state it names.
+    pub fn apply(&self, entries: &[Entry], now: i64) {
+        let Some(last) = entries.last() else {
+            return;
+        };
         let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut next = Snapshot::clone(&self.current.load());
-        change(&mut next);
-        next.version = self.version() + 1;
-        let version = next.version;
-        // Store first, publish second: a replica woken by the new version
-        // must find the new state, or it would take the old state for it
-        // and never ask again.
-        self.current.store(Arc::new(next));
-        self.version.send_replace(version);
-    }
-
-    /// Publishes a change made in place (revocations), after the change;
-    /// callers hold the writers' lock, so no two changes share a version.
-    fn bump_version(&self) {
-        self.version.send_modify(|v| *v += 1);
+        for entry in entries {
+            match &entry.change {
+                Change::RevokeApiKey { id } => {
+                    if let Some(id) = parse_id(id) {
+                        self.revocations.revoke_api_key(id);
+                    }
+                }
+                Change::RevokeAccessToken { jti, exp } => {
+                    if let Some(jti) = parse_id(jti) {
+                        self.revocations.revoke_access_token(jti, *exp, now);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let records = entries.iter().filter(|e| {
+            matches!(
+                e.change,
+                Change::PutApplication { .. }
+                    | Change::RemoveApplication { .. }
+                    | Change::PutResource { .. }
+                    | Change::RemoveResource { .. }
+            )
+        });
+        let mut next: Option<Snapshot> = None;
+        let mut rules_changed = false;
+        for entry in records {
+            let snapshot = next.get_or_insert_with(|| Snapshot::clone(&self.current.load()));
+            match &entry.change {
+                Change::PutApplication { application } => {
+                    snapshot
+                        .applications
+                        .insert(application.client_id.clone(), Arc::new(application.clone()));
+                }
+                Change::RemoveApplication { client_id } => {
+                    snapshot.applications.remove(client_id);
+                }
+                Change::PutResource { resource } => {
+                    snapshot
+                        .resources
+                        .insert(resource.id.clone(), Arc::new(resource.clone()));
+                    rules_changed = true;
+                }
+                Change::RemoveResource { id } => {
+                    snapshot.resources.remove(id);
+                    rules_changed = true;
+                }
+                _ => {}
+            }
+        }
+        if let Some(mut snapshot) = next {
+            if rules_changed {
+                snapshot.recompile_rules();
+            }
+            self.current.store(Arc::new(snapshot));
+        }
+        self.version.send_replace(last.version);
     }
 
     /// The current state version.
@@ -155,7 +201,6 @@ impl Directory {
         self.revocations
             .replace(state.revoked_api_keys, state.revoked_access_tokens, now);
         let mut snapshot = Snapshot {
-            version: state.version,
             applications: state
                 .applications
                 .into_iter()
@@ -171,51 +216,5 @@ impl Directory {
         snapshot.recompile_rules();
         self.current.store(Arc::new(snapshot));
         self.version.send_replace(state.version);
-    }
-
-    /// Publishes a change outside the directory that replicas copy too
-    /// (the key set), after it was made.
-    pub fn touch(&self) -> u64 {
-        let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        self.bump_version();
-        self.version()
-    }
-
-    pub fn revoke_api_key(&self, id: CredentialId) {
-        let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        self.revocations.revoke_api_key(id);
-        self.bump_version();
-    }
-
-    pub fn revoke_access_token(&self, jti: CredentialId, exp: i64, now: i64) {
-        let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        self.revocations.revoke_access_token(jti, exp, now);
-        self.bump_version();
-    }
-
-    pub fn put_application(&self, app: ApplicationRecord) {
-        self.update(|s| {
-            s.applications.insert(app.client_id.clone(), Arc::new(app));
-        });
-    }
-
-    pub fn remove_application(&self, client_id: &str) {
-        self.update(|s| {
-            s.applications.remove(client_id);
-        });
-    }
-
-    pub fn put_resource(&self, resource: Resource) {
-        self.update(|s| {
-            s.resources.insert(resource.id.clone(), Arc::new(resource));
-            s.recompile_rules();
-        });
-    }
-
-    pub fn remove_resource(&self, id: &str) {
-        self.update(|s| {
-            s.resources.remove(id);
-            s.recompile_rules();
-        });
     }
 }

@@ -28,7 +28,6 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod directory;
-pub mod fleet;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 pub mod healthcheck;
@@ -36,7 +35,6 @@ pub mod http;
 pub mod issuer;
 pub mod keys;
 pub mod metrics;
-pub mod replica;
 pub mod replication;
 pub mod resources;
 pub mod revocation;

@@ -52,6 +52,8 @@ pub struct Metrics {
     decisions: IntCounterVec,
     granted: IntCounter,
     tokens_issued: IntCounter,
+    replication_answers: IntCounterVec,
+    replication_changes: IntCounter,
     revoked_api_keys: IntGauge,
     revoked_access_tokens: IntGauge,
     state_version: IntGauge,
@@ -105,6 +107,17 @@ impl Metrics {
                 .collect::<Result<_, prometheus::Error>>()?,
             granted: decisions.get_metric_with_label_values(&["granted", "ok"])?,
             tokens_issued: IntCounter::new("tokens_issued_total", "Access tokens issued")?,
+            replication_answers: IntCounterVec::new(
+                Opts::new(
+                    "replication_answers_total",
+                    "Primary: state answers sent to replicas, by kind",
+                ),
+                &["kind"],
+            )?,
+            replication_changes: IntCounter::new(
+                "replication_changes_sent_total",
+                "Primary: changes sent to replicas in changes answers",
+            )?,
             revoked_api_keys: gauge("revoked_api_keys", "Revoked API key ids held in memory")?,
             revoked_access_tokens: gauge(
                 "revoked_access_tokens",
@@ -130,6 +143,8 @@ impl Metrics {
             .register(Box::new(metrics.decisions.clone()))?;
         for collector in [
             Box::new(metrics.tokens_issued.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(metrics.replication_answers.clone()),
+            Box::new(metrics.replication_changes.clone()),
             Box::new(metrics.revoked_api_keys.clone()),
             Box::new(metrics.revoked_access_tokens.clone()),
             Box::new(metrics.state_version.clone()),
@@ -191,6 +206,19 @@ impl Metrics {
         self.tokens_issued.inc();
     }
 
+    /// A state answer to a replica: a snapshot, or `changes` of them.
+    pub fn replication_sent(&self, kind: &'static str, changes: usize) {
+        if let Ok(counter) = self
+            .replication_answers
+            .get_metric_with_label_values(&[kind])
+        {
+            counter.inc();
+        }
+        if kind == "changes" {
+            self.replication_changes.inc_by(changes as u64);
+        }
+    }
+
     /// The Prometheus text exposition, with the state gauges read now.
     /// `sync_age` is a replica's (`Some(None)`: never synced); `None` on a primary.
     pub fn render(
@@ -210,7 +238,7 @@ impl Metrics {
         self.revoked_access_tokens
             .set(i64::try_from(tokens).unwrap_or(i64::MAX));
         self.state_version
-            .set(i64::try_from(snapshot.version).unwrap_or(i64::MAX));
+            .set(i64::try_from(directory.version()).unwrap_or(i64::MAX));
         self.applications
             .set(i64::try_from(snapshot.applications.len()).unwrap_or(i64::MAX));
         self.resources

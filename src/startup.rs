@@ -25,7 +25,8 @@ use crate::keys::{
     KeyDir, KeyError, KeyForm, KeyRing, KeySet, create_private_dir, write_private_file,
 };
 use crate::metrics::Metrics;
-use crate::replica::{Follower, SyncStatus};
+use crate::replication::Change;
+use crate::replication::follower::{Follower, SyncStatus};
 use crate::revocation::parse_id;
 use crate::store::{Store, StoreError};
 use crate::throttle::Throttle;
@@ -60,12 +61,16 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError
 const SHUTDOWN_TIMEOUT_SECS: u64 = 20;
 /// How often the primary's key schedule runs: a due key signs within this.
 const KEY_SCHEDULE_TICK: Duration = Duration::from_millis(250);
+/// Housekeeping (the revoked-id copy, expired token revocations) runs
+/// every this many ticks: every 10 s.
+const HOUSEKEEPING_EVERY: u64 = 40;
 
 pub struct Application {
     port: u16,
     server: Server,
     /// The primary's store; a replica has none.
     store: Option<Arc<Store>>,
+    state: web::Data<AppState>,
 }
 
 /// What a role brings to a node.
@@ -79,7 +84,7 @@ struct Backing {
 }
 
 /// The primary: keys (generated on first start), the store, and the state
-/// read from it. Its versions start at its start time in milliseconds.
+/// read from it, at its change log's version.
 fn primary_backing(settings: &Settings, clock: &dyn Clock) -> Result<Backing, StartupError> {
     let key_dir = KeyDir::open(&settings.keys_dir)?;
     let keys = Arc::new(KeyRing::new(key_dir.load_or_init()?));
@@ -100,10 +105,13 @@ fn primary_backing(settings: &Settings, clock: &dyn Clock) -> Result<Backing, St
         settings.data_dir.display()
     )))?;
     let store = Arc::new(Store::open(&settings.data_dir)?);
+    store.changes.set_keep(settings.change_log_keep);
     let admin_token = bootstrap_admin_token(settings, &store)?;
     let now = clock.now();
+    // Versions are the change log's: they survive restarts and do not
+    // depend on the clock.
     let directory = Arc::new(Directory::starting_at(
-        u64::try_from(now.timestamp_millis()).unwrap_or(1),
+        store.changes.last().version,
         store.applications.all()?,
         store.resources.all()?,
     ));
@@ -298,12 +306,13 @@ impl Application {
             None => log::info!("gatehouse listening on {local}"),
         }
         if schedule_state.admin.is_some() {
-            actix_web::rt::spawn(run_key_schedule(schedule_state));
+            actix_web::rt::spawn(run_primary_tasks(schedule_state.clone()));
         }
         Ok(Self {
             port: local.port(),
             server: server.run(),
             store,
+            state: schedule_state,
         })
     }
 
@@ -315,6 +324,11 @@ impl Application {
     /// in-flight requests finish, and flushes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await?;
+        if let Some(admin) = &self.state.admin
+            && let Err(e) = admin.write_revoked_ids_copy()
+        {
+            log::warn!("{e}: the next start replays more of the log");
+        }
         if let Some(store) = &self.store {
             store.flush().map_err(std::io::Error::other)?;
             log::info!("stopped; store flushed");
@@ -325,37 +339,83 @@ impl Application {
     }
 }
 
-/// The primary's key schedule, about once a second for the life of the
-/// process: a published key starts signing when due, and verify-only keys
-/// leave the JWKS once nothing live can carry them.
-async fn run_key_schedule(state: web::Data<AppState>) {
-    let mut tick = actix_web::rt::time::interval(KEY_SCHEDULE_TICK);
+/// The primary's own work, for the life of the process: the key schedule
+/// four times a second (a published key starts signing when due,
+/// verify-only keys leave the JWKS once nothing live can carry them), and
+/// housekeeping every `HOUSEKEEPING_EVERY` ticks. A step that fails is
+/// logged, and the next one waits longer, up to a minute.
+async fn run_primary_tasks(state: web::Data<AppState>) {
+    let mut ticks: u64 = 0;
+    let mut pause = KEY_SCHEDULE_TICK;
     loop {
-        tick.tick().await;
+        actix_web::rt::time::sleep(pause).await;
+        ticks += 1;
         let step = state.clone();
+        let housekeeping = ticks.is_multiple_of(HOUSEKEEPING_EVERY);
         let result = web::block(move || match &step.admin {
-            Some(admin) => admin.advance_key_schedule(&step.fleet, step.clock.now()),
+            Some(admin) => {
+                let now = step.clock.now();
+                admin.advance_key_schedule(&step.fleet, now)?;
+                if housekeeping {
+                    admin.housekeeping(now)?;
+                }
+                Ok::<(), crate::admin::AdminError>(())
+            }
             None => Ok(()),
         })
         .await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => log::error!("key schedule: {e}"),
-            Err(e) => log::error!("key schedule: {e}"),
-        }
+        let failure = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        pause = match failure {
+            None => KEY_SCHEDULE_TICK,
+            Some(e) => {
+                log::error!("primary tasks: {e}");
+                (pause * 2).min(Duration::from_secs(60))
+            }
+        };
     }
 }
 
-/// Fills the in-memory revocation sets from the store, dropping token
-/// revocations that are no longer needed.
+/// Fills the in-memory revocation sets. Revoked API key ids come from the
+/// compact copy beside sled and the change log after it, or, without a
+/// usable copy, from every record (and the copy is written again);
+/// revocations of expired tokens are dropped, on disk too.
 fn load_revocations(store: &Store, directory: &Directory, now: i64) -> Result<(), StartupError> {
-    store.api_keys.scan(|key| {
-        if key.revoked_at.is_some()
-            && let Some(id) = parse_id(&key.id)
-        {
-            directory.revocations.revoke_api_key(id);
+    match store.revoked_ids_copy() {
+        Some(copy) => {
+            directory.revocations.revoke_api_keys(copy.ids);
+            let ids = store
+                .changes
+                .after(copy.version, usize::MAX)
+                .map_err(StoreError::from)?
+                .into_iter()
+                .filter_map(|entry| match entry.change {
+                    Change::RevokeApiKey { id } => parse_id(&id),
+                    _ => None,
+                });
+            directory
+                .revocations
+                .revoke_api_keys(ids.collect::<Vec<_>>());
         }
-    })?;
+        None => {
+            let version = store.changes.last().version;
+            let mut ids = Vec::new();
+            store.api_keys.scan(|key| {
+                if key.revoked_at.is_some()
+                    && let Some(id) = parse_id(&key.id)
+                {
+                    ids.push(id);
+                }
+            })?;
+            if let Err(e) = store.write_revoked_ids_copy(version, ids.clone()) {
+                log::warn!("cannot write the revoked-id copy: {e}; the next start scans again");
+            }
+            directory.revocations.revoke_api_keys(ids);
+        }
+    }
     for (jti, exp) in store.revoked_tokens.entries()? {
         match parse_id(&jti) {
             Some(id) if now <= exp.saturating_add(LEEWAY_SECS) => {

@@ -27,9 +27,10 @@ use crate::crypto::{SecretDigest, random_bytes, random_id, random_secret};
 use crate::directory::Directory;
 use crate::issuer::sign_jwt_with_kid;
 use crate::keys::{KeyError, KeyRing};
+use crate::replication::Change;
 use crate::resources::{NewResource, Resource, ResourcePatch};
 use crate::revocation::{CredentialId, parse_id};
-use crate::store::{Store, StoreError};
+use crate::store::{RecordWrite, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -46,6 +47,9 @@ pub enum AdminError {
     #[error("{0}")]
     Unavailable(String),
 }
+
+/// The revoked-id copy is written again after this many logged changes.
+const COPY_EVERY: u64 = 10_000;
 
 pub struct Admin {
     store: Arc<Store>,
@@ -82,6 +86,45 @@ impl Admin {
             rotation: Mutex::default(),
             write: Mutex::new(()),
         }
+    }
+
+    /// Housekeeping on the primary, every few seconds: the revoked-id copy
+    /// is written again once the log has moved `COPY_EVERY` changes past it
+    /// (so a start never replays more than that, and the log still holds
+    /// what it replays), and expired token revocations are dropped.
+    pub fn housekeeping(&self, now: DateTime<Utc>) -> Result<(), AdminError> {
+        self.directory.revocations.purge_expired(now.timestamp());
+        // Within what the log keeps, so that a start can replay it.
+        let every = COPY_EVERY.min(self.store.changes.keep() / 2).max(1);
+        if self.store.changes.last().version >= self.store.revoked_ids_copied_at() + every {
+            self.write_revoked_ids_copy()?;
+        }
+        let mut expired = Vec::new();
+        self.store.revoked_tokens.scan_entries(|jti, exp| {
+            if now.timestamp() > exp.saturating_add(crate::verifier::LEEWAY_SECS) {
+                expired.push(jti);
+            }
+        })?;
+        for jti in expired {
+            self.store.revoked_tokens.delete(&jti)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the compact copy of the revoked API key ids (at shutdown,
+    /// and by `housekeeping`).
+    pub fn write_revoked_ids_copy(&self) -> Result<(), AdminError> {
+        // The version before the ids: the copy holds at least what it names.
+        let version = self.directory.version();
+        let (ids, _) = self.directory.revocations.export();
+        self.store
+            .write_revoked_ids_copy(version, ids)
+            .map_err(|e| AdminError::Internal(format!("revoked-id copy: {e}")))
+    }
+
+    /// The change log replicas follow.
+    pub fn change_log(&self) -> &crate::replication::log::ChangeLog {
+        &self.store.changes
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -125,12 +168,15 @@ impl Admin {
             name,
         };
         let _writer = self.lock();
+        let write = self.store.applications.create_op(&app.client_id, &app)?;
+        let change = Change::PutApplication {
+            application: app.clone(),
+        };
         created(
-            self.store.applications.create(&app.client_id, &app),
+            self.commit(Some(write), change, now),
             "application",
             &app.client_id,
         )?;
-        self.directory.put_application(app.clone());
         log::info!("created application {}", app.client_id);
         Ok((app, secret))
     }
@@ -184,12 +230,25 @@ impl Admin {
         })
     }
 
-    pub fn delete_application(&self, client_id: &str) -> Result<(), AdminError> {
+    pub fn delete_application(
+        &self,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AdminError> {
         let _writer = self.lock();
-        if !self.store.applications.delete(client_id)? {
-            return Err(AdminError::NotFound(format!("application {client_id:?}")));
+        let change = Change::RemoveApplication {
+            client_id: client_id.to_string(),
+        };
+        match self.commit(
+            Some(self.store.applications.delete_op(client_id)),
+            change,
+            now,
+        ) {
+            Err(AdminError::Store(StoreError::Missing)) => {
+                return Err(AdminError::NotFound(format!("application {client_id:?}")));
+            }
+            other => other.map(|_| ())?,
         }
-        self.directory.remove_application(client_id);
         log::info!("deleted application {client_id}");
         Ok(())
     }
@@ -233,9 +292,36 @@ impl Admin {
         let mut app = ApplicationRecord::clone(&*self.application(client_id)?);
         change(&mut app)?;
         app.updated_at = now;
-        self.store.applications.put(&app.client_id, &app)?;
-        self.directory.put_application(app.clone());
+        let write = self.store.applications.put_op(&app.client_id, &app)?;
+        let change = Change::PutApplication {
+            application: app.clone(),
+        };
+        self.commit(Some(write), change, now)?;
         Ok(app)
+    }
+
+    /// Writes a change with its record (if any) and its log entry, flushed,
+    /// then applies it here. Callers hold the admin lock.
+    fn commit(
+        &self,
+        record: Option<RecordWrite>,
+        change: Change,
+        now: DateTime<Utc>,
+    ) -> Result<u64, AdminError> {
+        let entry = self.store.commit(record, change)?;
+        self.directory
+            .apply(std::slice::from_ref(&entry), now.timestamp());
+        Ok(entry.version)
+    }
+
+    /// Logs the current key set, for replicas. Callers hold the admin lock.
+    fn publish_keys(&self, now: DateTime<Utc>) -> Result<u64, AdminError> {
+        let keys = self.keys.current();
+        let change = Change::Keys {
+            public_keys: keys.public_keys(),
+            active_kid: keys.signer().map(|s| s.kid.clone()),
+        };
+        self.commit(None, change, now)
     }
 }
 
@@ -256,12 +342,15 @@ impl Admin {
         };
         let resource = Resource::create(id, new, now)?;
         let _writer = self.lock();
+        let write = self.store.resources.create_op(&resource.id, &resource)?;
+        let change = Change::PutResource {
+            resource: resource.clone(),
+        };
         created(
-            self.store.resources.create(&resource.id, &resource),
+            self.commit(Some(write), change, now),
             "resource",
             &resource.id,
         )?;
-        self.directory.put_resource(resource.clone());
         log::info!(
             "created resource {} for host {}",
             resource.id,
@@ -301,17 +390,23 @@ impl Admin {
         let mut resource = Resource::clone(&*self.resource(id)?);
         resource.apply(patch)?;
         resource.updated_at = now;
-        self.store.resources.put(&resource.id, &resource)?;
-        self.directory.put_resource(resource.clone());
+        let write = self.store.resources.put_op(&resource.id, &resource)?;
+        let change = Change::PutResource {
+            resource: resource.clone(),
+        };
+        self.commit(Some(write), change, now)?;
         Ok(resource)
     }
 
-    pub fn delete_resource(&self, id: &str) -> Result<(), AdminError> {
+    pub fn delete_resource(&self, id: &str, now: DateTime<Utc>) -> Result<(), AdminError> {
         let _writer = self.lock();
-        if !self.store.resources.delete(id)? {
-            return Err(AdminError::NotFound(format!("resource {id:?}")));
+        let change = Change::RemoveResource { id: id.to_string() };
+        match self.commit(Some(self.store.resources.delete_op(id)), change, now) {
+            Err(AdminError::Store(StoreError::Missing)) => {
+                return Err(AdminError::NotFound(format!("resource {id:?}")));
+            }
+            other => other.map(|_| ())?,
         }
-        self.directory.remove_resource(id);
         log::info!("deleted resource {id}");
         Ok(())
     }
@@ -385,13 +480,12 @@ impl Admin {
             .api_keys
             .get(id)?
             .ok_or_else(|| AdminError::NotFound(format!("API key {id:?}")))?;
-        if record.revoked_at.is_none() {
+        if record.revoked_at.is_none() && parse_id(id).is_some() {
             record.revoked_at = Some(now);
-            self.store.api_keys.put(id, &record)?;
+            let write = self.store.api_keys.put_op(id, &record)?;
+            let change = Change::RevokeApiKey { id: id.to_string() };
+            self.commit(Some(write), change, now)?;
             log::info!("revoked API key {id}");
-        }
-        if let Some(id) = parse_id(id) {
-            self.directory.revoke_api_key(id);
         }
         Ok(())
     }
@@ -423,11 +517,9 @@ impl Admin {
         now: DateTime<Utc>,
     ) -> Result<(), AdminError> {
         let _writer = self.lock();
-        self.store
-            .revoked_tokens
-            .put(&crate::crypto::b64url(&jti), &exp)?;
-        self.directory
-            .revoke_access_token(jti, exp, now.timestamp());
+        let jti = crate::crypto::b64url(&jti);
+        let write = self.store.revoked_tokens.put_op(&jti, &exp)?;
+        self.commit(Some(write), Change::RevokeAccessToken { jti, exp }, now)?;
         Ok(())
     }
 
@@ -464,12 +556,12 @@ impl Admin {
 }
 
 /// A store insert, with a taken key answered as the admin API's 409.
-fn created(result: Result<(), StoreError>, what: &str, key: &str) -> Result<(), AdminError> {
+fn created(result: Result<u64, AdminError>, what: &str, key: &str) -> Result<(), AdminError> {
     match result {
-        Err(StoreError::AlreadyExists) => Err(AdminError::Conflict(format!(
+        Err(AdminError::Store(StoreError::AlreadyExists)) => Err(AdminError::Conflict(format!(
             "{what} {key:?} already exists"
         ))),
-        other => Ok(other?),
+        other => other.map(|_| ()),
     }
 }
 

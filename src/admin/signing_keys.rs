@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use super::{Admin, AdminError, key_error};
 use crate::applications::MAX_ACCESS_TOKEN_TTL;
-use crate::fleet::Fleet;
 use crate::keys::{KeyDir, KeyForm, KeyState, Schedule, StoredKey};
+use crate::replication::fleet::Fleet;
 use crate::verifier::LEEWAY_SECS;
 
 /// How long a key that stopped signing stays in the JWKS: the longest
@@ -147,7 +147,7 @@ impl Admin {
         dir.write_schedule(&schedule).map_err(key_error)?;
         // In the key set, so in the JWKS and the replicas' state: published.
         self.keys.replace(dir.load_or_init().map_err(key_error)?);
-        let version = self.directory.touch();
+        let version = self.publish_keys(now)?;
         let mut watch = self.watch();
         watch.loaded = true;
         watch.pending = Some(PendingRotation {
@@ -273,7 +273,7 @@ impl Admin {
             };
         }
         self.keys.replace(dir.load_or_init().map_err(key_error)?);
-        self.directory.touch();
+        self.publish_keys(now)?;
         log::info!("rotated the signing key; now signing with {kid}");
         Ok(())
     }
@@ -299,7 +299,7 @@ impl Admin {
         }
         if !retired.is_empty() {
             self.keys.replace(dir.load_or_init().map_err(key_error)?);
-            self.directory.touch();
+            self.publish_keys(now)?;
             log::info!(
                 "dropped verify-only keys {} from the JWKS: no live token can carry them",
                 retired.join(", ")
@@ -337,7 +337,7 @@ impl Admin {
     /// JWKS lose it, and replicas drop it with the state they are sent, so
     /// that whatever it signed stops verifying everywhere. Retiring the
     /// published key calls its rotation off.
-    pub fn retire_signing_key(&self, kid: &str) -> Result<(), AdminError> {
+    pub fn retire_signing_key(&self, kid: &str, now: DateTime<Utc>) -> Result<(), AdminError> {
         let _writer = self.lock();
         let dir = self.key_dir()?;
         dir.retire(kid).map_err(key_error)?;
@@ -348,7 +348,7 @@ impl Admin {
             }
         }
         self.keys.replace(dir.load_or_init().map_err(key_error)?);
-        self.directory.touch();
+        self.publish_keys(now)?;
         log::warn!("retired signing key {kid}: what it signed no longer verifies");
         Ok(())
     }

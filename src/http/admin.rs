@@ -245,7 +245,11 @@ async fn delete_application(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let client_id = path.into_inner();
-    run(&state, move |admin| admin.delete_application(&client_id)).await?;
+    let now = state.clock.now();
+    run(&state, move |admin| {
+        admin.delete_application(&client_id, now)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -316,7 +320,8 @@ async fn delete_resource(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    run(&state, move |admin| admin.delete_resource(&id)).await?;
+    let now = state.clock.now();
+    run(&state, move |admin| admin.delete_resource(&id, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -401,7 +406,8 @@ async fn retire_signing_key(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let kid = path.into_inner();
-    run(&state, move |admin| admin.retire_signing_key(&kid)).await?;
+    let now = state.clock.now();
+    run(&state, move |admin| admin.retire_signing_key(&kid, now)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_TOKEN, Node, free_port};
 
-const REPLICA_TOKEN: &str = "fleet-replica-token-0123456789abcdef";
-const DAV: &str = "dav.example.com";
+pub(crate) const REPLICA_TOKEN: &str = "fleet-replica-token-0123456789abcdef";
+pub(crate) const DAV: &str = "dav.example.com";
 /// Not the primary's own URL, so that adopting it is seen to happen.
-const ISSUER: &str = "https://gatehouse.fleet.test";
+pub(crate) const ISSUER: &str = "https://gatehouse.fleet.test";
 
-async fn status(client: &reqwest::Client, node: &Node, credential: &str) -> u16 {
+pub(crate) async fn status(client: &reqwest::Client, node: &Node, credential: &str) -> u16 {
     client
         .get(node.url("/api/verify"))
         .header("X-Forwarded-Host", DAV)
@@ -24,7 +24,7 @@ async fn status(client: &reqwest::Client, node: &Node, credential: &str) -> u16 
         .unwrap_or(0)
 }
 
-async fn ready(client: &reqwest::Client, node: &Node) -> u16 {
+pub(crate) async fn ready(client: &reqwest::Client, node: &Node) -> u16 {
     client
         .get(node.url("/readyz"))
         .send()
@@ -34,7 +34,7 @@ async fn ready(client: &reqwest::Client, node: &Node) -> u16 {
 }
 
 /// Polls `check` until it holds (or 30 s pass); returns how long it took.
-async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+pub(crate) async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !check().await {
         if start.elapsed() > Duration::from_secs(30) {
@@ -69,21 +69,21 @@ fn mount_keys(from: &Path, to: &Path) {
 
 /// A primary and two replicas as processes. The issuer is not the
 /// primary's URL: replica B is configured with it, replica A adopts it.
-struct TestFleet {
-    primary: Option<Node>,
-    replica_a: Node,
-    replica_b: Node,
-    primary_url: String,
-    port: u16,
-    primary_dir: tempfile::TempDir,
+pub(crate) struct TestFleet {
+    pub(crate) primary: Option<Node>,
+    pub(crate) replica_a: Node,
+    pub(crate) replica_b: Node,
+    pub(crate) primary_url: String,
+    pub(crate) port: u16,
+    pub(crate) primary_dir: tempfile::TempDir,
     _replica_dirs: (tempfile::TempDir, tempfile::TempDir),
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
 }
 
 impl TestFleet {
     /// `max_staleness` for the replicas; replica A sees the primary's key
     /// directory (mounted, as a shared volume), B has no keys.
-    async fn start(max_staleness: &str) -> Self {
+    pub(crate) async fn start(max_staleness: &str) -> Self {
         let (primary_dir, dir_a, dir_b) = (
             tempfile::tempdir().unwrap(),
             tempfile::tempdir().unwrap(),
@@ -121,34 +121,39 @@ impl TestFleet {
         }
     }
 
-    async fn start_primary(dir: &Path, port: u16) -> Node {
-        let env = [
+    pub(crate) async fn start_primary(dir: &Path, port: u16) -> Node {
+        Node::start_on(dir, &Self::primary_env(), port).await
+    }
+
+    pub(crate) fn primary_env() -> [(&'static str, &'static str); 5] {
+        [
             ("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN),
             ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
             ("GATEHOUSE_ISSUER", ISSUER),
             // Rotations wait max-age before signing: short, for the tests.
             ("GATEHOUSE_JWKS_MAX_AGE", "1"),
-        ];
-        Node::start_on(dir, &env, port).await
+            // A short log, so that a lagging replica is soon past it.
+            ("GATEHOUSE_CHANGE_LOG_KEEP", "20"),
+        ]
     }
 
-    fn primary(&self) -> &Node {
+    pub(crate) fn primary(&self) -> &Node {
         self.primary.as_ref().unwrap()
     }
 
     /// Starts the primary again, on its port and data.
-    async fn restart_primary(&mut self) {
+    pub(crate) async fn restart_primary(&mut self) {
         self.primary = Some(Self::start_primary(self.primary_dir.path(), self.port).await);
     }
 
-    fn admin(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn admin(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, format!("{}/admin/v1{path}", self.primary_url))
             .bearer_auth(ADMIN_TOKEN)
     }
 
     /// Canister (group media) and a rule for DAV; returns its secret.
-    async fn register(&self) -> String {
+    pub(crate) async fn register(&self) -> String {
         crate::helpers::register_canister(&self.primary_url).await
     }
 }
@@ -428,7 +433,7 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
     assert_eq!(active.status(), 409);
 }
 
-async fn mint(client: &reqwest::Client, node: &Node, secret: &str) -> String {
+pub(crate) async fn mint(client: &reqwest::Client, node: &Node, secret: &str) -> String {
     let body: Value = client
         .post(node.url("/oauth/token"))
         .basic_auth("canister", Some(secret))

@@ -224,8 +224,34 @@ impl Node {
 
     /// `start` on a given port (to restart a node where its peers expect it).
     pub async fn start_on(workdir: &Path, extra_env: &[(&str, &str)], port: u16) -> Node {
+        Self::start_wrapped(workdir, extra_env, port, &[]).await
+    }
+
+    /// `start_on`, the binary run by `wrapper` (e.g. `faketime -f -1h`).
+    pub async fn start_wrapped(
+        workdir: &Path,
+        extra_env: &[(&str, &str)],
+        port: u16,
+        wrapper: &[&str],
+    ) -> Node {
         let log = workdir.join(format!("gatehouse-{port}.log"));
-        let mut command = gatehouse_command(workdir);
+        let mut command = match wrapper.split_first() {
+            None => gatehouse_command(workdir),
+            Some((program, args)) => {
+                let mut command = gatehouse_command(workdir);
+                let mut wrapped = Command::new(program);
+                wrapped.args(args).arg(command.get_program());
+                wrapped.current_dir(workdir);
+                for (key, value) in command.get_envs() {
+                    match value {
+                        Some(value) => wrapped.env(key, value),
+                        None => wrapped.env_remove(key),
+                    };
+                }
+                command = wrapped;
+                command
+            }
+        };
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("RUST_LOG", "debug")
@@ -240,6 +266,15 @@ impl Node {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Pauses (SIGSTOP) or resumes (SIGCONT) the process: a replica cut off.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     async fn wait_ready(&mut self) {

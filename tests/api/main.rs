@@ -7,6 +7,7 @@ mod deploy_files;
 mod discovery;
 mod e2e;
 mod fleet;
+mod fleet_recovery;
 mod gate;
 mod helpers;
 mod interop;

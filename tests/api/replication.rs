@@ -1,5 +1,5 @@
 //! The primary's side of replication: `GET /internal/v1/state`, a
-//! versioned long-poll of the whole state behind the replica token.
+//! long-poll of changes (or a snapshot) behind the replica token.
 
 use gatehouse::config::Secret;
 use reqwest::Method;
@@ -60,8 +60,28 @@ async fn state_needs_the_replica_token_and_replication_configured() {
     assert_eq!(response.status(), 403);
 }
 
+/// Where an answer leaves a replica: (epoch, version, hash) from its headers.
+fn position(response: &reqwest::Response) -> (String, u64, String) {
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_string();
+    (
+        header("x-gatehouse-epoch"),
+        header("x-gatehouse-state-version").parse().unwrap(),
+        header("x-gatehouse-state-hash"),
+    )
+}
+
+fn kind(response: &reqwest::Response) -> &str {
+    response.headers()["x-gatehouse-state-kind"]
+        .to_str()
+        .unwrap()
+}
+
+fn from((epoch, version, hash): &(String, u64, String)) -> String {
+    format!("?since={version}&epoch={epoch}&hash={hash}")
+}
+
 #[actix_web::test]
-async fn the_document_carries_the_whole_state() {
+async fn a_snapshot_carries_the_whole_state_and_changes_follow_it() {
     let app = primary().await;
     app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
         .await;
@@ -69,15 +89,15 @@ async fn the_document_carries_the_whole_state() {
         json!({"id": "dav", "host": "dav.example.com", "allowed_groups": ["media"]}),
     )
     .await;
+    // A replica that names no history (new, or from before 0.2): a snapshot.
     let response = state(&app, "?since=0").send().await.unwrap();
     assert_eq!(response.status(), 200);
-    let version: u64 = response.headers()["x-gatehouse-state-version"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    assert_eq!(kind(&response), "snapshot");
+    let at = position(&response);
     let document: Value = response.json().await.unwrap();
-    assert_eq!(document["version"], version);
+    assert_eq!(document["version"], at.1);
+    assert_eq!(document["epoch"], at.0.as_str());
+    assert_eq!(document["hash"], at.2.as_str());
     assert_eq!(document["applications"][0]["client_id"], "canister");
     assert!(
         document["applications"][0]["secret"].is_string(),
@@ -96,17 +116,44 @@ async fn the_document_carries_the_whole_state() {
     assert_eq!(document["public_keys"][0][0], jwks["keys"][0]["kid"]);
     assert_eq!(document["public_keys"][0][1], jwks["keys"][0]["x"]);
 
-    // Nothing new since that version: 304, at once without wait.
-    let response = state(&app, &format!("?since={version}"))
+    // Nothing new since then: 304, at once without wait, after it with.
+    let response = state(&app, &from(&at)).send().await.unwrap();
+    assert_eq!(response.status(), 304);
+    let response = state(&app, &format!("{}&wait=1", from(&at)))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 304);
-    let response = state(&app, &format!("?since={version}&wait=1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 304);
+
+    // One change: just that change, and the position after it.
+    app.create_application(json!({"client_id": "other"})).await;
+    let response = state(&app, &from(&at)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(kind(&response), "changes");
+    let next = position(&response);
+    assert_eq!(next.1, at.1 + 1);
+    assert_eq!(next.0, at.0, "same store, same epoch");
+    let changes: Value = response.json().await.unwrap();
+    assert_eq!(changes["changes"].as_array().unwrap().len(), 1);
+    assert_eq!(changes["changes"][0]["change"]["type"], "put_application");
+    assert_eq!(
+        changes["changes"][0]["change"]["application"]["client_id"],
+        "other"
+    );
+    assert_eq!(changes["hash"], next.2.as_str());
+
+    // Any other history gets a snapshot: another epoch, a hash that is not
+    // this history's at that version, a version ahead of the primary's.
+    for other in [
+        (String::from("another-epoch"), at.1, at.2.clone()),
+        (at.0.clone(), at.1, String::from("AAAAAAAAAAAAAAAAAAAAAA")),
+        (at.0.clone(), next.1 + 10, next.2.clone()),
+    ] {
+        let response = state(&app, &from(&other)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(kind(&response), "snapshot", "{other:?}");
+        assert_eq!(position(&response), next);
+    }
 }
 
 #[actix_web::test]
@@ -124,14 +171,11 @@ async fn a_waiting_request_wakes_with_a_revocation() {
         .await
         .unwrap();
     let id = minted["id"].as_str().unwrap().to_string();
-    let version = state(&app, "").send().await.unwrap().headers()["x-gatehouse-state-version"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let at = position(&state(&app, "").send().await.unwrap());
 
-    // Waits up to 30 s; a change must end the wait with the new state,
-    // where a missed wake-up would end it with a 304.
-    let waiting = state(&app, &format!("?since={version}&wait=30")).send();
+    // Waits up to 30 s; a change must end the wait with the change, where
+    // a missed wake-up would end it with a 304.
+    let waiting = state(&app, &format!("{}&wait=30", from(&at))).send();
     let revoke = async {
         actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
         app.admin(Method::DELETE, &format!("/api-keys/{id}"))
@@ -143,9 +187,13 @@ async fn a_waiting_request_wakes_with_a_revocation() {
     assert_eq!(revoked.status(), 204);
     let response = response.unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(kind(&response), "changes");
+    let at = position(&response);
     let document: Value = response.json().await.unwrap();
-    assert!(document["version"].as_u64().unwrap() > version.parse::<u64>().unwrap());
-    assert_eq!(document["revoked_api_keys"], json!([id]));
+    assert_eq!(
+        document["changes"][0]["change"],
+        json!({"type": "revoke_api_key", "id": id})
+    );
 
     // RFC 7009 token revocations travel too.
     let client = app.create_application(json!({"client_id": "other"})).await;
@@ -157,8 +205,21 @@ async fn a_waiting_request_wakes_with_a_revocation() {
         .send()
         .await
         .unwrap();
-    let document: Value = state(&app, "").send().await.unwrap().json().await.unwrap();
+    let document: Value = state(&app, &from(&at))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let (_, claims) = crate::helpers::jwt_parts(&token);
-    assert_eq!(document["revoked_access_tokens"][0][0], claims["jti"]);
-    assert_eq!(document["revoked_access_tokens"][0][1], claims["exp"]);
+    let last = document["changes"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        last["change"],
+        json!({"type": "revoke_access_token", "jti": claims["jti"], "exp": claims["exp"]})
+    );
+    // And a snapshot carries them as well.
+    let snapshot: Value = state(&app, "").send().await.unwrap().json().await.unwrap();
+    assert_eq!(snapshot["revoked_api_keys"], json!([id]));
+    assert_eq!(snapshot["revoked_access_tokens"][0][0], claims["jti"]);
 }

@@ -1,6 +1,7 @@
 //! A replica follows its primary: it long-polls `/internal/v1/state`,
-//! applies each new document whole, and remembers when it last heard from
-//! the primary, so that `/readyz` can report a copy grown too old.
+//! applies the changes (or a snapshot) it is sent, and remembers when it
+//! last heard from the primary, so that `/readyz` can report a copy grown
+//! too old.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,8 +13,7 @@ use crate::crypto::random_bytes;
 use crate::directory::{Directory, Replacement};
 use crate::issuer::IssuerUrl;
 use crate::keys::{KeyDir, KeyRing, KeySet};
-use crate::replication::{REPLICA_ID_HEADER, StateDocument};
-use crate::revocation::parse_id;
+use crate::replication::{Change, ChangesDocument, KIND_HEADER, REPLICA_ID_HEADER, StateDocument};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -80,34 +80,45 @@ impl Follower {
         };
         let base = self.primary_url.trim_end_matches('/').to_string();
         let id = crate::crypto::random_id().unwrap_or_else(|_| "replica".into());
-        let mut since = 0u64;
+        let mut position = Followed::default();
         let mut backoff = MIN_BACKOFF;
         loop {
-            let url = format!(
-                "{base}/internal/v1/state?since={since}&wait={}",
-                self.wait.as_secs()
-            );
             let request = client
-                .get(&url)
+                .get(format!(
+                    "{base}/internal/v1/state?{}",
+                    position.query(self.wait.as_secs())
+                ))
                 .bearer_auth(&self.token)
                 .header(REPLICA_ID_HEADER, &id);
             let outcome = match request.send().await {
                 Ok(response) if response.status() == reqwest::StatusCode::NOT_MODIFIED => Ok(None),
                 Ok(response) if response.status().is_success() => {
-                    read_document(response, self.max_state_bytes)
-                        .await
-                        .map(Some)
+                    read_answer(response, self.max_state_bytes).await.map(Some)
                 }
                 Ok(response) => Err(format!("the primary answered {}", response.status())),
                 Err(e) => Err(e.to_string()),
             };
             match outcome {
-                Ok(document) => {
+                Ok(answer) => {
                     let now = self.clock.now().timestamp();
-                    if let Some(document) = document {
-                        since = document.version;
-                        self.apply(document, now);
-                        log::debug!("replica: now at state version {since}");
+                    match answer {
+                        Some(StateAnswer::Snapshot(document)) => {
+                            position = Followed::from_snapshot(&document);
+                            self.apply_snapshot(document, now);
+                            log::debug!("replica: snapshot at version {}", position.version);
+                        }
+                        Some(StateAnswer::Changes(document)) => {
+                            if position.epoch.as_deref() == Some(document.epoch.as_str()) {
+                                position.version = document.version;
+                                position.hash = Some(document.hash.clone());
+                                self.apply_changes(document, now);
+                                log::debug!("replica: changes to version {}", position.version);
+                            } else {
+                                // Changes for a history we do not have: start over.
+                                position = Followed::default();
+                            }
+                        }
+                        None => {}
                     }
                     self.status.touch(now);
                     backoff = MIN_BACKOFF;
@@ -121,27 +132,30 @@ impl Follower {
         }
     }
 
-    fn apply(&mut self, document: StateDocument, now: i64) {
-        if let Some(primary) = &document.issuer {
-            if self.adopt_issuer {
-                if self.issuer.adopt(primary) {
-                    log::info!("replica: issuer is {primary}, as the primary's");
-                }
-            } else if !self.issuer.matches(primary) {
-                log::error!(
-                    "replica: the configured issuer {} is not the primary's ({primary}); \
-                     tokens from the primary will be refused",
-                    self.issuer.get()
-                );
+    fn adopt_issuer(&self, primary: &str) {
+        if self.adopt_issuer {
+            if self.issuer.adopt(primary) {
+                log::info!("replica: issuer is {primary}, as the primary's");
             }
+        } else if !self.issuer.matches(primary) {
+            log::error!(
+                "replica: the configured issuer {} is not the primary's ({primary}); \
+                 tokens from the primary will be refused",
+                self.issuer.get()
+            );
         }
-        let keys = match &document.active_kid {
+    }
+
+    /// The key set the primary names: the keys it publishes, and the local
+    /// signer only if it is the primary's.
+    fn follow_keys(&mut self, public_keys: &[(String, String)], active_kid: Option<&str>) {
+        let keys = match active_kid {
             Some(active) => {
                 let signs_with = self
                     .local_keys
                     .as_ref()
                     .and_then(|k| k.signer())
-                    .map(|s| &s.kid);
+                    .map(|s| s.kid.as_str());
                 if signs_with != Some(active) {
                     // A rotation: the new key may be in the mounted directory.
                     match KeyDir::load_existing_for(&self.keys_dir, active) {
@@ -155,11 +169,37 @@ impl Follower {
                         );
                     }
                 }
-                KeySet::following(self.local_keys.as_ref(), &document.public_keys, active)
+                KeySet::following(self.local_keys.as_ref(), public_keys, active)
             }
-            None => KeySet::with_published(self.local_keys.as_ref(), &document.public_keys),
+            None => KeySet::with_published(self.local_keys.as_ref(), public_keys),
         };
         self.keys.replace(keys);
+    }
+
+    /// Changes in order: keys first (a token signed by a new key may come
+    /// right after), then the directory's part.
+    fn apply_changes(&mut self, document: ChangesDocument, now: i64) {
+        self.adopt_issuer(&document.issuer);
+        self.jwks_max_age
+            .store(document.jwks_max_age, Ordering::Relaxed);
+        let newest_keys = document.changes.iter().rev().find_map(|e| match &e.change {
+            Change::Keys {
+                public_keys,
+                active_kid,
+            } => Some((public_keys.clone(), active_kid.clone())),
+            _ => None,
+        });
+        if let Some((public_keys, active_kid)) = newest_keys {
+            self.follow_keys(&public_keys, active_kid.as_deref());
+        }
+        self.directory.apply(&document.changes, now);
+    }
+
+    fn apply_snapshot(&mut self, document: StateDocument, now: i64) {
+        if let Some(primary) = &document.issuer {
+            self.adopt_issuer(primary);
+        }
+        self.follow_keys(&document.public_keys, document.active_kid.as_deref());
         if let Some(max_age) = document.jwks_max_age {
             self.jwks_max_age.store(max_age, Ordering::Relaxed);
         }
@@ -168,28 +208,55 @@ impl Follower {
                 version: document.version,
                 applications: document.applications,
                 resources: document.resources,
-                revoked_api_keys: document
-                    .revoked_api_keys
-                    .iter()
-                    .filter_map(|id| parse_id(id))
-                    .collect(),
-                revoked_access_tokens: document
-                    .revoked_access_tokens
-                    .iter()
-                    .filter_map(|(jti, exp)| Some((parse_id(jti)?, *exp)))
-                    .collect(),
+                revoked_api_keys: document.revoked_api_keys,
+                revoked_access_tokens: document.revoked_access_tokens,
             },
             now,
         );
     }
 }
 
-/// The state document, read up to `limit` bytes: an answer that does not
-/// fit is refused whole rather than read into memory.
-async fn read_document(
-    mut response: reqwest::Response,
-    limit: usize,
-) -> Result<StateDocument, String> {
+/// Where the replica stands in its primary's history.
+#[derive(Default)]
+struct Followed {
+    epoch: Option<String>,
+    version: u64,
+    hash: Option<String>,
+}
+
+impl Followed {
+    fn from_snapshot(document: &StateDocument) -> Self {
+        Self {
+            epoch: document.epoch.clone(),
+            version: document.version,
+            hash: document.hash.clone(),
+        }
+    }
+
+    /// The query string; epoch and hash are base64url, safe as they are
+    /// (anything else from the primary is left out).
+    fn query(&self, wait: u64) -> String {
+        let mut query = format!("since={}&wait={wait}", self.version);
+        if let (Some(epoch), Some(hash)) = (&self.epoch, &self.hash)
+            && [epoch, hash].iter().all(|v| {
+                v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+        {
+            query.push_str(&format!("&epoch={epoch}&hash={hash}"));
+        }
+        query
+    }
+}
+
+enum StateAnswer {
+    Snapshot(StateDocument),
+    Changes(ChangesDocument),
+}
+
+/// The primary's answer, read up to `limit` bytes: one that does not fit
+/// is refused whole rather than read into memory.
+async fn read_answer(mut response: reqwest::Response, limit: usize) -> Result<StateAnswer, String> {
     let too_large = || format!("the state answer exceeds max_state_bytes ({limit} bytes)");
     if response
         .content_length()
@@ -197,6 +264,10 @@ async fn read_document(
     {
         return Err(too_large());
     }
+    let changes = response
+        .headers()
+        .get(KIND_HEADER)
+        .is_some_and(|kind| kind.as_bytes() == b"changes");
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
         if body.len() + chunk.len() > limit {
@@ -204,7 +275,15 @@ async fn read_document(
         }
         body.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&body).map_err(|e| format!("unreadable state document: {e}"))
+    if changes {
+        serde_json::from_slice(&body)
+            .map(StateAnswer::Changes)
+            .map_err(|e| format!("unreadable changes: {e}"))
+    } else {
+        serde_json::from_slice(&body)
+            .map(StateAnswer::Snapshot)
+            .map_err(|e| format!("unreadable state document: {e}"))
+    }
 }
 
 /// Up to half of `backoff`, so that replicas do not retry in step.

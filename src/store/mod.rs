@@ -1,6 +1,10 @@
 //! The durable store: sled, on the primary only. Every write is flushed to
 //! disk before it returns, so whatever the service acknowledges survives a
-//! `kill -9`.
+//! `kill -9`. A write to the replicated state goes in one transaction with
+//! its entry in the change log (`commit`), so the log never misses a
+//! change the tables have, nor the other way round.
+
+pub mod revoked_ids;
 
 use std::marker::PhantomData;
 use std::path::Path;
@@ -12,6 +16,8 @@ use crate::api_keys::ApiKeyRecord;
 use crate::applications::ApplicationRecord;
 use crate::audit::AuditEntry;
 use crate::crypto::SecretDigest;
+use crate::replication::Change;
+use crate::replication::log::{self as change_log, ChangeLog, Entry, LogError};
 use crate::resources::Resource;
 
 const ADMIN_TOKEN_DIGEST: &str = "admin_token_digest";
@@ -30,6 +36,25 @@ pub enum StoreError {
     Encode(#[source] serde_json::Error),
     #[error("already exists")]
     AlreadyExists,
+    #[error("no such record")]
+    Missing,
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// A record write that goes with a logged change.
+pub struct RecordWrite {
+    tree: sled::Tree,
+    key: Vec<u8>,
+    op: RecordOp,
+}
+
+enum RecordOp {
+    /// Insert; `AlreadyExists` if the key is taken.
+    Create(Vec<u8>),
+    Put(Vec<u8>),
+    /// Remove; `Missing` if there is nothing to remove.
+    Delete,
 }
 
 /// One sled tree of JSON records of type `T`, keyed by their id.
@@ -46,6 +71,29 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
             tree: db.open_tree(name)?,
             records: PhantomData,
         })
+    }
+
+    /// `create`, as part of a logged change (`Store::commit`).
+    pub fn create_op(&self, key: &str, record: &T) -> Result<RecordWrite, StoreError> {
+        Ok(self.op(key, RecordOp::Create(encode(record)?)))
+    }
+
+    /// `put`, as part of a logged change.
+    pub fn put_op(&self, key: &str, record: &T) -> Result<RecordWrite, StoreError> {
+        Ok(self.op(key, RecordOp::Put(encode(record)?)))
+    }
+
+    /// `delete`, as part of a logged change.
+    pub fn delete_op(&self, key: &str) -> RecordWrite {
+        self.op(key, RecordOp::Delete)
+    }
+
+    fn op(&self, key: &str, op: RecordOp) -> RecordWrite {
+        RecordWrite {
+            tree: self.tree.clone(),
+            key: key.as_bytes().to_vec(),
+            op,
+        }
     }
 
     /// Inserts a new record; `AlreadyExists` if the key is taken.
@@ -118,6 +166,18 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
         Ok(())
     }
 
+    /// Calls `visit` with every key and record, one at a time.
+    pub fn scan_entries(&self, mut visit: impl FnMut(String, T)) -> Result<(), StoreError> {
+        for item in self.tree.iter() {
+            let (key, value) = item?;
+            visit(
+                String::from_utf8_lossy(&key).into_owned(),
+                decode(&key, &value)?,
+            );
+        }
+        Ok(())
+    }
+
     /// Every (key, record) pair.
     pub fn entries(&self) -> Result<Vec<(String, T)>, StoreError> {
         self.tree
@@ -145,6 +205,10 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
 
 pub struct Store {
     db: sled::Db,
+    /// The data directory (sled's `db/` and the revoked-id copy).
+    dir: std::path::PathBuf,
+    /// The change-log version of the last revoked-id copy read or written.
+    copied_at: std::sync::atomic::AtomicU64,
     pub applications: Table<ApplicationRecord>,
     pub resources: Table<Resource>,
     pub api_keys: Table<ApiKeyRecord>,
@@ -152,6 +216,8 @@ pub struct Store {
     pub revoked_tokens: Table<i64>,
     pub audit: Table<AuditEntry>,
     meta: Table<SecretDigest>,
+    /// Every change to the replicated state, in order.
+    pub changes: ChangeLog,
 }
 
 impl Store {
@@ -169,8 +235,86 @@ impl Store {
             revoked_tokens: Table::open(&db, "revoked_tokens")?,
             audit: Table::open(&db, "audit")?,
             meta: Table::open(&db, "meta")?,
+            changes: ChangeLog::open(&db)?,
             db,
+            dir: dir.to_path_buf(),
+            copied_at: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Writes `record` (if any) and appends `change` to the log in one
+    /// transaction, flushed; returns the logged entry. Callers hold the
+    /// admin lock, so entries are appended one at a time.
+    pub fn commit(&self, record: Option<RecordWrite>, change: Change) -> Result<Entry, StoreError> {
+        let (entry, bytes) = self.changes.next_entry(change)?;
+        let log_key = change_log::key(entry.version);
+        let log_tree = self.changes.tree();
+        match record {
+            Some(write) => {
+                use sled::transaction::{TransactionError, Transactional, abort};
+                let result = (&write.tree, log_tree).transaction(|(table, log)| {
+                    match &write.op {
+                        RecordOp::Create(value) => {
+                            if table.get(&write.key)?.is_some() {
+                                return abort(StoreError::AlreadyExists);
+                            }
+                            table.insert(write.key.as_slice(), value.as_slice())?;
+                        }
+                        RecordOp::Put(value) => {
+                            table.insert(write.key.as_slice(), value.as_slice())?;
+                        }
+                        RecordOp::Delete => {
+                            if table.remove(write.key.as_slice())?.is_none() {
+                                return abort(StoreError::Missing);
+                            }
+                        }
+                    }
+                    log.insert(&log_key, bytes.as_slice())?;
+                    Ok(())
+                });
+                match result {
+                    Ok(()) => {}
+                    Err(TransactionError::Abort(e)) => return Err(e),
+                    Err(TransactionError::Storage(e)) => return Err(e.into()),
+                }
+            }
+            None => {
+                log_tree.insert(log_key, bytes)?;
+            }
+        }
+        flush(&self.db)?;
+        self.changes.appended(&entry);
+        Ok(entry)
+    }
+
+    /// The compact copy of the revoked API key ids, if it is this store's
+    /// and the log still holds every change after it.
+    pub fn revoked_ids_copy(&self) -> Option<revoked_ids::RevokedIds> {
+        let copy = revoked_ids::read(&self.dir)?;
+        let usable = copy.epoch == self.changes.epoch()
+            && self.changes.holds_after(copy.version).unwrap_or(false);
+        if usable {
+            self.copied_at
+                .store(copy.version, std::sync::atomic::Ordering::Relaxed);
+        }
+        usable.then_some(copy)
+    }
+
+    /// The change-log version of the last revoked-id copy.
+    pub fn revoked_ids_copied_at(&self) -> u64 {
+        self.copied_at.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Writes the compact copy: `ids` hold every revocation up to `version`.
+    pub fn write_revoked_ids_copy(
+        &self,
+        version: u64,
+        ids: Vec<crate::revocation::CredentialId>,
+    ) -> std::io::Result<()> {
+        revoked_ids::write(&self.dir, self.changes.epoch(), version, ids)?;
+        self.copied_at
+            .store(version, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Forces everything onto disk (each write already did; this is for shutdown).

@@ -1,0 +1,89 @@
+//! Replication: how verify replicas follow their primary's state.
+//!
+//! * `log`: the primary's change log (in sled): versions, the store's
+//!   epoch, a chain hash per change, compaction.
+//! * `snapshot`: the whole state as one document, streamed.
+//! * `primary`: what `GET /internal/v1/state` answers: the changes after a
+//!   replica's version, a snapshot, or nothing new (long-poll).
+//! * `follower`: the replica's loop that asks and applies.
+//! * `fleet`: which version each replica has applied (rotation waits on it).
+//!
+//! The protocol: a replica asks `?since=V&epoch=E&hash=H&wait=S`. If `E` is
+//! the primary's epoch, `H` the chain hash of the primary's own history at
+//! `V`, and the log still holds what follows `V`, the answer is the changes
+//! after `V` (`X-Gatehouse-State-Kind: changes`), at most `MAX_CHANGES` at a
+//! time; otherwise it is a snapshot (`snapshot`). Both carry the epoch,
+//! version and hash they bring the replica to. With nothing new the primary
+//! waits up to `S` seconds, then answers 304. A replica that asks without an
+//! epoch (before 0.2) always gets a snapshot, in the document form it knows.
+
+pub mod fleet;
+pub mod follower;
+pub mod log;
+pub mod primary;
+pub mod snapshot;
+
+use serde::{Deserialize, Serialize};
+
+use crate::applications::ApplicationRecord;
+use crate::resources::Resource;
+
+pub use snapshot::StateDocument;
+
+/// Names the replica asking, so the primary knows what each has applied.
+pub const REPLICA_ID_HEADER: &str = "x-gatehouse-replica";
+/// The answer's kind: `changes` or `snapshot` (absent from old primaries:
+/// a snapshot).
+pub const KIND_HEADER: &str = "x-gatehouse-state-kind";
+pub const EPOCH_HEADER: &str = "x-gatehouse-epoch";
+pub const VERSION_HEADER: &str = "x-gatehouse-state-version";
+pub const HASH_HEADER: &str = "x-gatehouse-state-hash";
+
+/// The longest a state request may wait for a change.
+pub const MAX_WAIT_SECS: u64 = 30;
+/// The most changes in one answer; a replica further behind asks again.
+pub const MAX_CHANGES: usize = 5_000;
+
+/// One change to the replicated state. Each is a whole value (a record put,
+/// a removal, an added revocation, the whole key set), so replaying changes
+/// over a state that already has some of them ends in the same state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Change {
+    PutApplication {
+        application: ApplicationRecord,
+    },
+    RemoveApplication {
+        client_id: String,
+    },
+    PutResource {
+        resource: Resource,
+    },
+    RemoveResource {
+        id: String,
+    },
+    RevokeApiKey {
+        id: String,
+    },
+    RevokeAccessToken {
+        jti: String,
+        exp: i64,
+    },
+    /// The key set changed: every key that verifies, and the signer.
+    Keys {
+        public_keys: Vec<(String, String)>,
+        active_kid: Option<String>,
+    },
+}
+
+/// The body of a `changes` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChangesDocument {
+    pub epoch: String,
+    /// The version and hash the changes bring the replica to.
+    pub version: u64,
+    pub hash: String,
+    pub changes: Vec<log::Entry>,
+    pub issuer: String,
+    pub jwks_max_age: u64,
+}

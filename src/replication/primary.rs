@@ -1,0 +1,66 @@
+//! What the primary answers a replica's `GET /internal/v1/state`: the
+//! changes after the replica's version when its history is the primary's,
+//! a snapshot otherwise. The HTTP handler (`http::replication`) adds the
+//! long-poll and the headers.
+
+use super::log::{ChangeLog, LogError, Position};
+use super::{ChangesDocument, MAX_CHANGES};
+
+/// Where a replica says it stands.
+#[derive(Debug, Default)]
+pub struct Asked {
+    pub since: u64,
+    /// Absent from replicas before 0.2: they always get a snapshot.
+    pub epoch: Option<String>,
+    pub hash: Option<String>,
+}
+
+/// The answer, before any waiting.
+#[derive(Debug)]
+pub enum Answer {
+    /// The replica's history is ours and the log holds what follows it.
+    Continue,
+    /// A new, lagging, diverged or foreign replica, or an old one.
+    Snapshot,
+}
+
+/// Whether the replica can go on with changes.
+pub fn decide(log: &ChangeLog, asked: &Asked) -> Result<Answer, LogError> {
+    let (Some(epoch), Some(hash)) = (&asked.epoch, &asked.hash) else {
+        return Ok(Answer::Snapshot);
+    };
+    if epoch != log.epoch() {
+        return Ok(Answer::Snapshot);
+    }
+    let position = Position {
+        version: asked.since,
+        hash: hash.clone(),
+    };
+    Ok(if log.continues(&position)? {
+        Answer::Continue
+    } else {
+        Answer::Snapshot
+    })
+}
+
+/// The changes after `since` (at most `MAX_CHANGES`), or `None` if there
+/// are none yet.
+pub fn changes_after(
+    log: &ChangeLog,
+    since: u64,
+    issuer: &str,
+    jwks_max_age: u64,
+) -> Result<Option<ChangesDocument>, LogError> {
+    let changes = log.after(since, MAX_CHANGES)?;
+    let Some(last) = changes.last() else {
+        return Ok(None);
+    };
+    Ok(Some(ChangesDocument {
+        epoch: log.epoch().to_string(),
+        version: last.version,
+        hash: last.hash.clone(),
+        issuer: issuer.to_string(),
+        jwks_max_age,
+        changes,
+    }))
+}

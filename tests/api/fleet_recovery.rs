@@ -1,0 +1,190 @@
+//! Replication through the hard cases (issue 12): a replica cut off for
+//! longer than the log keeps, a primary back with its clock an hour
+//! behind, a replica that finds another store behind its primary's URL,
+//! and a primary killed between a write and its propagation.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::fleet::{TestFleet, mint, status, until};
+use crate::helpers::{Node, command_exists};
+
+async fn answers(fleet: &TestFleet, kind: &str) -> f64 {
+    let text = fleet
+        .client
+        .get(fleet.primary().url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("gatehouse_replication_answers_total{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+async fn mint_api_key(fleet: &TestFleet) -> (String, String) {
+    let minted: Value = fleet
+        .admin(Method::POST, "/applications/canister/api-keys")
+        .json(&json!({"name": "k"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        minted["id"].as_str().unwrap().to_string(),
+        minted["api_key"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn revoke(fleet: &TestFleet, id: &str) {
+    let response = fleet
+        .admin(Method::DELETE, &format!("/api-keys/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+}
+
+async fn everywhere(fleet: &TestFleet, what: &str, credential: &str, expected: u16) {
+    for replica in [&fleet.replica_a, &fleet.replica_b] {
+        let took = until(what, async || {
+            status(&fleet.client, replica, credential).await == expected
+        })
+        .await;
+        println!("{what}: replica {} after {took:?}", replica.port);
+    }
+}
+
+#[actix_web::test]
+async fn a_replica_cut_off_past_the_log_catches_up_by_snapshot() {
+    let fleet = TestFleet::start("30").await;
+    fleet.register().await;
+    let (id, key) = mint_api_key(&fleet).await;
+    everywhere(&fleet, "the key verifies", &key, 200).await;
+
+    // Replica B stops while the primary makes more changes than its log
+    // keeps (20 here); A follows change by change.
+    fleet.replica_b.signal("-STOP");
+    let snapshots = answers(&fleet, "snapshot").await;
+    for n in 0..30 {
+        let response = fleet
+            .admin(Method::POST, "/applications")
+            .json(&json!({"client_id": format!("filler-{n}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    revoke(&fleet, &id).await;
+    fleet.replica_b.signal("-CONT");
+    everywhere(&fleet, "the revoked key is refused", &key, 401).await;
+    assert!(
+        answers(&fleet, "snapshot").await > snapshots,
+        "B was past the log: it took a snapshot"
+    );
+    assert_eq!(
+        answers(&fleet, "snapshot").await,
+        snapshots + 1.0,
+        "A did not"
+    );
+}
+
+#[actix_web::test]
+async fn a_primary_back_with_its_clock_an_hour_behind_still_reaches_its_replicas() {
+    if !command_exists("faketime", "--version") {
+        return;
+    }
+    let mut fleet = TestFleet::start("30").await;
+    fleet.register().await;
+    for _ in 0..5 {
+        mint_api_key(&fleet).await;
+    }
+    let (id, key) = mint_api_key(&fleet).await;
+    everywhere(&fleet, "the key verifies", &key, 200).await;
+
+    fleet.primary.take().unwrap().kill9();
+    let primary = Node::start_wrapped(
+        fleet.primary_dir.path(),
+        &TestFleet::primary_env(),
+        fleet.port,
+        &["faketime", "-f", "-1h"],
+    )
+    .await;
+    fleet.primary = Some(primary);
+    revoke(&fleet, &id).await;
+    everywhere(
+        &fleet,
+        "a key revoked after the restart is refused",
+        &key,
+        401,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn a_replica_finding_another_store_resyncs() {
+    let mut fleet = TestFleet::start("30").await;
+    let secret = fleet.register().await;
+    let old_token = mint(&fleet.client, fleet.primary(), &secret).await;
+    everywhere(&fleet, "the first store's token verifies", &old_token, 200).await;
+
+    // Another store behind the same URL (a rebuilt primary): its versions
+    // start again at 1, and its epoch is another.
+    fleet.primary.take().unwrap().kill9();
+    let other_dir = tempfile::tempdir().unwrap();
+    fleet.primary = Some(TestFleet::start_primary(other_dir.path(), fleet.port).await);
+    let new_secret = fleet.register().await;
+    let new_token = mint(&fleet.client, fleet.primary(), &new_secret).await;
+    everywhere(&fleet, "the new store's token verifies", &new_token, 200).await;
+    everywhere(
+        &fleet,
+        "the first store's token is refused",
+        &old_token,
+        401,
+    )
+    .await;
+    // The new primary's own keys, not the first store's, are published.
+    let jwks: Value = fleet
+        .client
+        .get(fleet.replica_b.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    drop(other_dir);
+}
+
+#[actix_web::test]
+async fn a_primary_killed_before_propagating_loses_nothing() {
+    let mut fleet = TestFleet::start("30").await;
+    fleet.register().await;
+    let (id, key) = mint_api_key(&fleet).await;
+    everywhere(&fleet, "the key verifies", &key, 200).await;
+
+    // Neither replica can hear of the revocation before the primary dies.
+    fleet.replica_a.signal("-STOP");
+    fleet.replica_b.signal("-STOP");
+    revoke(&fleet, &id).await;
+    fleet.primary.take().unwrap().kill9();
+    fleet.replica_a.signal("-CONT");
+    fleet.replica_b.signal("-CONT");
+    assert_eq!(status(&fleet.client, &fleet.replica_a, &key).await, 200);
+
+    fleet.restart_primary().await;
+    everywhere(
+        &fleet,
+        "the revocation acknowledged before the kill",
+        &key,
+        401,
+    )
+    .await;
+}
