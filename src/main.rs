@@ -110,7 +110,7 @@ fn keys(action: KeysAction, settings: &Settings) -> Result<(), String> {
             dir.rotate(chrono::Utc::now()).map_err(|e| e.to_string())?
         ),
         KeysAction::List => {
-            let schedule = dir.schedule().map_err(|e| e.to_string())?;
+            let schedule = dir.schedule();
             for key in dir.list().map_err(|e| e.to_string())? {
                 let created: chrono::DateTime<chrono::Utc> = key.created.into();
                 let state = match schedule.state(&key) {

@@ -87,6 +87,7 @@ struct Backing {
 /// read from it, at its change log's version.
 fn primary_backing(settings: &Settings, clock: &dyn Clock) -> Result<Backing, StartupError> {
     let key_dir = KeyDir::open(&settings.keys_dir)?;
+    key_dir.remove_leftovers()?;
     let keys = Arc::new(KeyRing::new(key_dir.load_or_init()?));
     let legacy = key_dir
         .list()?

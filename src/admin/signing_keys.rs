@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::{Admin, AdminError, key_error};
 use crate::applications::MAX_ACCESS_TOKEN_TTL;
 use crate::keys::{KeyDir, KeyForm, KeyState, Schedule, StoredKey};
-use crate::replication::fleet::Fleet;
+use crate::replication::fleet::{Fleet, LIVE_WITHIN_SECS};
 use crate::verifier::LEEWAY_SECS;
 
 /// How long a key that stopped signing stays in the JWKS: the longest
@@ -71,6 +71,8 @@ struct PendingRotation {
     version: u64,
     /// When every live replica was first seen to hold it.
     confirmed_at: Option<DateTime<Utc>>,
+    /// Set when the rotation was found on disk after a restart.
+    loaded_at: Option<DateTime<Utc>>,
 }
 
 impl Admin {
@@ -88,21 +90,23 @@ impl Admin {
 
     /// Every signing key with its state and times.
     pub fn signing_keys(&self, now: DateTime<Utc>) -> Result<Vec<SigningKeyView>, AdminError> {
-        // Under the lock: what is listed is what the node signs with.
-        let _writer = self.lock();
-        let dir = self.key_dir()?;
-        let schedule = dir.schedule().map_err(key_error)?;
-        let keys = dir.list().map_err(key_error)?;
+        // The scan of API key records first and without the lock (it can
+        // be long, and holds only shrink: new API keys are signed by the
+        // signing key); the directory under it, so that what is listed is
+        // what the node signs with.
         let held = self.keys_held_by_api_keys(now)?;
+        let (schedule, keys) = {
+            let _writer = self.lock();
+            let dir = self.key_dir()?;
+            (dir.schedule(), dir.list().map_err(key_error)?)
+        };
         Ok(keys
             .iter()
             .map(|key| {
                 let times = schedule.times(&key.kid).cloned().unwrap_or_default();
                 let state = schedule.state(key);
                 let leaves_jwks_at = match (state, times.verify_only_since) {
-                    (KeyState::VerifyOnly, Some(since)) if !held.holds(key) => {
-                        Some(since + Duration::seconds(KEY_RETENTION_SECS))
-                    }
+                    (KeyState::VerifyOnly, Some(since)) if !held.holds(key) => retention_end(since),
                     _ => None,
                 };
                 SigningKeyView {
@@ -131,7 +135,7 @@ impl Admin {
     ) -> Result<ScheduledRotation, AdminError> {
         let _writer = self.lock();
         let dir = self.key_dir()?;
-        let mut schedule = dir.schedule().map_err(key_error)?;
+        let mut schedule = dir.schedule();
         if let Some((kid, signs_at)) = schedule.pending(&dir.list().map_err(key_error)?) {
             return Err(AdminError::Conflict(format!(
                 "key {kid} is published and starts signing at {}: one rotation at a time",
@@ -144,7 +148,12 @@ impl Admin {
         times.published_at = Some(now);
         times.signs_at = Some(signs_at);
         schedule.retain_present(&dir.list().map_err(key_error)?);
-        dir.write_schedule(&schedule).map_err(key_error)?;
+        if let Err(e) = dir.write_schedule(&schedule) {
+            // Without its times the key would verify forever and never
+            // sign: take it back.
+            let _ = dir.retire(&kid);
+            return Err(key_error(e));
+        }
         // In the key set, so in the JWKS and the replicas' state: published.
         self.keys.replace(dir.load_or_init().map_err(key_error)?);
         let version = self.publish_keys(now)?;
@@ -156,6 +165,7 @@ impl Admin {
             version,
             // Without live replicas, every copy of the state has it now.
             confirmed_at: fleet.all_applied(version, now.timestamp()).then_some(now),
+            loaded_at: None,
         });
         log::info!(
             "published signing key {kid}; it signs from {}",
@@ -204,15 +214,23 @@ impl Admin {
         now: DateTime<Utc>,
     ) -> Result<Option<String>, AdminError> {
         if !self.watch().loaded {
-            self.load_pending()?;
+            self.load_pending(now)?;
         }
         let mut watch = self.watch();
         let Some(pending) = watch.pending.as_mut() else {
             return Ok(None);
         };
-        if pending.confirmed_at.is_none() && fleet.all_applied(pending.version, now.timestamp()) {
+        // After a restart the fleet is known only once every live replica
+        // has had time to ask again.
+        let fleet_known = pending
+            .loaded_at
+            .is_none_or(|at| now.timestamp() - at.timestamp() > LIVE_WITHIN_SECS);
+        if pending.confirmed_at.is_none()
+            && fleet_known
+            && fleet.all_applied(pending.version, now.timestamp())
+        {
             pending.confirmed_at = Some(now);
-            let earliest = now + self.max_age();
+            let earliest = now + self.max_age() + Duration::seconds(REPLICA_MARGIN_SECS);
             if earliest > pending.signs_at {
                 pending.signs_at = earliest;
                 let (kid, signs_at) = (pending.kid.clone(), earliest);
@@ -229,9 +247,9 @@ impl Admin {
 
     /// After a restart: a key published but not yet signing is pending
     /// again, and waits for the replicas from the current version.
-    fn load_pending(&self) -> Result<(), AdminError> {
+    fn load_pending(&self, now: DateTime<Utc>) -> Result<(), AdminError> {
         let dir = self.key_dir()?;
-        let schedule = dir.schedule().map_err(key_error)?;
+        let schedule = dir.schedule();
         let pending = schedule.pending(&dir.list().map_err(key_error)?);
         let mut watch = self.watch();
         if watch.loaded {
@@ -243,6 +261,7 @@ impl Admin {
             signs_at,
             version: self.directory.version(),
             confirmed_at: None,
+            loaded_at: Some(now),
         });
         Ok(())
     }
@@ -250,7 +269,7 @@ impl Admin {
     fn postpone(&self, kid: &str, signs_at: DateTime<Utc>) -> Result<(), AdminError> {
         let _writer = self.lock();
         let dir = self.key_dir()?;
-        let mut schedule = dir.schedule().map_err(key_error)?;
+        let mut schedule = dir.schedule();
         schedule.entry(kid).signs_at = Some(signs_at);
         dir.write_schedule(&schedule).map_err(key_error)?;
         log::warn!(
@@ -264,7 +283,13 @@ impl Admin {
         let _writer = self.lock();
         let dir = self.key_dir()?;
         let result = dir.hand_over(kid, now);
-        self.watch().pending = None;
+        {
+            let mut watch = self.watch();
+            // Only this rotation's: another may have begun meanwhile.
+            if watch.pending.as_ref().is_some_and(|p| p.kid == kid) {
+                watch.pending = None;
+            }
+        }
         if let Err(e) = result {
             // Gone meanwhile (retired): nothing to sign with, nothing pending.
             return match key_error(e) {
@@ -281,25 +306,37 @@ impl Admin {
     /// Drops each verify-only key that stopped signing over
     /// `KEY_RETENTION_SECS` ago and that no live API key was signed with.
     fn retire_expired_keys(&self, now: DateTime<Utc>) -> Result<(), AdminError> {
-        let _writer = self.lock();
         let dir = self.key_dir()?;
-        let schedule = dir.schedule().map_err(key_error)?;
-        let keys = dir.list().map_err(key_error)?;
-        let expired: Vec<&StoredKey> = expired_keys(&keys, &schedule, now).collect();
-        if expired.is_empty() {
+        if expired_keys(&dir.list().map_err(key_error)?, &dir.schedule(), now)
+            .next()
+            .is_none()
+        {
             return Ok(());
         }
+        // The long scan outside the lock: holds only shrink meanwhile.
         let held = self.keys_held_by_api_keys(now)?;
+        let _writer = self.lock();
+        let schedule = dir.schedule();
+        let keys = dir.list().map_err(key_error)?;
         let mut retired = Vec::new();
-        for key in expired {
+        let mut failed = None;
+        for key in expired_keys(&keys, &schedule, now) {
             if !held.holds(key) && !retired.contains(&key.kid) {
-                dir.retire(&key.kid).map_err(key_error)?;
-                retired.push(key.kid.clone());
+                match dir.retire(&key.kid) {
+                    Ok(()) => retired.push(key.kid.clone()),
+                    Err(e) => failed = Some(key_error(e)),
+                }
             }
         }
-        if !retired.is_empty() {
+        if !retired.is_empty() || failed.is_some() {
+            // Whatever left the disk leaves memory and the replicas too.
             self.keys.replace(dir.load_or_init().map_err(key_error)?);
             self.publish_keys(now)?;
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if !retired.is_empty() {
             log::info!(
                 "dropped verify-only keys {} from the JWKS: no live token can carry them",
                 retired.join(", ")
@@ -327,7 +364,7 @@ impl Admin {
                 Some(kid) => {
                     held.kids.insert(kid.clone());
                 }
-                None => held.newest_unnamed = held.newest_unnamed.max(Some(record.created_at)),
+                None => held.unnamed = true,
             }
         })?;
         Ok(held)
@@ -340,7 +377,15 @@ impl Admin {
     pub fn retire_signing_key(&self, kid: &str, now: DateTime<Utc>) -> Result<(), AdminError> {
         let _writer = self.lock();
         let dir = self.key_dir()?;
-        dir.retire(kid).map_err(key_error)?;
+        let result = dir.retire(kid);
+        if result.is_err() {
+            // Some copies may be gone already: memory and replicas follow
+            // the disk either way, so a key being retired is never left
+            // trusted here while a retry finds nothing to retire.
+            self.keys.replace(dir.load_or_init().map_err(key_error)?);
+            self.publish_keys(now)?;
+        }
+        result.map_err(key_error)?;
         {
             let mut watch = self.watch();
             if watch.pending.as_ref().is_some_and(|p| p.kid == kid) {
@@ -358,16 +403,20 @@ impl Admin {
 #[derive(Default)]
 struct HeldKeys {
     kids: std::collections::HashSet<String>,
-    /// The newest live API key minted before keys were named in records:
-    /// any key at least as old may have signed it.
-    newest_unnamed: Option<DateTime<Utc>>,
+    /// A live API key minted before records named their key: any key may
+    /// have signed it (file times are no evidence), so every key stays.
+    unnamed: bool,
 }
 
 impl HeldKeys {
     fn holds(&self, key: &StoredKey) -> bool {
-        let created: DateTime<Utc> = key.created.into();
-        self.kids.contains(&key.kid) || self.newest_unnamed.is_some_and(|newest| created <= newest)
+        self.unnamed || self.kids.contains(&key.kid)
     }
+}
+
+/// When a key that stopped signing at `since` leaves the JWKS.
+fn retention_end(since: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    since.checked_add_signed(Duration::seconds(KEY_RETENTION_SECS))
 }
 
 /// Verify-only keys whose retention has passed.
@@ -381,6 +430,7 @@ fn expired_keys<'a>(
             && schedule
                 .times(&key.kid)
                 .and_then(|t| t.verify_only_since)
-                .is_some_and(|since| now >= since + Duration::seconds(KEY_RETENTION_SECS))
+                .and_then(retention_end)
+                .is_some_and(|end| now >= end)
     })
 }

@@ -14,6 +14,7 @@ use super::AppState;
 use super::body::{media_type, read_limited};
 use super::client_addr::client_addr;
 use super::error::ApiError;
+use super::primary_relay::{RELAY_TOKEN_HEADER, RELAYED_ADDR_HEADER};
 use crate::crypto::b64url;
 use crate::issuer::{ClientAuthMethod, ClientCredentials, TokenError, TokenRequest};
 use crate::verifier::AuthMethod;
@@ -177,7 +178,8 @@ async fn authenticate_form(
         basic_used: true,
         delay: std::time::Duration::ZERO,
     })?;
-    let addr = client_addr(req, &state.settings.trusted_proxies);
+    let addr = relayed_client_addr(req, state)
+        .unwrap_or_else(|| client_addr(req, &state.settings.trusted_proxies));
     let app = match state
         .issuer
         .authenticate(credentials, addr, state.clock.now())
@@ -190,6 +192,23 @@ async fn authenticate_form(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| TokenError::InvalidRequest("the token parameter is required".into()))?;
     Ok((app.client_id.clone(), token.to_string()))
+}
+
+/// The client's address as a replica relaying its request names it. Believed
+/// only with the replica token, so that `trusted_proxies` need not include
+/// the replicas (which would trust their forwarded headers everywhere).
+fn relayed_client_addr(req: &HttpRequest, state: &AppState) -> Option<std::net::IpAddr> {
+    let expected = state.settings.replica_token.as_ref()?;
+    let presented = req.headers().get(RELAY_TOKEN_HEADER)?;
+    if !crate::crypto::constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
+        return None;
+    }
+    req.headers()
+        .get(RELAYED_ADDR_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// `POST /oauth/introspect` (RFC 7662). A client learns about its own
@@ -252,7 +271,13 @@ pub async fn revoke(
     // authentication first keeps bad credentials (and their throttle) here.
     if let Some(relay) = &state.primary_relay {
         let addr = client_addr(&req, &state.settings.trusted_proxies);
-        return relay.relay(&req, "/oauth/revoke", body, addr).await;
+        let token = state
+            .settings
+            .replica_token
+            .as_ref()
+            .map(|t| t.expose())
+            .unwrap_or_default();
+        return relay.relay(&req, "/oauth/revoke", body, addr, token).await;
     }
     let now = state.clock.now();
     let inspected = state.verifier.inspect(

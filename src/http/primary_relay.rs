@@ -1,7 +1,10 @@
 //! A replica's way to the primary for the one client request it cannot
 //! carry out itself: `POST /oauth/revoke`. The request goes on as the client
 //! sent it (its authentication included), so the primary authenticates the
-//! client again and decides; its answer is relayed unchanged.
+//! client again and decides; its answer is relayed unchanged. The client's
+//! address travels in `X-Gatehouse-Client-Addr`, which the primary believes
+//! only beside the replica token in `X-Gatehouse-Relay`. Client secrets
+//! cross this link: put TLS on it, as on the state link.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -12,6 +15,11 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 
 use super::error::ApiError;
+
+/// The replica token, proving the relayed address is a replica's word.
+pub const RELAY_TOKEN_HEADER: &str = "x-gatehouse-relay";
+/// The client's address, as the replica saw it.
+pub const RELAYED_ADDR_HEADER: &str = "x-gatehouse-client-addr";
 
 /// How long the primary may take to answer.
 const RELAY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,19 +60,20 @@ impl PrimaryRelay {
     }
 
     /// Sends `body` to the primary's `path` with the client's headers and
-    /// its address (the primary believes it only from its trusted
-    /// proxies), and relays the answer.
+    /// its address, and relays the answer.
     pub async fn relay(
         &self,
         req: &HttpRequest,
         path: &str,
         body: Bytes,
         client_addr: IpAddr,
+        replica_token: &str,
     ) -> Result<HttpResponse, ApiError> {
         let mut request = self
             .client
             .post(format!("{}{path}", self.primary_url))
-            .header(header::X_FORWARDED_FOR.as_str(), client_addr.to_string())
+            .header(RELAY_TOKEN_HEADER, replica_token)
+            .header(RELAYED_ADDR_HEADER, client_addr.to_string())
             .body(body);
         for name in &PASSED {
             for value in req.headers().get_all(name) {

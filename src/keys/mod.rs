@@ -91,7 +91,25 @@ impl KeyDir {
         })
     }
 
+    /// Removes temp files a crash left (`.<name>.<nonce>.tmp`): one may
+    /// hold a seed, and a retired key must leave no copy behind.
+    pub fn remove_leftovers(&self) -> Result<(), KeyError> {
+        for entry in fs::read_dir(&self.path).map_err(io_error(&self.path))? {
+            let path = entry.map_err(io_error(&self.path))?.path();
+            let leftover = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"));
+            if leftover {
+                fs::remove_file(&path).map_err(io_error(&path))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Every key in the directory, oldest first.
+    /// A `*.pem` that is no Ed25519 key (a stray certificate, a file a
+    /// crash cut short) is left out, loudly, rather than stopping the node.
     pub fn list(&self) -> Result<Vec<StoredKey>, KeyError> {
         let active = fs::read_to_string(self.path.join(ACTIVE_FILE))
             .map(|s| s.trim().to_string())
@@ -102,25 +120,25 @@ impl KeyDir {
             if path.extension().and_then(|e| e.to_str()) != Some("pem") {
                 continue;
             }
-            let text = fs::read_to_string(&path).map_err(io_error(&path))?;
-            let pkcs8 = pem_decode(&text).ok_or_else(|| KeyError::Malformed(path.clone()))?;
-            let form = pkcs8::form(&pkcs8).ok_or_else(|| KeyError::Malformed(path.clone()))?;
-            let pair = jwt_provider::ed25519_key_pair(&pkcs8)
-                .map_err(|_| KeyError::Malformed(path.clone()))?;
-            let public = pair.public_key().as_ref().to_vec();
-            let kid = thumbprint(&public);
-            let created = fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .map_err(io_error(&path))?;
-            keys.push(StoredKey {
-                active: active.as_deref() == Some(kid.as_str()),
-                kid,
-                created,
-                pkcs8,
-                public,
-                path,
-                form,
-            });
+            match read_key(&path) {
+                Ok(Some((pkcs8, form, public, created))) => {
+                    let kid = thumbprint(&public);
+                    keys.push(StoredKey {
+                        active: active.as_deref() == Some(kid.as_str()),
+                        kid,
+                        created,
+                        pkcs8,
+                        public,
+                        path,
+                        form,
+                    });
+                }
+                Ok(None) => log::error!(
+                    "key file {} is not a PKCS#8 Ed25519 private key in PEM form: left out",
+                    path.display()
+                ),
+                Err(e) => return Err(e),
+            }
         }
         keys.sort_by(|a, b| a.created.cmp(&b.created).then(a.kid.cmp(&b.kid)));
         Ok(keys)
@@ -132,8 +150,8 @@ impl KeyDir {
         let pkcs8 = pkcs8::generate().map_err(|_| KeyError::Generation)?;
         let pair = jwt_provider::ed25519_key_pair(&pkcs8).map_err(|_| KeyError::Generation)?;
         let kid = thumbprint(pair.public_key().as_ref());
-        let path = self.path.join(format!("{kid}.pem"));
-        write_private_file(&path, pem_encode(&pkcs8).as_bytes()).map_err(io_error(&path))?;
+        // Whole or not at all: a crash leaves a temp file, never half a key.
+        self.replace_file(&format!("{kid}.pem"), pem_encode(&pkcs8).as_bytes())?;
         Ok(kid)
     }
 
@@ -230,7 +248,7 @@ impl KeyDir {
                 source: std::io::Error::other(format!("key {kid} is still present")),
             });
         }
-        let mut schedule = self.schedule()?;
+        let mut schedule = self.schedule();
         schedule.retain_present(&left);
         self.write_schedule(&schedule)
     }
@@ -252,7 +270,7 @@ impl KeyDir {
         // `active` first: a crash before the schedule is written leaves the
         // old key without a `verify_only_since`, kept rather than dropped.
         self.activate(kid)?;
-        let mut schedule = self.schedule()?;
+        let mut schedule = self.schedule();
         if let Some(previous) = previous.filter(|p| p != kid) {
             schedule.entry(&previous).verify_only_since = Some(now);
         }
@@ -310,11 +328,19 @@ impl KeyDir {
             log::info!("generated signing key {kid} in {}", self.path.display());
             keys = self.list()?;
         }
-        if !keys.iter().any(|k| k.active)
-            && let Some(newest) = keys.last()
-        {
-            self.activate(&newest.kid)?;
-            keys = self.list()?;
+        // Without an active key: the newest, but never one that is only
+        // published (outside caches may not hold it yet), if there is another.
+        if !keys.iter().any(|k| k.active) {
+            let schedule = self.schedule();
+            let newest = keys
+                .iter()
+                .rev()
+                .find(|k| schedule.state(k) != KeyState::Published)
+                .or(keys.last());
+            if let Some(newest) = newest {
+                self.activate(&newest.kid)?;
+                keys = self.list()?;
+            }
         }
         let active = keys.iter().find(|k| k.active).map(|k| k.kid.clone());
         Ok(KeySet::from_stored(&keys, active.as_deref()))
@@ -454,6 +480,28 @@ impl VerifyingKey {
             public_x: b64url(public),
         }
     }
+}
+
+/// (document, form, public key, mtime) of a key file; `None` if it holds
+/// no Ed25519 key.
+type KeyFile = (Vec<u8>, KeyForm, Vec<u8>, SystemTime);
+
+fn read_key(path: &Path) -> Result<Option<KeyFile>, KeyError> {
+    let text = fs::read_to_string(path).map_err(io_error(path))?;
+    let Some(pkcs8) = pem_decode(&text) else {
+        return Ok(None);
+    };
+    let Some(form) = pkcs8::form(&pkcs8) else {
+        return Ok(None);
+    };
+    let Ok(pair) = jwt_provider::ed25519_key_pair(&pkcs8) else {
+        return Ok(None);
+    };
+    let public = pair.public_key().as_ref().to_vec();
+    let created = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(io_error(path))?;
+    Ok(Some((pkcs8, form, public, created)))
 }
 
 fn pem_encode(der: &[u8]) -> String {
@@ -661,6 +709,44 @@ mod tests {
         );
         let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 3, "two keys and `active`, no temp files");
+    }
+
+    /// A stray or half-written `*.pem` is left out, not fatal; a crash's
+    /// temp files go at start.
+    #[test]
+    fn unreadable_key_files_are_left_out_and_leftovers_removed() {
+        jwt_provider::install();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyDir::open(dir.path()).unwrap();
+        let kid = keys.load_or_init().unwrap().signer().unwrap().kid.clone();
+        fs::write(dir.path().join("empty.pem"), "").unwrap();
+        fs::write(
+            dir.path().join("cert.pem"),
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        fs::write(dir.path().join(".x.pem.abc.tmp"), "seed").unwrap();
+        let listed: Vec<String> = keys.list().unwrap().into_iter().map(|k| k.kid).collect();
+        assert_eq!(listed, std::slice::from_ref(&kid));
+        assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, kid);
+        keys.remove_leftovers().unwrap();
+        assert!(!dir.path().join(".x.pem.abc.tmp").exists());
+    }
+
+    /// Without `active`, the newest key signs, but never one that is only
+    /// published: outside caches may not hold it yet.
+    #[test]
+    fn a_lost_active_file_never_hands_signing_to_a_published_key() {
+        jwt_provider::install();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyDir::open(dir.path()).unwrap();
+        let first = keys.load_or_init().unwrap().signer().unwrap().kid.clone();
+        let published = keys.generate().unwrap();
+        let mut schedule = keys.schedule();
+        schedule.entry(&published).signs_at = Some(Utc::now());
+        keys.write_schedule(&schedule).unwrap();
+        fs::remove_file(dir.path().join(ACTIVE_FILE)).unwrap();
+        assert_eq!(keys.load_or_init().unwrap().signer().unwrap().kid, first);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::fs;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{KeyDir, KeyError, StoredKey, io_error};
+use super::{KeyDir, KeyError, StoredKey};
 
 const SCHEDULE_FILE: &str = "schedule.json";
 
@@ -86,16 +86,24 @@ impl Schedule {
 }
 
 impl KeyDir {
-    /// The schedule on disk; none yet is an empty one.
-    pub fn schedule(&self) -> Result<Schedule, KeyError> {
+    /// The schedule on disk; none yet is an empty one. One that cannot be
+    /// read is taken as empty, loudly: keys without times are never retired
+    /// on their own and no published key is pending, which only ever keeps
+    /// keys longer (the next write replaces the damaged file).
+    pub fn schedule(&self) -> Schedule {
         let path = self.path.join(SCHEDULE_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| KeyError::Io {
-                path,
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Schedule::default()),
-            Err(e) => Err(io_error(&path)(e)),
+        let read = fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                serde_json::from_slice::<Schedule>(&bytes).map_err(|e| e.to_string())
+            });
+        match read {
+            Ok(schedule) => schedule,
+            Err(_) if !path.exists() => Schedule::default(),
+            Err(e) => {
+                log::error!("{}: {e}; taken as empty", path.display());
+                Schedule::default()
+            }
         }
     }
 
@@ -120,14 +128,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyDir::open(dir.path()).unwrap();
         let first = keys.load_or_init().unwrap().signer().unwrap().kid.clone();
-        assert_eq!(keys.schedule().unwrap(), Schedule::default());
+        assert_eq!(keys.schedule(), Schedule::default());
         let second = keys.generate().unwrap();
         let third = keys.generate().unwrap();
         let mut schedule = Schedule::default();
         let due = DateTime::from_timestamp(1_000, 0).unwrap();
         schedule.entry(&second).signs_at = Some(due);
         keys.write_schedule(&schedule).unwrap();
-        let schedule = keys.schedule().unwrap();
+        let schedule = keys.schedule();
         let stored = keys.list().unwrap();
         let state = |kid: &str| schedule.state(stored.iter().find(|k| k.kid == kid).unwrap());
         assert_eq!(state(&first), KeyState::Signing);
@@ -136,11 +144,12 @@ mod tests {
         assert_eq!(schedule.pending(&stored), Some((second.clone(), due)));
     }
 
+    /// Damaged: no times, so nothing is retired on its own account.
     #[test]
-    fn a_damaged_schedule_is_an_error_not_an_empty_one() {
+    fn a_damaged_schedule_is_taken_as_empty() {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyDir::open(dir.path()).unwrap();
         fs::write(dir.path().join(SCHEDULE_FILE), "{not json").unwrap();
-        assert!(keys.schedule().is_err());
+        assert_eq!(keys.schedule(), Schedule::default());
     }
 }
