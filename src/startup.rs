@@ -242,6 +242,7 @@ impl Application {
             primary_relay,
             verifier: Verifier::new(issuer_url.clone()),
             verify_throttle,
+            revocation_limit: Throttle::new(settings.revocations_per_minute, 60),
             session_upstream,
             metrics: Metrics::new()
                 .map_err(|e| StartupError::Unsupported(format!("metrics: {e}")))?,
@@ -257,34 +258,31 @@ impl Application {
         let access_log =
             log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
         let schedule_state = state.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    ApiError::from(BodyError::Malformed {
-                        field: None,
-                        message: format!("query string: {e}"),
-                    })
-                    .into()
-                }))
-                // One access line per request, except where it would only
-                // repeat the proxy's own log (/api/verify logs its decisions
-                // itself) or the health probes.
-                .wrap(Condition::new(
-                    access_log,
-                    Logger::new(r#"%a "%r" %s %b %Dms"#)
-                        .exclude("/api/verify")
-                        .exclude("/healthz")
-                        .exclude("/readyz")
-                        .exclude("/metrics"),
-                ))
-                .wrap(actix_web::middleware::from_fn(http::record_metrics))
-                .configure(http::configure)
-                .default_service(web::to(http::not_found))
-        })
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-        .listen(listener)
-        .map_err(io("cannot serve on the listener"))?;
+        let mut server =
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                        ApiError::from(BodyError::Query(e.to_string())).into()
+                    }))
+                    // One access line per request, except where it would only
+                    // repeat the proxy's own log (/api/verify logs its decisions
+                    // itself) or the health probes.
+                    .wrap(Condition::new(
+                        access_log,
+                        Logger::new(r#"%a "%r" %s %b %Dms"#)
+                            .exclude("/api/verify")
+                            .exclude("/healthz")
+                            .exclude("/readyz")
+                            .exclude("/metrics"),
+                    ))
+                    .wrap(actix_web::middleware::from_fn(http::record_metrics))
+                    .configure(http::configure)
+                    .default_service(web::to(http::not_found))
+            })
+            .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+            .listen(listener)
+            .map_err(io("cannot serve on the listener"))?;
         if let Some(workers) = workers {
             server = server.workers(workers.max(1));
         }

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c "import authlib, jwt, requests, wsgidav, cheroot, prometheus_client, yaml, kubernetes_validate, check_jsonschema" 2>/dev/null; then
+if ! python3 -c "import authlib, jwt, requests, wsgidav, cheroot, prometheus_client, yaml, kubernetes_validate, check_jsonschema, schemathesis" 2>/dev/null; then
   echo "tests/run.sh: installing Python test peers" >&2
   python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 fi
@@ -27,3 +27,6 @@ export PATH="$PATH:/usr/sbin"
 
 export GATEHOUSE_REQUIRE_INTEROP=1
 cargo test --locked "$@"
+# The OpenAPI contract, against a live node (CI has built the binary already).
+cargo build --release --locked --bin gatehouse
+tests/schemathesis.sh

@@ -60,6 +60,8 @@ pub enum BodyError {
     },
     #[error("could not read the request body: {0}")]
     Read(String),
+    #[error("malformed query string: {0}")]
+    Query(String),
 }
 
 const BEARER_REALM: &str = r#"Bearer realm="gatehouse""#;
@@ -116,7 +118,9 @@ impl ApiError {
             ApiError::Body(e) => match e {
                 BodyError::TooLarge { .. } => "payload_too_large",
                 BodyError::UnsupportedMediaType { .. } => "unsupported_media_type",
-                BodyError::Malformed { .. } | BodyError::Read(_) => "invalid_request",
+                BodyError::Malformed { .. } | BodyError::Read(_) | BodyError::Query(_) => {
+                    "invalid_request"
+                }
             },
             ApiError::AdminUnauthorized => "invalid_token",
             ApiError::NotFound => "not_found",
@@ -176,7 +180,9 @@ impl ResponseError for ApiError {
             ApiError::Body(e) => match e {
                 BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 BodyError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                BodyError::Malformed { .. } | BodyError::Read(_) => StatusCode::BAD_REQUEST,
+                BodyError::Malformed { .. } | BodyError::Read(_) | BodyError::Query(_) => {
+                    StatusCode::BAD_REQUEST
+                }
             },
             ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod oauth;
+pub mod openapi;
 pub mod primary_relay;
 pub mod replication;
 pub mod upstream;
@@ -53,6 +54,9 @@ pub struct AppState {
     /// Counts forged-looking tokens per address, apart from the token
     /// endpoint's failures, so neither locks the other out.
     pub verify_throttle: Throttle,
+    /// RFC 7009 revocations per client and minute: each one is a change
+    /// every replica applies, so no client may churn the fleet.
+    pub revocation_limit: Throttle,
     pub session_upstream: Option<SessionUpstream>,
     pub metrics: Metrics,
     /// A replica's sync with its primary; `None` on the primary.
@@ -115,6 +119,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
+        .route("/openapi.json", web::get().to(openapi::document))
         .route("/internal/v1/state", web::get().to(replication::state))
         .service(
             web::scope("/admin/v1")
