@@ -105,6 +105,8 @@ pub struct Settings {
     pub auth_failure_limit: u32,
     /// Seconds over which failed authentications are counted.
     pub auth_failure_window: u64,
+    /// RFC 7009 revocations one client may make per minute (then 429).
+    pub revocations_per_minute: u32,
     /// Seconds outside verifiers may cache the JWKS (its `max-age`). A
     /// rotation publishes a new key this long (after every replica has it)
     /// before it signs. Replicas serve their primary's value.
@@ -137,6 +139,7 @@ impl Default for Settings {
             login_url: None,
             auth_failure_limit: 10,
             auth_failure_window: 60,
+            revocations_per_minute: 60,
             jwks_max_age: 300,
             change_log_keep: crate::replication::log::LOG_KEEP,
             workers: None,

@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::primary_relay::{RELAY_TOKEN_HEADER, RELAYED_ADDR_HEADER};
 use crate::crypto::b64url;
 use crate::issuer::{ClientAuthMethod, ClientCredentials, TokenError, TokenRequest};
+use crate::throttle::ThrottleKey;
 use crate::verifier::AuthMethod;
 
 /// Token requests are a handful of short parameters.
@@ -265,6 +266,14 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_limited(&req, payload.into_inner(), TOKEN_BODY_LIMIT).await?;
     let (client_id, token) = authenticate_form(&req, &body, &state).await?;
+    let now = state.clock.now();
+    let client = [ThrottleKey::Client(client_id.clone())];
+    if let Err(retry_after) = state.revocation_limit.check(now.timestamp(), || &client) {
+        return Err(TokenError::TooManyAttempts { retry_after }.into());
+    }
+    state
+        .revocation_limit
+        .record_failure(&client, now.timestamp());
     // A replica has no store to write to: the primary carries the
     // revocation out (and authenticates the client again), and every
     // replica learns it with the next state, within a second. The local
@@ -279,7 +288,6 @@ pub async fn revoke(
             .unwrap_or_default();
         return relay.relay(&req, "/oauth/revoke", body, addr, token).await;
     }
-    let now = state.clock.now();
     let inspected = state.verifier.inspect(
         &state.directory.snapshot(),
         &state.keys.current(),

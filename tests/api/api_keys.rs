@@ -629,3 +629,54 @@ async fn minted_and_revoked_keys_survive_kill_9() {
         2
     );
 }
+
+/// Each revocation is a change every replica applies: a client may make
+/// `revocations_per_minute` of them, then gets 429 until the minute ends.
+#[actix_web::test]
+async fn revocations_are_rate_limited_per_client() {
+    let app = crate::helpers::spawn_app_with(|s| s.revocations_per_minute = 3).await;
+    let canister = app
+        .create_application(json!({"client_id": "canister"}))
+        .await;
+    let other = app.create_application(json!({"client_id": "other"})).await;
+    for _ in 0..3 {
+        let token = app.access_token(&canister, &[]).await;
+        assert_eq!(
+            as_client(&app, "/oauth/revoke", &canister, &token)
+                .await
+                .status(),
+            200
+        );
+    }
+    let token = app.access_token(&canister, &[]).await;
+    let refused = as_client(&app, "/oauth/revoke", &canister, &token).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_requests");
+    let introspected: Value = as_client(&app, "/oauth/introspect", &canister, &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        introspected["active"], true,
+        "the refused revocation did nothing"
+    );
+
+    // Another client is not affected; the next minute is a new allowance.
+    let theirs = app.access_token(&other, &[]).await;
+    assert_eq!(
+        as_client(&app, "/oauth/revoke", &other, &theirs)
+            .await
+            .status(),
+        200
+    );
+    app.clock.advance(Duration::seconds(61));
+    assert_eq!(
+        as_client(&app, "/oauth/revoke", &canister, &token)
+            .await
+            .status(),
+        200
+    );
+}
