@@ -38,6 +38,11 @@ fn rate(name: &str, mut op: impl FnMut()) -> f64 {
 }
 
 fn main() {
+    // REVOCATIONS_ONLY=1 runs just the revoked-id lookups (at the end).
+    if std::env::var_os("REVOCATIONS_ONLY").is_some() {
+        revocation_lookups();
+        return;
+    }
     gatehouse::crypto::jwt_provider::install();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
@@ -82,6 +87,7 @@ fn main() {
             jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).unwrap(),
         );
     });
+    revocation_lookups();
 }
 
 /// The issuer and the verifier as the HTTP handlers call them.
@@ -233,4 +239,138 @@ fn rss_kib() -> i64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Revoked API key lookups, as the verifier makes them, at 0, 1k and 1M
+/// revoked ids (and 1M with recent revocations not yet merged), hits and
+/// misses, next to the `RwLock<HashSet>` that held them before issue 12.
+/// Lookups run back to back over 1M probes in random order, so misses in
+/// the cache of one may overlap the next's. Then the cost of building,
+/// merging and replacing at 1M.
+fn revocation_lookups() {
+    use std::collections::HashSet;
+    use std::sync::RwLock;
+
+    use gatehouse::revocation::Revocations;
+
+    let mut seed = 0x5eed_u64;
+    let mut random_ids = |n: usize| random_ids(&mut seed, n);
+    let mut pick = 0xbead_u64;
+    // 1M probes of each kind, in random order.
+    let probes = 1 << 20;
+    println!(
+        "{:<40} {:>9} {:>9}",
+        "revoked API key lookup, ns", "new", "HashSet"
+    );
+    for (label, n, unmerged) in [
+        ("0 revoked", 0, 0),
+        ("1k revoked", 1_000, 0),
+        ("1M revoked", 1_000_000, 0),
+        ("1M revoked + 4096 not yet merged", 1_000_000, 4096),
+    ] {
+        let ids = random_ids(n + unmerged);
+        let new = Revocations::default();
+        new.revoke_api_keys(ids[..n].iter().copied());
+        for id in &ids[n..] {
+            new.revoke_api_key(*id);
+        }
+        let old: RwLock<HashSet<[u8; 16]>> = RwLock::new(ids.iter().copied().collect());
+        let misses = random_ids(probes);
+        let hits: Vec<[u8; 16]> = match ids.len() {
+            0 => Vec::new(),
+            len => (0..probes)
+                .map(|_| ids[splitmix(&mut pick) as usize % len])
+                .collect(),
+        };
+        for (kind, probes, want) in [("hit", &hits, true), ("miss", &misses, false)] {
+            if probes.is_empty() {
+                continue;
+            }
+            let new_lookup = |id: &[u8; 16]| new.is_api_key_revoked(id);
+            let old_lookup = |id: &[u8; 16]| old.read().unwrap().contains(id);
+            assert!(probes.iter().take(1000).all(|id| new_lookup(id) == want));
+            assert!(probes.iter().take(1000).all(|id| old_lookup(id) == want));
+            println!(
+                "{:<40} {:>9.1} {:>9.1}",
+                format!("  {label}, {kind}"),
+                ns_per_lookup(probes, new_lookup),
+                ns_per_lookup(probes, old_lookup),
+            );
+        }
+        if n == 1_000_000 && unmerged == 0 {
+            let buckets = (old.read().unwrap().capacity() * 8 / 7).next_power_of_two();
+            println!(
+                "  memory at 1M, from capacities: new {:.1} MB, HashSet {:.1} MB",
+                new.api_key_heap_bytes() as f64 / 1e6,
+                (buckets * 17) as f64 / 1e6
+            );
+        }
+    }
+
+    // Building at 1M: in bulk (startup), replacing (a replica), and one
+    // revocation at a time past it, the slowest being the one that merges.
+    let ids = random_ids(1_000_000);
+    let revocations = Revocations::default();
+    let start = Instant::now();
+    revocations.revoke_api_keys(ids.iter().copied());
+    let bulk = start.elapsed();
+    let start = Instant::now();
+    revocations.replace(ids.clone(), vec![], 0);
+    let replace = start.elapsed();
+    // Three times the delta's limit (8192): three merges.
+    let more = random_ids(3 * 8192);
+    let mut slowest = Duration::ZERO;
+    let start = Instant::now();
+    for id in &more {
+        let one = Instant::now();
+        revocations.revoke_api_key(*id);
+        slowest = slowest.max(one.elapsed());
+    }
+    let each = start.elapsed() / more.len() as u32;
+    println!(
+        "  1M ids: bulk {:.1} ms, replace {:.1} ms, a merge {:.2} ms, \
+         revoke_api_key {:.2} us on average",
+        bulk.as_secs_f64() * 1e3,
+        replace.as_secs_f64() * 1e3,
+        slowest.as_secs_f64() * 1e3,
+        each.as_secs_f64() * 1e6,
+    );
+}
+
+/// Nanoseconds a lookup of `probes`, in turn, takes.
+fn ns_per_lookup(probes: &[[u8; 16]], lookup: impl Fn(&[u8; 16]) -> bool) -> f64 {
+    assert!(probes.len().is_power_of_two());
+    let mask = probes.len() - 1;
+    let run = run_time() / 4;
+    let start = Instant::now();
+    let (mut n, mut i) = (0u64, 0usize);
+    while start.elapsed() < run {
+        for _ in 0..1000 {
+            black_box(lookup(black_box(&probes[i])));
+            i = (i + 1) & mask;
+        }
+        n += 1000;
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// `n` uniformly random ids.
+fn random_ids(seed: &mut u64, n: usize) -> Vec<[u8; 16]> {
+    (0..n)
+        .map(|_| {
+            let mut id = [0u8; 16];
+            for half in id.chunks_mut(8) {
+                half.copy_from_slice(&splitmix(seed).to_le_bytes());
+            }
+            id
+        })
+        .collect()
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
