@@ -240,6 +240,7 @@ impl Application {
             fleet: Arc::default(),
             jwks_max_age,
             primary_relay,
+            snapshots_in_flight: Arc::default(),
             verifier: Verifier::new(issuer_url.clone()),
             verify_throttle,
             revocation_limit: Throttle::new(settings.revocations_per_minute, 60),

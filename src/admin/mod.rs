@@ -486,6 +486,10 @@ impl Admin {
             let change = Change::RevokeApiKey { id: id.to_string() };
             self.commit(Some(write), change, now)?;
             log::info!("revoked API key {id}");
+        } else if let Some(parsed) = parse_id(id) {
+            // Revoked on disk already (a retry after a failed flush, say):
+            // this node honours it whatever happened to the first attempt.
+            self.directory.revocations.revoke_api_key(parsed);
         }
         Ok(())
     }

@@ -68,6 +68,8 @@ pub struct AppState {
     pub jwks_max_age: Arc<AtomicU64>,
     /// A replica's way to its primary for revocations; `None` on the primary.
     pub primary_relay: Option<primary_relay::PrimaryRelay>,
+    /// Replication snapshots being streamed (they are capped).
+    pub snapshots_in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {

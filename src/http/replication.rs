@@ -2,6 +2,8 @@
 //! replicas, as a long-poll, behind the shared replica token. The protocol
 //! is described in `replication`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -13,7 +15,7 @@ use super::error::ApiError;
 use crate::admin::AdminError;
 use crate::crypto::constant_time_eq;
 use crate::replication::log::LogError;
-use crate::replication::primary::{Answer, Asked, changes_after, decide};
+use crate::replication::primary::{Answer, Asked, Changes, changes_after, decide};
 use crate::replication::snapshot::{SnapshotLabel, chunks};
 use crate::replication::{
     EPOCH_HEADER, HASH_HEADER, KIND_HEADER, MAX_WAIT_SECS, REPLICA_ID_HEADER, VERSION_HEADER,
@@ -58,6 +60,22 @@ pub async fn state(
         epoch: query.epoch,
         hash: query.hash,
     };
+    // A replica from before the change log names no epoch. It is answered
+    // as it always was: a snapshot once something changed, else 304 after
+    // the wait (a snapshot on every poll would pull the state in a loop).
+    let legacy = asked.epoch.is_none() && asked.since > 0;
+    let snapshot_due = if legacy {
+        // Versions it cannot have seen here (another primary's, or ours
+        // from before the change log counted from 1).
+        asked.since > state.directory.version()
+    } else {
+        matches!(decide(log, &asked).map_err(log_error)?, Answer::Snapshot)
+    };
+    if snapshot_due {
+        return snapshot(&state);
+    }
+    // Only now is `since` a version of this history: a replica of another
+    // store must not count as having applied ours (rotation waits on it).
     if let Some(replica) = req
         .headers()
         .get(REPLICA_ID_HEADER)
@@ -66,9 +84,6 @@ pub async fn state(
         state
             .fleet
             .heard_from(replica, asked.since, state.clock.now().timestamp());
-    }
-    if let Answer::Snapshot = decide(log, &asked).map_err(log_error)? {
-        return snapshot(&state);
     }
 
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
@@ -86,12 +101,30 @@ pub async fn state(
             actix_web::rt::time::sleep(COALESCE).await;
         }
     }
-    let max_age = state
-        .jwks_max_age
-        .load(std::sync::atomic::Ordering::Relaxed);
+    if legacy {
+        if state.directory.version() <= asked.since {
+            return Ok(HttpResponse::NotModified().finish());
+        }
+        return snapshot(&state);
+    }
+    let max_age = state.jwks_max_age.load(Ordering::Relaxed);
     let issuer = state.issuer_url.get();
-    match changes_after(log, asked.since, &issuer, max_age).map_err(log_error)? {
-        Some(document) => {
+    let Some(changes) = changes_after(log, asked.since, &issuer, max_age).map_err(log_error)?
+    else {
+        let last = log.last();
+        return Ok(labelled(
+            HttpResponse::NotModified(),
+            "none",
+            log.epoch(),
+            last.version,
+            &last.hash,
+        )
+        .finish());
+    };
+    match changes {
+        // Compaction cut into the range after `decide`: the whole state.
+        Changes::Gap => snapshot(&state),
+        Changes::Follow(document) => {
             state
                 .metrics
                 .replication_sent("changes", document.changes.len());
@@ -103,17 +136,6 @@ pub async fn state(
                 &document.hash,
             )
             .json(document))
-        }
-        None => {
-            let last = log.last();
-            Ok(labelled(
-                HttpResponse::NotModified(),
-                "none",
-                log.epoch(),
-                last.version,
-                &last.hash,
-            )
-            .finish())
         }
     }
 }
@@ -134,11 +156,18 @@ fn snapshot(state: &AppState) -> Result<HttpResponse, ApiError> {
         epoch: log.epoch(),
         hash: &hash,
         issuer: &issuer,
-        jwks_max_age: state
-            .jwks_max_age
-            .load(std::sync::atomic::Ordering::Relaxed),
+        jwks_max_age: state.jwks_max_age.load(Ordering::Relaxed),
     };
-    let body = chunks(&state.directory, &state.keys.current(), &label);
+    // Each snapshot in flight holds a copy of the revoked ids (16 MB at a
+    // million): a few at a time; the others retry (replicas back off).
+    let Some(slot) = SnapshotSlot::take(&state.snapshots_in_flight) else {
+        return Err(ApiError::Admin(AdminError::Unavailable(
+            "too many snapshots in flight; retry shortly".into(),
+        )));
+    };
+    let body = chunks(&state.directory, &state.keys.current(), &label).inspect(move |_| {
+        let _held_until_the_stream_ends = &slot;
+    });
     state.metrics.replication_sent("snapshot", 1);
     Ok(
         labelled(HttpResponse::Ok(), "snapshot", log.epoch(), version, &hash)
@@ -147,6 +176,29 @@ fn snapshot(state: &AppState) -> Result<HttpResponse, ApiError> {
                 body.map(Ok::<_, std::convert::Infallible>),
             )),
     )
+}
+
+/// Snapshots streamed at once, at most.
+const MAX_SNAPSHOTS: usize = 4;
+
+/// One of the `MAX_SNAPSHOTS` slots, given back when its stream is dropped.
+struct SnapshotSlot(Arc<AtomicUsize>);
+
+impl SnapshotSlot {
+    fn take(in_flight: &Arc<AtomicUsize>) -> Option<Self> {
+        in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_SNAPSHOTS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SnapshotSlot(Arc::clone(in_flight)))
+    }
+}
+
+impl Drop for SnapshotSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 fn labelled(

@@ -108,13 +108,19 @@ impl Follower {
                             log::debug!("replica: snapshot at version {}", position.version);
                         }
                         Some(StateAnswer::Changes(document)) => {
-                            if position.epoch.as_deref() == Some(document.epoch.as_str()) {
+                            if position.epoch.as_deref() == Some(document.epoch.as_str())
+                                && follows(position.version, &document)
+                            {
                                 position.version = document.version;
                                 position.hash = Some(document.hash.clone());
                                 self.apply_changes(document, now);
                                 log::debug!("replica: changes to version {}", position.version);
                             } else {
-                                // Changes for a history we do not have: start over.
+                                // Changes for a history we do not have, or
+                                // with a gap: start over from a snapshot.
+                                log::warn!(
+                                    "replica: changes that do not follow its copy; resyncing"
+                                );
                                 position = Followed::default();
                             }
                         }
@@ -203,17 +209,33 @@ impl Follower {
         if let Some(max_age) = document.jwks_max_age {
             self.jwks_max_age.store(max_age, Ordering::Relaxed);
         }
+        // API key revocations are for good: a snapshot from a restored
+        // backup or a rebuilt store must not take back one this replica has
+        // honoured. The union is kept (ids are random: it hits no other key).
+        let (mut revoked_api_keys, _) = self.directory.revocations.export();
+        revoked_api_keys.extend(document.revoked_api_keys);
         self.directory.replace(
             Replacement {
                 version: document.version,
                 applications: document.applications,
                 resources: document.resources,
-                revoked_api_keys: document.revoked_api_keys,
+                revoked_api_keys,
                 revoked_access_tokens: document.revoked_access_tokens,
             },
             now,
         );
     }
+}
+
+/// Whether `document` carries every change right after `version`, in
+/// order, up to the version it names: anything else would skip some.
+fn follows(version: u64, document: &ChangesDocument) -> bool {
+    let consecutive = document
+        .changes
+        .iter()
+        .zip(1u64..)
+        .all(|(entry, n)| Some(entry.version) == version.checked_add(n));
+    consecutive && document.changes.last().map(|e| e.version) == Some(document.version)
 }
 
 /// Where the replica stands in its primary's history.
@@ -290,4 +312,43 @@ async fn read_answer(mut response: reqwest::Response, limit: usize) -> Result<St
 fn jitter(backoff: Duration) -> Duration {
     let random = random_bytes::<2>().map(u16::from_le_bytes).unwrap_or(0);
     backoff / 2 * u32::from(random) / u32::from(u16::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::log::Entry;
+
+    fn document(versions: &[u64], version: u64) -> ChangesDocument {
+        ChangesDocument {
+            epoch: "e".into(),
+            version,
+            hash: "h".into(),
+            changes: versions
+                .iter()
+                .map(|v| Entry {
+                    version: *v,
+                    hash: "h".into(),
+                    change: Change::RevokeApiKey { id: "x".into() },
+                })
+                .collect(),
+            issuer: "i".into(),
+            jwks_max_age: 0,
+        }
+    }
+
+    /// A replica takes changes only when they carry on from its version
+    /// without a gap; anything else sends it back to a snapshot.
+    #[test]
+    fn only_changes_right_after_the_copy_are_taken() {
+        assert!(follows(4, &document(&[5, 6, 7], 7)));
+        assert!(!follows(4, &document(&[6, 7], 7)), "5 was compacted away");
+        assert!(!follows(4, &document(&[5, 7], 7)), "a hole");
+        assert!(
+            !follows(4, &document(&[5, 6], 7)),
+            "names more than it carries"
+        );
+        assert!(!follows(4, &document(&[], 4)), "nothing to follow");
+        assert!(!follows(u64::MAX, &document(&[0], 0)));
+    }
 }

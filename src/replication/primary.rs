@@ -43,6 +43,15 @@ pub fn decide(log: &ChangeLog, asked: &Asked) -> Result<Answer, LogError> {
     })
 }
 
+/// What follows a replica's version.
+#[derive(Debug)]
+pub enum Changes {
+    /// The changes right after it, in order.
+    Follow(ChangesDocument),
+    /// Compaction removed some since `decide`: the replica needs a snapshot.
+    Gap,
+}
+
 /// The changes after `since` (at most `MAX_CHANGES`), or `None` if there
 /// are none yet.
 pub fn changes_after(
@@ -50,17 +59,45 @@ pub fn changes_after(
     since: u64,
     issuer: &str,
     jwks_max_age: u64,
-) -> Result<Option<ChangesDocument>, LogError> {
+) -> Result<Option<Changes>, LogError> {
     let changes = log.after(since, MAX_CHANGES)?;
     let Some(last) = changes.last() else {
         return Ok(None);
     };
-    Ok(Some(ChangesDocument {
+    if changes.first().map(|e| e.version) != since.checked_add(1) {
+        return Ok(Some(Changes::Gap));
+    }
+    Ok(Some(Changes::Follow(ChangesDocument {
         epoch: log.epoch().to_string(),
         version: last.version,
         hash: last.hash.clone(),
         issuer: issuer.to_string(),
         jwks_max_age,
         changes,
-    }))
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::Change;
+    use crate::store::Store;
+
+    /// Compaction between `decide` and reading the range must not yield
+    /// changes that skip some: the answer is a gap (then a snapshot).
+    #[test]
+    fn a_range_cut_by_compaction_is_a_gap_not_fewer_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for n in 0..10u8 {
+            let id = crate::crypto::b64url(&[n; 16]);
+            store.commit(None, Change::RevokeApiKey { id }).unwrap();
+        }
+        let follow = |since| changes_after(&store.changes, since, "i", 0).unwrap();
+        assert!(matches!(follow(2), Some(Changes::Follow(d)) if d.changes[0].version == 3));
+        store.changes.compact(4).unwrap();
+        assert!(matches!(follow(2), Some(Changes::Gap)));
+        assert!(matches!(follow(6), Some(Changes::Follow(d)) if d.version == 10));
+        assert!(follow(10).is_none());
+    }
 }

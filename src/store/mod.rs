@@ -282,8 +282,10 @@ impl Store {
                 log_tree.insert(log_key, bytes)?;
             }
         }
-        flush(&self.db)?;
+        // Committed: the log holds the entry whether or not the flush
+        // works, so the next change must not reuse its version.
         self.changes.appended(&entry);
+        flush(&self.db)?;
         Ok(entry)
     }
 

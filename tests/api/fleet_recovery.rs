@@ -182,6 +182,11 @@ async fn a_primary_killed_before_propagating_loses_nothing() {
     assert_eq!(status(&fleet.client, &fleet.replica_a, &key).await, 200);
 
     fleet.restart_primary().await;
+    // The primary itself: its revoked-id copy (from its first start) and
+    // the log replayed after it.
+    let copy = fleet.primary_dir.path().join("data/revoked-api-keys.bin");
+    assert!(copy.exists());
+    assert_eq!(status(&fleet.client, fleet.primary(), &key).await, 401);
     everywhere(
         &fleet,
         "the revocation acknowledged before the kill",
@@ -189,4 +194,61 @@ async fn a_primary_killed_before_propagating_loses_nothing() {
         401,
     )
     .await;
+
+    // A damaged copy is no shortcut: the records are read instead.
+    fleet.primary.take().unwrap().kill9();
+    let mut bytes = std::fs::read(&copy).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&copy, bytes).unwrap();
+    fleet.restart_primary().await;
+    assert_eq!(status(&fleet.client, fleet.primary(), &key).await, 401);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A primary restored from a backup older than a revocation sends its
+/// replicas a snapshot without it: they keep honouring the revocation.
+#[actix_web::test]
+async fn a_primary_restored_from_an_older_backup_revives_no_revoked_key() {
+    let mut fleet = TestFleet::start("30").await;
+    fleet.register().await;
+    let (id, key) = mint_api_key(&fleet).await;
+    everywhere(&fleet, "the key verifies", &key, 200).await;
+
+    let data = fleet.primary_dir.path().join("data");
+    let backup = tempfile::tempdir().unwrap();
+    fleet.primary.take().unwrap().kill9();
+    copy_dir(&data, backup.path());
+    fleet.restart_primary().await;
+    revoke(&fleet, &id).await;
+    everywhere(&fleet, "the revoked key is refused", &key, 401).await;
+
+    fleet.primary.take().unwrap().kill9();
+    std::fs::remove_dir_all(&data).unwrap();
+    copy_dir(backup.path(), &data);
+    fleet.restart_primary().await;
+    assert_eq!(
+        status(&fleet.client, fleet.primary(), &key).await,
+        200,
+        "the restored primary itself lost the revocation (as its backup did)"
+    );
+    until("both replicas took the restored state", async || {
+        answers(&fleet, "snapshot").await >= 2.0
+    })
+    .await;
+    for replica in [&fleet.replica_a, &fleet.replica_b] {
+        assert_eq!(status(&fleet.client, replica, &key).await, 401);
+    }
 }

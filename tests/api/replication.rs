@@ -142,6 +142,25 @@ async fn a_snapshot_carries_the_whole_state_and_changes_follow_it() {
     );
     assert_eq!(changes["hash"], next.2.as_str());
 
+    // A replica from before the change log (no epoch) is answered as it
+    // always was: 304 while nothing changed, not a snapshot per poll; a
+    // version it cannot have seen here gets a snapshot.
+    let response = state(&app, &format!("?since={}&wait=1", next.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 304);
+    let response = state(&app, &format!("?since={}", at.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kind(&response), "snapshot", "something changed since");
+    let response = state(&app, &format!("?since={}", next.1 + 1_000_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kind(&response), "snapshot", "another primary's version");
+
     // Any other history gets a snapshot: another epoch, a hash that is not
     // this history's at that version, a version ahead of the primary's.
     for other in [
