@@ -14,7 +14,7 @@ use crate::applications::{ApplicationRecord, is_scope_token, validate_client_id}
 use crate::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
 use crate::crypto::{SecretDigest, random_id};
 use crate::directory::Directory;
-use crate::keys::KeyRing;
+use crate::keys::{KeyRing, SigningKey};
 use crate::throttle::{Throttle, ThrottleKey};
 
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -281,10 +281,11 @@ pub fn sign_jwt<T: serde::Serialize>(
     typ: &str,
     claims: &T,
 ) -> Result<String, TokenError> {
-    sign_jwt_with_kid(keys, typ, claims).map(|(jwt, _)| jwt)
+    let keys = keys.guard();
+    encode(keys.signer().ok_or(TokenError::Unavailable)?, typ, claims)
 }
 
-/// `sign_jwt`, also naming the key that signed.
+/// `sign_jwt`, also naming the key that signed (API key records keep it).
 pub fn sign_jwt_with_kid<T: serde::Serialize>(
     keys: &KeyRing,
     typ: &str,
@@ -292,14 +293,21 @@ pub fn sign_jwt_with_kid<T: serde::Serialize>(
 ) -> Result<(String, String), TokenError> {
     let keys = keys.guard();
     let signer = keys.signer().ok_or(TokenError::Unavailable)?;
+    Ok((encode(signer, typ, claims)?, signer.kid.clone()))
+}
+
+fn encode<T: serde::Serialize>(
+    signer: &SigningKey,
+    typ: &str,
+    claims: &T,
+) -> Result<String, TokenError> {
     let header = Header {
         typ: Some(typ.into()),
         kid: Some(signer.kid.clone()),
         ..Header::new(Algorithm::EdDSA)
     };
-    let jwt = jsonwebtoken::encode(&header, claims, &signer.encoding)
-        .map_err(|e| TokenError::Internal(e.to_string()))?;
-    Ok((jwt, signer.kid.clone()))
+    jsonwebtoken::encode(&header, claims, &signer.encoding)
+        .map_err(|e| TokenError::Internal(e.to_string()))
 }
 
 /// The scope granted: what was asked for if the application may have all

@@ -680,3 +680,52 @@ async fn revocations_are_rate_limited_per_client() {
         200
     );
 }
+
+/// A replica relays revocations with the client's address beside the
+/// replica token. Anyone else sending the same headers is still counted
+/// by their own address: a forged X-Gatehouse-Client-Addr cannot escape a
+/// lockout (nor move one onto someone else).
+#[actix_web::test]
+async fn a_relayed_client_address_is_believed_only_with_the_replica_token() {
+    const REPLICA_TOKEN: &str = "relay-replica-token-0123456789abcdef";
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.auth_failure_limit = 3;
+        s.replica_token = Some(gatehouse::config::Secret::new(REPLICA_TOKEN));
+    })
+    .await;
+    // Another client_id each time: only the address counts up.
+    let attempt = async |relay: &str, addr: &str, client: &str| {
+        app.client
+            .post(app.url("/oauth/revoke"))
+            .basic_auth(client, Some("gcs_wrong"))
+            .header("X-Gatehouse-Relay", relay)
+            .header("X-Gatehouse-Client-Addr", addr)
+            .form(&[("token", "x")])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let forged = format!("203.0.113.{n}");
+        statuses.push(attempt("not-the-token", &forged, &format!("probe-{n}")).await);
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&429),
+        "the peer's own address is locked out: {statuses:?}"
+    );
+    // With the replica token, the named address is the one counted.
+    assert_eq!(
+        attempt(REPLICA_TOKEN, "198.51.100.7", "probe-r").await,
+        401,
+        "a fresh address, not the locked one"
+    );
+    assert_eq!(
+        attempt(REPLICA_TOKEN, "not an address", "probe-g").await,
+        429,
+        "an unreadable address counts as the peer"
+    );
+}
