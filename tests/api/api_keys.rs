@@ -41,13 +41,7 @@ async fn mint_key(app: &TestApp, name: &str) -> String {
 }
 
 async fn verify_status(app: &TestApp, credential: &str) -> u16 {
-    app.verify("GET", DAV, "/")
-        .bearer_auth(credential)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    app.verify_status(DAV, credential).await
 }
 
 /// POST to /oauth/introspect or /oauth/revoke as `client`.

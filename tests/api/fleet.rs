@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, Node, free_port};
+use crate::helpers::{ADMIN_TOKEN, Node, free_port, json_of};
 
 pub(crate) const REPLICA_TOKEN: &str = "fleet-replica-token-0123456789abcdef";
 pub(crate) const DAV: &str = "dav.example.com";
@@ -153,6 +153,15 @@ impl TestFleet {
     }
 
     /// Canister (group media) and a rule for DAV; returns its secret.
+    /// A new API key for canister: the admin API's answer.
+    pub(crate) async fn mint_api_key(&self) -> Value {
+        json_of(
+            self.admin(Method::POST, "/applications/canister/api-keys")
+                .json(&json!({"name": "k"})),
+        )
+        .await
+    }
+
     pub(crate) async fn register(&self) -> String {
         crate::helpers::register_canister(&self.primary_url).await
     }
@@ -163,17 +172,9 @@ async fn replicas_follow_the_primary_and_outlive_it() {
     let mut fleet = TestFleet::start("2").await;
     let (client, primary_url) = (fleet.client.clone(), fleet.primary_url.clone());
     let secret = fleet.register().await;
-    let minted: Value = fleet
-        .admin(Method::POST, "/applications/canister/api-keys")
-        .json(&json!({"name": "k"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let minted = fleet.mint_api_key().await;
     let key = minted["api_key"].as_str().unwrap().to_string();
-    let token = mint(&client, fleet.primary(), &secret).await;
+    let token = fleet.primary().issue_token("canister", &secret).await;
     let (replica_a, replica_b) = (&fleet.replica_a, &fleet.replica_b);
 
     // A token and a key from the primary verify on both replicas.
@@ -195,7 +196,7 @@ async fn replicas_follow_the_primary_and_outlive_it() {
         .unwrap();
     assert_eq!(metadata["issuer"], ISSUER);
     // Replica A issues tokens with the mounted key; B, without one, says so.
-    let issued_on_a = mint(&client, replica_a, &secret).await;
+    let issued_on_a = replica_a.issue_token("canister", &secret).await;
     assert_eq!(status(&client, replica_b, &issued_on_a).await, 200);
     let refused = client
         .post(replica_b.url("/oauth/token"))
@@ -300,11 +301,17 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
     let client = fleet.client.clone();
     let secret = fleet.register().await;
     let (primary, replicas) = (fleet.primary(), [&fleet.replica_a, &fleet.replica_b]);
-    let old_token = mint(&client, primary, &secret).await;
+    let old_token = primary.issue_token("canister", &secret).await;
     let old_kid = crate::helpers::jwt_parts(&old_token).0["kid"].clone();
     for replica in replicas {
         until("the replica knows the application", async || {
-            status(&client, replica, &mint(&client, primary, &secret).await).await == 200
+            status(
+                &client,
+                replica,
+                &primary.issue_token("canister", &secret).await,
+            )
+            .await
+                == 200
         })
         .await;
     }
@@ -320,7 +327,7 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
         while rotated_at.is_none_or(|at: Instant| at.elapsed() < Duration::from_secs(1))
             && start.elapsed() < Duration::from_secs(30)
         {
-            let token = mint(&client, primary, &secret).await;
+            let token = primary.issue_token("canister", &secret).await;
             if kids.len() > 1 && rotated_at.is_none() {
                 rotated_at = Some(Instant::now());
             }
@@ -392,7 +399,7 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
     // the one holding none refuses to issue rather than sign with another.
     let kid_of = |token: &str| crate::helpers::jwt_parts(token).0["kid"].clone();
     until("replica A issues with the new key", async || {
-        kid_of(&mint(&client, &fleet.replica_a, &secret).await) == new_kid
+        kid_of(&fleet.replica_a.issue_token("canister", &secret).await) == new_kid
     })
     .await;
     let refused = client
@@ -433,20 +440,6 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
     assert_eq!(active.status(), 409);
 }
 
-pub(crate) async fn mint(client: &reqwest::Client, node: &Node, secret: &str) -> String {
-    let body: Value = client
-        .post(node.url("/oauth/token"))
-        .basic_auth("canister", Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap().to_string()
-}
-
 /// Deleting and re-creating an application (same client_id) invalidates
 /// every token issued before, on every node: those the primary issued and
 /// those a replica issued, whatever the second.
@@ -458,12 +451,12 @@ async fn recreation_leaves_no_earlier_token_on_any_node() {
     let (primary, replica) = (fleet.primary(), &fleet.replica_a);
     let mut earlier: Vec<String> = Vec::new();
     for round in 0..10 {
-        let from_primary = mint(&client, primary, &secret).await;
+        let from_primary = primary.issue_token("canister", &secret).await;
         until("the replica knows this application", async || {
             status(&client, replica, &from_primary).await == 200
         })
         .await;
-        let from_replica = mint(&client, replica, &secret).await;
+        let from_replica = replica.issue_token("canister", &secret).await;
         assert_eq!(
             status(&client, primary, &from_replica).await,
             200,
@@ -487,7 +480,7 @@ async fn recreation_leaves_no_earlier_token_on_any_node() {
             .await
             .unwrap();
         secret = created["client_secret"].as_str().unwrap().to_string();
-        let fresh = mint(&client, primary, &secret).await;
+        let fresh = primary.issue_token("canister", &secret).await;
         until("the replica has the new application", async || {
             status(&client, replica, &fresh).await == 200
         })
@@ -538,17 +531,9 @@ async fn revocation_on_a_replica_is_carried_out_by_the_primary() {
         .await
         .unwrap();
     let other_secret = other["client_secret"].as_str().unwrap().to_string();
-    let minted: Value = fleet
-        .admin(Method::POST, "/applications/canister/api-keys")
-        .json(&json!({"name": "k"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let minted = fleet.mint_api_key().await;
     let key = minted["api_key"].as_str().unwrap().to_string();
-    let token = mint(&client, fleet.primary(), &secret).await;
+    let token = fleet.primary().issue_token("canister", &secret).await;
     let nodes = [fleet.primary(), &fleet.replica_a, &fleet.replica_b];
     for node in nodes {
         until("every node knows both applications", async || {
@@ -600,7 +585,7 @@ async fn revocation_on_a_replica_is_carried_out_by_the_primary() {
     }
 
     // Without a primary, a replica says so rather than pretend.
-    let fresh = mint(&client, &fleet.replica_a, &secret).await;
+    let fresh = fleet.replica_a.issue_token("canister", &secret).await;
     fleet.primary.take().unwrap().kill9();
     let unavailable = revoke_at(&client, &fleet.replica_a, ("canister", &secret), &fresh).await;
     assert_eq!(unavailable.status(), 503);

@@ -4,10 +4,10 @@
 //! and a primary killed between a write and its propagation.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::fleet::{TestFleet, mint, status, until};
-use crate::helpers::{Node, command_exists};
+use crate::fleet::{TestFleet, status, until};
+use crate::helpers::{Node, command_exists, json_of};
 
 async fn answers(fleet: &TestFleet, kind: &str) -> f64 {
     let text = fleet
@@ -27,15 +27,7 @@ async fn answers(fleet: &TestFleet, kind: &str) -> f64 {
 }
 
 async fn mint_api_key(fleet: &TestFleet) -> (String, String) {
-    let minted: Value = fleet
-        .admin(Method::POST, "/applications/canister/api-keys")
-        .json(&json!({"name": "k"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let minted = fleet.mint_api_key().await;
     (
         minted["id"].as_str().unwrap().to_string(),
         minted["api_key"].as_str().unwrap().to_string(),
@@ -133,7 +125,7 @@ async fn a_primary_back_with_its_clock_an_hour_behind_still_reaches_its_replicas
 async fn a_replica_finding_another_store_resyncs() {
     let mut fleet = TestFleet::start("30").await;
     let secret = fleet.register().await;
-    let old_token = mint(&fleet.client, fleet.primary(), &secret).await;
+    let old_token = fleet.primary().issue_token("canister", &secret).await;
     everywhere(&fleet, "the first store's token verifies", &old_token, 200).await;
 
     // Another store behind the same URL (a rebuilt primary): its versions
@@ -142,7 +134,7 @@ async fn a_replica_finding_another_store_resyncs() {
     let other_dir = tempfile::tempdir().unwrap();
     fleet.primary = Some(TestFleet::start_primary(other_dir.path(), fleet.port).await);
     let new_secret = fleet.register().await;
-    let new_token = mint(&fleet.client, fleet.primary(), &new_secret).await;
+    let new_token = fleet.primary().issue_token("canister", &new_secret).await;
     everywhere(&fleet, "the new store's token verifies", &new_token, 200).await;
     everywhere(
         &fleet,
@@ -152,15 +144,12 @@ async fn a_replica_finding_another_store_resyncs() {
     )
     .await;
     // The new primary's own keys, not the first store's, are published.
-    let jwks: Value = fleet
-        .client
-        .get(fleet.replica_b.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = json_of(
+        fleet
+            .client
+            .get(fleet.replica_b.url("/.well-known/jwks.json")),
+    )
+    .await;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     drop(other_dir);
 }

@@ -159,6 +159,11 @@ impl TestApp {
 }
 
 /// The decoded header and claims of a JWT, unverified.
+/// Sends `request` and reads its JSON answer.
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 pub fn jwt_parts(token: &str) -> (Value, Value) {
     let mut parts = token.split('.');
     let mut decode = || -> Value {
@@ -268,6 +273,38 @@ impl Node {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// An admin API request (the test admin token).
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        http_client()
+            .request(method, self.url(&format!("/admin/v1{path}")))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// Creates an application; returns its secret.
+    pub async fn create_application(&self, body: Value) -> String {
+        let response = self
+            .admin(reqwest::Method::POST, "/applications")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "creating {body}");
+        let created: Value = response.json().await.unwrap();
+        created["client_secret"].as_str().unwrap().to_string()
+    }
+
+    /// An access token for `client_id` (client_secret_basic).
+    pub async fn issue_token(&self, client_id: &str, secret: &str) -> String {
+        let body = json_of(
+            http_client()
+                .post(self.url("/oauth/token"))
+                .basic_auth(client_id, Some(secret))
+                .form(&[("grant_type", "client_credentials")]),
+        )
+        .await;
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
     /// Pauses (SIGSTOP) or resumes (SIGCONT) the process: a replica cut off.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
@@ -331,6 +368,17 @@ impl TestApp {
             .unwrap();
         assert_eq!(response.status(), 201, "creating {body}");
         response.json().await.unwrap()
+    }
+
+    /// The status `/api/verify` gives `credential` for `GET https://{host}/`.
+    pub async fn verify_status(&self, host: &str, credential: &str) -> u16 {
+        self.verify("GET", host, "/")
+            .bearer_auth(credential)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     /// A forward-auth sub-request as Caddy or Traefik sends it.

@@ -62,17 +62,9 @@ async fn pyjwkclient_verifies_every_token_across_a_rotation() {
         ],
     )
     .await;
-    let created: serde_json::Value = crate::helpers::http_client()
-        .post(node.url("/admin/v1/applications"))
-        .bearer_auth(crate::helpers::ADMIN_TOKEN)
-        .json(&serde_json::json!({"client_id": "canister"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let secret = created["client_secret"].as_str().unwrap().to_string();
+    let secret = node
+        .create_application(serde_json::json!({"client_id": "canister"}))
+        .await;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/interop/jwks_rotation.py"

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, Node, command_exists, gatehouse_command, python_has};
+use crate::helpers::{ADMIN_TOKEN, Node, command_exists, gatehouse_command, json_of, python_has};
 
 /// A fixed issuer: tokens from before the restart name the same one.
 const ADMIN_ENV: [(&str, &str); 2] = [
@@ -125,31 +125,14 @@ async fn jwks_kids(node: &Node) -> Vec<String> {
     kids
 }
 
-async fn issue(node: &Node, secret: &str) -> String {
-    let body: Value = crate::helpers::http_client()
-        .post(node.url("/oauth/token"))
-        .basic_auth("canister", Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap().to_string()
-}
-
 async fn introspect(node: &Node, secret: &str, token: &str) -> Value {
-    crate::helpers::http_client()
-        .post(node.url("/oauth/introspect"))
-        .basic_auth("canister", Some(secret))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_of(
+        crate::helpers::http_client()
+            .post(node.url("/oauth/introspect"))
+            .basic_auth("canister", Some(secret))
+            .form(&[("token", token)]),
+    )
+    .await
 }
 
 #[actix_web::test]
@@ -180,18 +163,10 @@ async fn an_old_key_directory_works_and_migrates_with_the_same_kids() {
     let node = Node::start(dir.path(), &ADMIN_ENV).await;
     let kids = jwks_kids(&node).await;
     assert_eq!(kids.len(), 2);
-    let created: Value = crate::helpers::http_client()
-        .post(node.url("/admin/v1/applications"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"client_id": "canister"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let secret = created["client_secret"].as_str().unwrap().to_string();
-    let token = issue(&node, &secret).await;
+    let secret = node
+        .create_application(json!({"client_id": "canister"}))
+        .await;
+    let token = node.issue_token("canister", &secret).await;
     let signer = crate::helpers::jwt_parts(&token).0["kid"].clone();
     node.kill9();
 
@@ -214,6 +189,6 @@ async fn an_old_key_directory_works_and_migrates_with_the_same_kids() {
     let node = Node::start(dir.path(), &ADMIN_ENV).await;
     assert_eq!(jwks_kids(&node).await, kids);
     assert_eq!(introspect(&node, &secret, &token).await["active"], true);
-    let again = issue(&node, &secret).await;
+    let again = node.issue_token("canister", &secret).await;
     assert_eq!(crate::helpers::jwt_parts(&again).0["kid"], signer);
 }

@@ -8,17 +8,10 @@ use gatehouse::clock::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, jwt_parts, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, json_of, jwt_parts, spawn_app, spawn_app_with};
 
 async fn keys(app: &TestApp) -> Vec<Value> {
-    let body: Value = app
-        .admin(Method::GET, "/keys")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json_of(app.admin(Method::GET, "/keys")).await;
     body["keys"].as_array().unwrap().clone()
 }
 
@@ -60,16 +53,6 @@ fn time(value: &Value) -> DateTime<Utc> {
 async fn token_kid(app: &TestApp, client: &crate::helpers::TestClient) -> String {
     let token = app.access_token(client, &[]).await;
     jwt_parts(&token).0["kid"].as_str().unwrap().to_string()
-}
-
-async fn verify_status(app: &TestApp, credential: &str) -> u16 {
-    app.verify("GET", "dav.example.com", "/")
-        .bearer_auth(credential)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 /// Lets the node's key schedule (four steps a second) see the clock.
@@ -163,15 +146,11 @@ async fn an_old_key_leaves_the_jwks_once_nothing_live_carries_it() {
         .await;
     let first = token_kid(&app, &client).await;
     let old_token = app.access_token(&client, &[]).await;
-    let minted: Value = app
-        .admin(Method::POST, "/applications/canister/api-keys")
-        .json(&json!({"name": "backup"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let minted = json_of(
+        app.admin(Method::POST, "/applications/canister/api-keys")
+            .json(&json!({"name": "backup"})),
+    )
+    .await;
     let api_key = minted["api_key"].as_str().unwrap().to_string();
     let (_, cache) = jwks(&app).await;
     assert_eq!(cache, "public, max-age=60");
@@ -180,7 +159,7 @@ async fn an_old_key_leaves_the_jwks_once_nothing_live_carries_it() {
     let third_token_kid = token_kid(&app, &client).await;
     assert_eq!(third_token_kid, second);
     assert_eq!(
-        verify_status(&app, &old_token).await,
+        app.verify_status("dav.example.com", &old_token).await,
         200,
         "old tokens live on"
     );
@@ -193,7 +172,7 @@ async fn an_old_key_leaves_the_jwks_once_nothing_live_carries_it() {
     let_schedule_run().await;
     assert!(jwks(&app).await.0.contains(&first));
     assert_eq!(key(&app, &first).await["leaves_jwks_at"], Value::Null);
-    assert_eq!(verify_status(&app, &api_key).await, 200);
+    assert_eq!(app.verify_status("dav.example.com", &api_key).await, 200);
 
     // A second rotation: the second key (which signed no API key) goes
     // once its retention has passed.
