@@ -239,16 +239,15 @@ impl Admin {
         let change = Change::RemoveApplication {
             client_id: client_id.to_string(),
         };
-        match self.commit(
-            Some(self.store.applications.delete_op(client_id)),
-            change,
-            now,
-        ) {
-            Err(AdminError::Store(StoreError::Missing)) => {
-                return Err(AdminError::NotFound(format!("application {client_id:?}")));
-            }
-            other => other.map(|_| ())?,
-        }
+        removed(
+            self.commit(
+                Some(self.store.applications.delete_op(client_id)),
+                change,
+                now,
+            ),
+            "application",
+            client_id,
+        )?;
         log::info!("deleted application {client_id}");
         Ok(())
     }
@@ -401,12 +400,11 @@ impl Admin {
     pub fn delete_resource(&self, id: &str, now: DateTime<Utc>) -> Result<(), AdminError> {
         let _writer = self.lock();
         let change = Change::RemoveResource { id: id.to_string() };
-        match self.commit(Some(self.store.resources.delete_op(id)), change, now) {
-            Err(AdminError::Store(StoreError::Missing)) => {
-                return Err(AdminError::NotFound(format!("resource {id:?}")));
-            }
-            other => other.map(|_| ())?,
-        }
+        removed(
+            self.commit(Some(self.store.resources.delete_op(id)), change, now),
+            "resource",
+            id,
+        )?;
         log::info!("deleted resource {id}");
         Ok(())
     }
@@ -565,6 +563,16 @@ fn created(result: Result<u64, AdminError>, what: &str, key: &str) -> Result<(),
         Err(AdminError::Store(StoreError::AlreadyExists)) => Err(AdminError::Conflict(format!(
             "{what} {key:?} already exists"
         ))),
+        other => other.map(|_| ()),
+    }
+}
+
+/// A store removal, with nothing to remove answered as the admin API's 404.
+fn removed(result: Result<u64, AdminError>, what: &str, key: &str) -> Result<(), AdminError> {
+    match result {
+        Err(AdminError::Store(StoreError::Missing)) => {
+            Err(AdminError::NotFound(format!("{what} {key:?}")))
+        }
         other => other.map(|_| ()),
     }
 }

@@ -128,14 +128,7 @@ impl TestApp {
     }
 
     pub async fn create_application(&self, body: Value) -> TestClient {
-        let response = self
-            .admin(reqwest::Method::POST, "/applications")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201, "creating {body}");
-        let created: Value = response.json().await.unwrap();
+        let created = created(self.admin(reqwest::Method::POST, "/applications"), &body).await;
         TestClient {
             client_id: created["client_id"].as_str().unwrap().to_string(),
             secret: created["client_secret"].as_str().unwrap().to_string(),
@@ -159,6 +152,13 @@ impl TestApp {
 }
 
 /// The decoded header and claims of a JWT, unverified.
+/// POSTs `body` to an admin collection; the 201 answer.
+async fn created(request: reqwest::RequestBuilder, body: &Value) -> Value {
+    let response = request.json(body).send().await.unwrap();
+    assert_eq!(response.status(), 201, "creating {body}");
+    response.json().await.unwrap()
+}
+
 /// Sends `request` and reads its JSON answer.
 pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
@@ -282,14 +282,7 @@ impl Node {
 
     /// Creates an application; returns its secret.
     pub async fn create_application(&self, body: Value) -> String {
-        let response = self
-            .admin(reqwest::Method::POST, "/applications")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201, "creating {body}");
-        let created: Value = response.json().await.unwrap();
+        let created = created(self.admin(reqwest::Method::POST, "/applications"), &body).await;
         created["client_secret"].as_str().unwrap().to_string()
     }
 
@@ -360,14 +353,7 @@ impl TestApp {
     }
 
     pub async fn create_resource(&self, body: Value) -> Value {
-        let response = self
-            .admin(reqwest::Method::POST, "/resources")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201, "creating {body}");
-        response.json().await.unwrap()
+        created(self.admin(reqwest::Method::POST, "/resources"), &body).await
     }
 
     /// The status `/api/verify` gives `credential` for `GET https://{host}/`.
