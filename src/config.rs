@@ -384,3 +384,31 @@ fn parse_cidr<E: serde::de::Error>(text: &str) -> Result<IpNet, E> {
         .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
         .map_err(|_| E::custom(format!("{text:?} is not a CIDR or IP address")))
 }
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+
+    fn refused_key(settings: &Settings) -> Option<&'static str> {
+        match settings.validate() {
+            Err(ConfigError::Invalid { key, .. }) => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The rotation wait and the log length have bounds; out of them the
+    /// node does not start, and says which key is at fault.
+    #[test]
+    fn rotation_and_log_settings_are_bounded() {
+        let mut settings = Settings::default();
+        assert_eq!(refused_key(&settings), None);
+        settings.jwks_max_age = 86_400;
+        assert_eq!(refused_key(&settings), None);
+        settings.jwks_max_age = 86_401;
+        assert_eq!(refused_key(&settings), Some("jwks_max_age"));
+        settings.jwks_max_age = 0;
+        assert_eq!(refused_key(&settings), None, "0: no outside cache waits");
+        settings.change_log_keep = 0;
+        assert_eq!(refused_key(&settings), Some("change_log_keep"));
+    }
+}

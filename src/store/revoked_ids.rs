@@ -10,7 +10,6 @@
 //! the records are scanned instead (and the copy written again).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::crypto::sha256;
@@ -90,20 +89,10 @@ pub fn write(
     }
     let digest = sha256(&body);
     body.extend_from_slice(&digest);
-    let target = path(data_dir);
     let tmp = data_dir.join(format!(".{FILE_NAME}.tmp"));
     let _ = fs::remove_file(&tmp);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp)?;
-    file.write_all(&body)?;
-    file.sync_all()?;
-    fs::rename(&tmp, &target)?;
+    crate::keys::write_private_file(&tmp, &body)?;
+    fs::rename(&tmp, path(data_dir))?;
     crate::keys::sync_dir(data_dir)
 }
 

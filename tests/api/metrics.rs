@@ -142,3 +142,39 @@ async fn metrics_parse_and_move_with_traffic() {
         1.0
     );
 }
+
+/// Housekeeping (every 10 s on the primary) drops revocations of tokens
+/// that have expired: they can never verify again anyway.
+#[actix_web::test]
+async fn expired_token_revocations_are_dropped_by_housekeeping() {
+    if !python_has("prometheus_client") {
+        return;
+    }
+    let app = spawn_app().await;
+    let client = app
+        .create_application(json!({"client_id": "canister"}))
+        .await;
+    let token = app.access_token(&client, &[]).await;
+    let revoked = app
+        .client
+        .post(app.url("/oauth/revoke"))
+        .basic_auth(&client.client_id, Some(&client.secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let held =
+        |samples: &HashMap<String, f64>| sample(samples, "gatehouse_revoked_access_tokens{}");
+    assert_eq!(held(&scrape(&app).await), 1.0);
+    // Past the token's hour and the leeway.
+    app.clock.advance(chrono::Duration::hours(2));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while held(&scrape(&app).await) != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "housekeeping never dropped the expired revocation"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
