@@ -639,11 +639,15 @@ impl Revocations {
     /// The API key ids come sorted.
     pub fn export(&self) -> (Vec<CredentialId>, Vec<(CredentialId, i64)>) {
         let keys = self.api_keys.export();
+        // A poisoned lock still holds the set: exporting it empty would
+        // hand replicas (and the revoked-id copy) nothing revoked.
         let tokens = self
             .access_tokens
             .read()
-            .map(|m| m.iter().map(|(jti, exp)| (*jti, *exp)).collect())
-            .unwrap_or_default();
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(jti, exp)| (*jti, *exp))
+            .collect();
         (keys, tokens)
     }
 

@@ -60,9 +60,18 @@ token() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 admin_token="gat_$(token)"
 replica_token="$(token)"
 
+# The caller's GATEHOUSE_* variables (GATEHOUSE_REQUIRE_INTEROP from
+# tests/run.sh, GATEHOUSE_BIN, a developer's own settings) are not this
+# server's settings: an unknown one would stop it.
+unset_own=()
+while IFS='=' read -r name _; do
+  case "$name" in GATEHOUSE_*) unset_own+=(-u "$name") ;; esac
+done < <(env)
+
 # The throttle would answer most generated (wrong) credentials with 429
 # after a few; documented, but it would hide the endpoints behind it.
-GATEHOUSE_ADMIN_TOKEN="$admin_token" \
+env "${unset_own[@]}" \
+  GATEHOUSE_ADMIN_TOKEN="$admin_token" \
   GATEHOUSE_REPLICA_TOKEN="$replica_token" \
   GATEHOUSE_AUTH_FAILURE_LIMIT=1000000 \
   RUST_LOG="${RUST_LOG:-info}" \
