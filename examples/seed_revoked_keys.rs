@@ -48,6 +48,17 @@ fn main() -> Result<(), Error> {
     let count: usize = count.parse()?;
     let path = std::path::Path::new(&dir);
     let now = Utc::now();
+    // Records go straight into the tables, past the change log: copies
+    // written before would not know of them (a start would then scan).
+    for copy in [
+        gatehouse::store::revoked_ids::path(path),
+        gatehouse::store::application_copy::path(path),
+    ] {
+        match std::fs::remove_file(&copy) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
 
     seed(
         path,

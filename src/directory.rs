@@ -4,7 +4,9 @@
 //! writers build a new snapshot and swap it in whole, so no request ever
 //! sees half a change.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -19,7 +21,7 @@ use tokio::sync::watch;
 
 #[derive(Default, Clone)]
 pub struct Snapshot {
-    pub applications: HashMap<String, Arc<ApplicationRecord>>,
+    applications: HashSet<ByClientId>,
     pub resources: HashMap<String, Arc<Resource>>,
     /// Compiled from `resources` whenever they change.
     pub rules: Arc<RuleSet>,
@@ -27,14 +29,22 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn application(&self, client_id: &str) -> Option<&Arc<ApplicationRecord>> {
-        self.applications.get(client_id)
+        self.applications.get(client_id).map(|app| &app.0)
+    }
+
+    /// Every application, in no particular order.
+    pub fn applications(&self) -> impl ExactSizeIterator<Item = &Arc<ApplicationRecord>> {
+        self.applications.iter().map(|app| &app.0)
+    }
+
+    fn put_application(&mut self, application: ApplicationRecord) {
+        self.applications.replace(ByClientId::new(application));
     }
 
     /// Every scope some application may ask for, sorted.
     pub fn scopes(&self) -> Vec<String> {
         let mut scopes: Vec<String> = self
-            .applications
-            .values()
+            .applications()
             .flat_map(|app| app.scopes.iter().cloned())
             .collect();
         scopes.sort();
@@ -86,10 +96,7 @@ impl Directory {
         resources: Vec<Resource>,
     ) -> Self {
         let mut snapshot = Snapshot {
-            applications: applications
-                .into_iter()
-                .map(|app| (app.client_id.clone(), Arc::new(app)))
-                .collect(),
+            applications: applications.into_iter().map(ByClientId::new).collect(),
             resources: resources
                 .into_iter()
                 .map(|r| (r.id.clone(), Arc::new(r)))
@@ -155,12 +162,10 @@ impl Directory {
             let snapshot = next.get_or_insert_with(|| Snapshot::clone(&self.current.load()));
             match &entry.change {
                 Change::PutApplication { application } => {
-                    snapshot
-                        .applications
-                        .insert(application.client_id.clone(), Arc::new(application.clone()));
+                    snapshot.put_application(application.clone());
                 }
                 Change::RemoveApplication { client_id } => {
-                    snapshot.applications.remove(client_id);
+                    snapshot.applications.remove(client_id.as_str());
                 }
                 Change::PutResource { resource } => {
                     snapshot
@@ -204,7 +209,7 @@ impl Directory {
             applications: state
                 .applications
                 .into_iter()
-                .map(|app| (app.client_id.clone(), Arc::new(app)))
+                .map(ByClientId::new)
                 .collect(),
             resources: state
                 .resources
@@ -218,3 +223,43 @@ impl Directory {
         self.version.send_replace(state.version);
     }
 }
+
+/// An application in the directory, found by its client id without a
+/// second copy of the id as a key: 100,000 applications are held on every
+/// node, so each of their bytes counts.
+#[derive(Clone)]
+struct ByClientId(Arc<ApplicationRecord>);
+
+impl ByClientId {
+    /// Lists decoded from JSON keep the spare capacity their growth left
+    /// (four slots for one or two entries); a resident record gives it back.
+    fn new(mut app: ApplicationRecord) -> Self {
+        app.groups.shrink_to_fit();
+        app.scopes.shrink_to_fit();
+        app.audiences.shrink_to_fit();
+        app.client_id.shrink_to_fit();
+        app.name.shrink_to_fit();
+        Self(Arc::new(app))
+    }
+}
+
+impl Borrow<str> for ByClientId {
+    fn borrow(&self) -> &str {
+        &self.0.client_id
+    }
+}
+
+impl Hash for ByClientId {
+    // As `str` hashes, which `Borrow<str>` requires.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.client_id.as_str().hash(state);
+    }
+}
+
+impl PartialEq for ByClientId {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.client_id == other.0.client_id
+    }
+}
+
+impl Eq for ByClientId {}

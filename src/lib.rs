@@ -34,6 +34,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod issuer;
 pub mod keys;
+pub mod memory;
 pub mod metrics;
 pub mod replication;
 pub mod resources;

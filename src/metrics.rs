@@ -240,7 +240,7 @@ impl Metrics {
         self.state_version
             .set(i64::try_from(directory.version()).unwrap_or(i64::MAX));
         self.applications
-            .set(i64::try_from(snapshot.applications.len()).unwrap_or(i64::MAX));
+            .set(i64::try_from(snapshot.applications().len()).unwrap_or(i64::MAX));
         self.resources
             .set(i64::try_from(snapshot.resources.len()).unwrap_or(i64::MAX));
         let mut out = Vec::new();

@@ -1,6 +1,7 @@
 //! Building and running a node: load keys, open the store, bootstrap the
 //! admin token, bind, serve.
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use actix_web::middleware::{Condition, Logger};
 use actix_web::{App, HttpServer, web};
 
 use crate::admin::Admin;
+use crate::applications::ApplicationRecord;
 use crate::clock::Clock;
 use crate::config::{Role, Settings};
 use crate::crypto::{SecretDigest, install_providers, random_secret};
@@ -113,10 +115,11 @@ fn primary_backing(settings: &Settings, clock: &dyn Clock) -> Result<Backing, St
     // depend on the clock.
     let directory = Arc::new(Directory::starting_at(
         store.changes.last().version,
-        store.applications.all()?,
+        load_applications(&store)?,
         store.resources.all()?,
     ));
     load_revocations(&store, &directory, now.timestamp())?;
+    crate::memory::release_freed();
     Ok(Backing {
         keys,
         directory,
@@ -324,10 +327,15 @@ impl Application {
     /// in-flight requests finish, and flushes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await?;
-        if let Some(admin) = &self.state.admin
-            && let Err(e) = admin.write_revoked_ids_copy()
-        {
-            log::warn!("{e}: the next start replays more of the log");
+        if let Some(admin) = &self.state.admin {
+            for written in [
+                admin.write_revoked_ids_copy(),
+                admin.write_application_copy(),
+            ] {
+                if let Err(e) = written {
+                    log::warn!("{e}: the next start replays more of the log");
+                }
+            }
         }
         if let Some(store) = &self.store {
             store.flush().map_err(std::io::Error::other)?;
@@ -379,6 +387,60 @@ async fn run_primary_tasks(state: web::Data<AppState>) {
     }
 }
 
+/// Every application record: from the copy beside sled and the change log
+/// after it, or, without a usable copy, from the table (and the copy is
+/// written again).
+fn load_applications(store: &Store) -> Result<Vec<ApplicationRecord>, StartupError> {
+    let Some(copy) = store.application_copy() else {
+        let at = store.changes.last();
+        let records = store.applications.all()?;
+        log::info!("applications: {} read from the table", records.len());
+        if let Err(e) = store.write_application_copy(&at, &records) {
+            log::warn!("cannot write the application copy: {e}; the next start scans again");
+        }
+        return Ok(records);
+    };
+    let changes: Vec<Change> = store
+        .changes
+        .after(copy.at.version, usize::MAX)
+        .map_err(StoreError::from)?
+        .into_iter()
+        .map(|entry| entry.change)
+        .filter(|change| {
+            matches!(
+                change,
+                Change::PutApplication { .. } | Change::RemoveApplication { .. }
+            )
+        })
+        .collect();
+    log::info!(
+        "applications: {} from the copy at version {}, {} changes replayed after it",
+        copy.records.len(),
+        copy.at.version,
+        changes.len()
+    );
+    if changes.is_empty() {
+        return Ok(copy.records);
+    }
+    let mut records: HashMap<String, ApplicationRecord> = copy
+        .records
+        .into_iter()
+        .map(|app| (app.client_id.clone(), app))
+        .collect();
+    for change in changes {
+        match change {
+            Change::PutApplication { application } => {
+                records.insert(application.client_id.clone(), application);
+            }
+            Change::RemoveApplication { client_id } => {
+                records.remove(&client_id);
+            }
+            _ => {}
+        }
+    }
+    Ok(records.into_values().collect())
+}
+
 /// Fills the in-memory revocation sets. Revoked API key ids come from the
 /// compact copy beside sled and the change log after it, or, without a
 /// usable copy, from every record (and the copy is written again);
@@ -389,7 +451,7 @@ fn load_revocations(store: &Store, directory: &Directory, now: i64) -> Result<()
             directory.revocations.revoke_api_keys(copy.ids);
             let ids = store
                 .changes
-                .after(copy.version, usize::MAX)
+                .after(copy.at.version, usize::MAX)
                 .map_err(StoreError::from)?
                 .into_iter()
                 .filter_map(|entry| match entry.change {
@@ -401,7 +463,7 @@ fn load_revocations(store: &Store, directory: &Directory, now: i64) -> Result<()
                 .revoke_api_keys(ids.collect::<Vec<_>>());
         }
         None => {
-            let version = store.changes.last().version;
+            let at = store.changes.last();
             let mut ids = Vec::new();
             store.api_keys.scan(|key| {
                 if key.revoked_at.is_some()
@@ -410,7 +472,7 @@ fn load_revocations(store: &Store, directory: &Directory, now: i64) -> Result<()
                     ids.push(id);
                 }
             })?;
-            if let Err(e) = store.write_revoked_ids_copy(version, ids.clone()) {
+            if let Err(e) = store.write_revoked_ids_copy(&at, ids.clone()) {
                 log::warn!("cannot write the revoked-id copy: {e}; the next start scans again");
             }
             directory.revocations.revoke_api_keys(ids);

@@ -88,16 +88,21 @@ impl Admin {
         }
     }
 
-    /// Housekeeping on the primary, every few seconds: the revoked-id copy
-    /// is written again once the log has moved `COPY_EVERY` changes past it
-    /// (so a start never replays more than that, and the log still holds
-    /// what it replays), and expired token revocations are dropped.
+    /// Housekeeping on the primary, every few seconds: each copy beside
+    /// sled is written again once the log has moved `COPY_EVERY` changes
+    /// past it (so a start never replays more than that, and the log still
+    /// holds what it replays), and expired token revocations are dropped.
     pub fn housekeeping(&self, now: DateTime<Utc>) -> Result<(), AdminError> {
         self.directory.revocations.purge_expired(now.timestamp());
         // Within what the log keeps, so that a start can replay it.
         let every = COPY_EVERY.min(self.store.changes.keep() / 2).max(1);
-        if self.store.changes.last().version >= self.store.revoked_ids_copied_at() + every {
+        let last = self.store.changes.last().version;
+        let (revoked_ids_at, applications_at) = self.store.copied_at();
+        if last >= revoked_ids_at + every {
             self.write_revoked_ids_copy()?;
+        }
+        if last >= applications_at + every {
+            self.write_application_copy()?;
         }
         let mut expired = Vec::new();
         self.store.revoked_tokens.scan_entries(|jti, exp| {
@@ -114,12 +119,31 @@ impl Admin {
     /// Writes the compact copy of the revoked API key ids (at shutdown,
     /// and by `housekeeping`).
     pub fn write_revoked_ids_copy(&self) -> Result<(), AdminError> {
-        // The version before the ids: the copy holds at least what it names.
-        let version = self.directory.version();
+        // The position before the ids: the copy holds at least what it names.
+        let at = self.applied_position()?;
         let (ids, _) = self.directory.revocations.export();
         self.store
-            .write_revoked_ids_copy(version, ids)
+            .write_revoked_ids_copy(&at, ids)
             .map_err(|e| AdminError::Internal(format!("revoked-id copy: {e}")))
+    }
+
+    /// Writes the copy of the application records (at shutdown, and by
+    /// `housekeeping`).
+    pub fn write_application_copy(&self) -> Result<(), AdminError> {
+        let at = self.applied_position()?;
+        let snapshot = self.directory.snapshot();
+        self.store
+            .write_application_copy(&at, snapshot.applications().map(|app| &**app))
+            .map_err(|e| AdminError::Internal(format!("application copy: {e}")))
+    }
+
+    /// The change-log position the directory has applied. Replaying from
+    /// it is idempotent, so a copy may hold more than it names, never less.
+    fn applied_position(&self) -> Result<crate::replication::log::Position, AdminError> {
+        let version = self.directory.version();
+        self.store.position_at(version)?.ok_or_else(|| {
+            AdminError::Internal(format!("change log no longer holds version {version}"))
+        })
     }
 
     /// The change log replicas follow.
@@ -182,13 +206,7 @@ impl Admin {
     }
 
     pub fn applications(&self) -> Vec<Arc<ApplicationRecord>> {
-        let mut apps: Vec<_> = self
-            .directory
-            .snapshot()
-            .applications
-            .values()
-            .cloned()
-            .collect();
+        let mut apps: Vec<_> = self.directory.snapshot().applications().cloned().collect();
         apps.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         apps
     }

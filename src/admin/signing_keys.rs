@@ -354,8 +354,7 @@ impl Admin {
             let live = record.revoked_at.is_none()
                 && record.expires_at.is_none_or(|exp| exp > now)
                 && snapshot
-                    .applications
-                    .get(&record.client_id)
+                    .application(&record.client_id)
                     .is_some_and(|app| record.created_at.timestamp() >= app.not_before);
             if !live {
                 return;

@@ -106,6 +106,15 @@ impl SecretDigest {
         hmac::verify(digest_key(), secret.as_bytes(), &self.0).is_ok()
     }
 
+    /// The digest's bytes, for the store's binary copies.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// A short, non-secret name for the digest (audit logs name admin tokens by it).
     pub fn fingerprint(&self) -> String {
         b64url(&self.0[..6])

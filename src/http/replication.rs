@@ -197,7 +197,11 @@ impl SnapshotSlot {
 
 impl Drop for SnapshotSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        // The last snapshot in flight has ended: what the streams held
+        // (copies of the ids and records, encoded chunks) is free.
+        if self.0.fetch_sub(1, Ordering::AcqRel) == 1 {
+            crate::memory::release_freed();
+        }
     }
 }
 

@@ -539,6 +539,13 @@ pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
 /// Writes a new file readable only by its owner, synced to disk. Refuses to
 /// overwrite an existing file.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut file = create_private_file(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// A new file readable only by its owner; refuses an existing one.
+pub fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -546,9 +553,7 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
+    options.open(path)
 }
 
 fn published_verifiers(published: &[(String, String)]) -> HashMap<String, VerifyingKey> {

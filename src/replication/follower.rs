@@ -105,6 +105,8 @@ impl Follower {
                         Some(StateAnswer::Snapshot(document)) => {
                             position = Followed::from_snapshot(&document);
                             self.apply_snapshot(document, now);
+                            // The document (tens of MB at scale) is gone.
+                            crate::memory::release_freed();
                             log::debug!("replica: snapshot at version {}", position.version);
                         }
                         Some(StateAnswer::Changes(document)) => {

@@ -102,8 +102,7 @@ pub fn chunks(
     let mut head = serde_json::to_string(&head).unwrap_or_else(|_| "{".into());
     head.pop(); // the closing brace: the arrays follow
 
-    let mut applications: Vec<Arc<ApplicationRecord>> =
-        snapshot.applications.values().cloned().collect();
+    let mut applications: Vec<Arc<ApplicationRecord>> = snapshot.applications().cloned().collect();
     applications.sort_by(|a, b| a.client_id.cmp(&b.client_id));
     let mut resources: Vec<Arc<Resource>> = snapshot.resources.values().cloned().collect();
     resources.sort_by(|a, b| a.id.cmp(&b.id));

@@ -4,10 +4,13 @@
 //! its entry in the change log (`commit`), so the log never misses a
 //! change the tables have, nor the other way round.
 
+pub mod application_copy;
+mod copy_file;
 pub mod revoked_ids;
 
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,7 +20,7 @@ use crate::applications::ApplicationRecord;
 use crate::audit::AuditEntry;
 use crate::crypto::SecretDigest;
 use crate::replication::Change;
-use crate::replication::log::{self as change_log, ChangeLog, Entry, LogError};
+use crate::replication::log::{self as change_log, ChangeLog, Entry, LogError, Position};
 use crate::resources::Resource;
 
 const ADMIN_TOKEN_DIGEST: &str = "admin_token_digest";
@@ -203,12 +206,18 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
     }
 }
 
+/// The change-log versions of the last copies read or written.
+#[derive(Default)]
+struct CopiedAt {
+    revoked_ids: AtomicU64,
+    applications: AtomicU64,
+}
+
 pub struct Store {
     db: sled::Db,
-    /// The data directory (sled's `db/` and the revoked-id copy).
+    /// The data directory (sled's `db/` and the copies beside it).
     dir: std::path::PathBuf,
-    /// The change-log version of the last revoked-id copy read or written.
-    copied_at: std::sync::atomic::AtomicU64,
+    copies: CopiedAt,
     pub applications: Table<ApplicationRecord>,
     pub resources: Table<Resource>,
     pub api_keys: Table<ApiKeyRecord>,
@@ -238,7 +247,7 @@ impl Store {
             changes: ChangeLog::open(&db)?,
             db,
             dir: dir.to_path_buf(),
-            copied_at: std::sync::atomic::AtomicU64::new(0),
+            copies: CopiedAt::default(),
         })
     }
 
@@ -290,33 +299,68 @@ impl Store {
     }
 
     /// The compact copy of the revoked API key ids, if it is this store's
-    /// and the log still holds every change after it.
+    /// and the log continues from it.
     pub fn revoked_ids_copy(&self) -> Option<revoked_ids::RevokedIds> {
         let copy = revoked_ids::read(&self.dir)?;
-        let usable = copy.epoch == self.changes.epoch()
-            && self.changes.holds_after(copy.version).unwrap_or(false);
-        if usable {
-            self.copied_at
-                .store(copy.version, std::sync::atomic::Ordering::Relaxed);
-        }
-        usable.then_some(copy)
+        self.continues_from(&copy.epoch, &copy.at, &self.copies.revoked_ids)
+            .then_some(copy)
     }
 
-    /// The change-log version of the last revoked-id copy.
-    pub fn revoked_ids_copied_at(&self) -> u64 {
-        self.copied_at.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Writes the compact copy: `ids` hold every revocation up to `version`.
+    /// Writes the compact copy: `ids` hold every revocation up to `at`.
     pub fn write_revoked_ids_copy(
         &self,
-        version: u64,
+        at: &Position,
         ids: Vec<crate::revocation::CredentialId>,
     ) -> std::io::Result<()> {
-        revoked_ids::write(&self.dir, self.changes.epoch(), version, ids)?;
-        self.copied_at
-            .store(version, std::sync::atomic::Ordering::Relaxed);
+        revoked_ids::write(&self.dir, self.changes.epoch(), at, ids)?;
+        self.copies.revoked_ids.store(at.version, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The copy of the application records, if it is this store's and the
+    /// log continues from it.
+    pub fn application_copy(&self) -> Option<application_copy::Applications> {
+        let copy = application_copy::read(&self.dir)?;
+        self.continues_from(&copy.epoch, &copy.at, &self.copies.applications)
+            .then_some(copy)
+    }
+
+    /// Writes the copy of the application records: they hold every change
+    /// up to `at`.
+    pub fn write_application_copy<'a>(
+        &self,
+        at: &Position,
+        records: impl IntoIterator<Item = &'a ApplicationRecord>,
+    ) -> std::io::Result<()> {
+        application_copy::write(&self.dir, self.changes.epoch(), at, records)?;
+        self.copies
+            .applications
+            .store(at.version, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The change-log versions of the copies last read or written.
+    pub fn copied_at(&self) -> (u64, u64) {
+        (
+            self.copies.revoked_ids.load(Ordering::Relaxed),
+            self.copies.applications.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The position `at` of a copy's history, as a change-log position.
+    pub fn position_at(&self, version: u64) -> Result<Option<Position>, StoreError> {
+        Ok(self
+            .changes
+            .hash_at(version)?
+            .map(|hash| Position { version, hash }))
+    }
+
+    fn continues_from(&self, epoch: &str, at: &Position, copied_at: &AtomicU64) -> bool {
+        let usable = epoch == self.changes.epoch() && self.changes.continues(at).unwrap_or(false);
+        if usable {
+            copied_at.store(at.version, Ordering::Relaxed);
+        }
+        usable
     }
 
     /// Forces everything onto disk (each write already did; this is for shutdown).

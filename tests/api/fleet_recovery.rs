@@ -194,7 +194,7 @@ async fn a_primary_killed_before_propagating_loses_nothing() {
     assert_eq!(status(&fleet.client, fleet.primary(), &key).await, 401);
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+pub(crate) fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

@@ -326,6 +326,15 @@ impl Node {
         }
     }
 
+    /// SIGTERM, and waits for the orderly stop. Returns what the node logged.
+    pub fn stop(mut self) -> String {
+        self.signal("-TERM");
+        let status = self.child.wait().unwrap();
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        assert!(status.success(), "gatehouse stopped with {status}: {log}");
+        log
+    }
+
     /// SIGKILL: no shutdown, no flush. Returns what the node logged.
     pub fn kill9(mut self) -> String {
         self.child.kill().unwrap();

@@ -17,5 +17,6 @@ mod metrics;
 mod process;
 mod replication;
 mod session;
+mod state_copies;
 mod token;
 mod verify;
