@@ -176,14 +176,32 @@ impl ChangeLog {
 
     /// Up to `limit` entries after `version`, in order.
     pub fn after(&self, version: u64, limit: usize) -> Result<Vec<Entry>, LogError> {
-        self.tree
+        self.after_within(version, limit, usize::MAX)
+    }
+
+    /// `after`, stopping once the entries taken encode to `max_bytes` or
+    /// more (the first is always taken, whatever its size).
+    pub fn after_within(
+        &self,
+        version: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>, LogError> {
+        let mut entries = Vec::new();
+        let mut bytes = 0usize;
+        for item in self
+            .tree
             .range(key(version.saturating_add(1))..)
             .take(limit)
-            .map(|item| {
-                let (_, value) = item?;
-                decode(&value)
-            })
-            .collect()
+        {
+            if bytes >= max_bytes {
+                break;
+            }
+            let (_, value) = item?;
+            bytes = bytes.saturating_add(value.len());
+            entries.push(decode(&value)?);
+        }
+        Ok(entries)
     }
 
     /// Whether a replica at `position` of this log's epoch can continue

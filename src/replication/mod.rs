@@ -11,8 +11,8 @@
 //! The protocol: a replica asks `?since=V&epoch=E&hash=H&wait=S`. If `E` is
 //! the primary's epoch, `H` the chain hash of the primary's own history at
 //! `V`, and the log still holds what follows `V`, the answer is the changes
-//! after `V` (`X-Gatehouse-State-Kind: changes`), at most `MAX_CHANGES` at a
-//! time; otherwise it is a snapshot (`snapshot`). Both carry the epoch,
+//! after `V` (`X-Gatehouse-State-Kind: changes`), at most `MAX_CHANGES`
+//! and about `MAX_CHANGE_BYTES` at a time; otherwise it is a snapshot (`snapshot`). Both carry the epoch,
 //! version and hash they bring the replica to. With nothing new the primary
 //! waits up to `S` seconds, then answers 304. A replica that asks without an
 //! epoch (before 0.2) always gets a snapshot, in the document form it knows.
@@ -43,6 +43,10 @@ pub const HASH_HEADER: &str = "x-gatehouse-state-hash";
 pub const MAX_WAIT_SECS: u64 = 30;
 /// The most changes in one answer; a replica further behind asks again.
 pub const MAX_CHANGES: usize = 5_000;
+/// Roughly the most bytes of changes in one answer (records are bounded by
+/// the admin API's body limit, yet 5,000 large ones would make an answer
+/// of hundreds of MB).
+pub const MAX_CHANGE_BYTES: usize = 1 << 20;
 
 /// One change to the replicated state. Each is a whole value (a record put,
 /// a removal, an added revocation, the whole key set), so replaying changes

@@ -4,7 +4,7 @@
 //! long-poll and the headers.
 
 use super::log::{ChangeLog, LogError, Position};
-use super::{ChangesDocument, MAX_CHANGES};
+use super::{ChangesDocument, MAX_CHANGE_BYTES, MAX_CHANGES};
 
 /// Where a replica says it stands.
 #[derive(Debug, Default)]
@@ -52,15 +52,15 @@ pub enum Changes {
     Gap,
 }
 
-/// The changes after `since` (at most `MAX_CHANGES`), or `None` if there
-/// are none yet.
+/// The changes after `since` (at most `MAX_CHANGES`, and about
+/// `MAX_CHANGE_BYTES`), or `None` if there are none yet.
 pub fn changes_after(
     log: &ChangeLog,
     since: u64,
     issuer: &str,
     jwks_max_age: u64,
 ) -> Result<Option<Changes>, LogError> {
-    let changes = log.after(since, MAX_CHANGES)?;
+    let changes = log.after_within(since, MAX_CHANGES, MAX_CHANGE_BYTES)?;
     let Some(last) = changes.last() else {
         return Ok(None);
     };
@@ -99,5 +99,36 @@ mod tests {
         assert!(matches!(follow(2), Some(Changes::Gap)));
         assert!(matches!(follow(6), Some(Changes::Follow(d)) if d.version == 10));
         assert!(follow(10).is_none());
+    }
+
+    /// Large records come a bounded number of bytes at a time, and the
+    /// replica reaches the end by asking again.
+    #[test]
+    fn an_answer_stops_near_its_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let big = "x".repeat(200 * 1024);
+        for n in 0..12 {
+            let change = Change::RemoveApplication {
+                client_id: format!("{n}{big}"),
+            };
+            store.commit(None, change).unwrap();
+        }
+        let mut since = 0;
+        let mut answers = 0;
+        while let Some(Changes::Follow(document)) =
+            changes_after(&store.changes, since, "i", 0).unwrap()
+        {
+            let bytes = serde_json::to_vec(&document.changes).unwrap().len();
+            assert!(
+                bytes < MAX_CHANGE_BYTES + 210 * 1024,
+                "{bytes} bytes in one answer"
+            );
+            assert_eq!(document.changes[0].version, since + 1);
+            since = document.version;
+            answers += 1;
+        }
+        // Six of ~205 KiB pass the 1 MiB budget: two answers.
+        assert_eq!((since, answers), (12, 2));
     }
 }
