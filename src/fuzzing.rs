@@ -79,7 +79,7 @@ pub fn request_target(data: &[u8]) {
     );
     let harness = harness();
     let snapshot = harness.directory.snapshot();
-    let _ = authorize_target(&snapshot.rules, &["media".into()], None, &target);
+    let _ = authorize_target(&snapshot.rules, &["media".into()], None, false, &target);
 }
 
 /// Input: a mode byte, then either a raw bearer value (mode even), or a
@@ -97,8 +97,10 @@ pub fn bearer(data: &[u8]) -> bool {
             &harness.directory.snapshot(),
             &harness.keys.current(),
             &harness.directory.revocations,
-            bearer,
+            &harness.directory.scoped_keys,
+            crate::verifier::Credential::Bearer(bearer),
             &target,
+            || std::net::IpAddr::from([127, 0, 0, 1]),
             now,
         )
     };

@@ -69,6 +69,11 @@ pub enum Change {
         jti: String,
         exp: i64,
     },
+    /// An API key's scopes, whole (no limits: the key is unscoped again).
+    SetApiKeyScopes {
+        id: String,
+        scopes: crate::key_scopes::KeyScopes,
+    },
     /// The key set changed: every key that verifies, and the signer.
     Keys {
         public_keys: Vec<(String, String)>,
