@@ -321,3 +321,58 @@ async fn session_fallback(
         _ => Err(VerifyError::MissingToken.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn basic_values_split_once_at_the_first_colon() {
+        let mut buffer = Vec::new();
+        let value = STANDARD.encode("canister:a:b");
+        match parse_basic(&value, &mut buffer).unwrap() {
+            Credential::Basic { user, key } => assert_eq!((user, key), ("canister", "a:b")),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "",
+            "!!!",
+            "Y2FuaXN0ZXI",
+            "Y2FuaXN0ZXI=",
+            "OmtleQ==",
+            "Y2FuaXN0ZXI6",
+        ] {
+            assert_eq!(
+                parse_basic(bad, &mut buffer).err(),
+                Some(VerifyError::BasicMalformed),
+                "{bad}"
+            );
+        }
+        let nul = STANDARD.encode("canister:k\0ey");
+        assert!(parse_basic(&nul, &mut buffer).is_err());
+        let huge = "A".repeat(MAX_BASIC_LEN + 4);
+        assert!(parse_basic(&huge, &mut buffer).is_err());
+        assert!(crate::fuzzing::basic_with_user("canister"));
+    }
+
+    proptest! {
+        /// Whatever a client sends as Basic, parsing never panics and
+        /// nothing unsigned is ever granted.
+        #[test]
+        fn garbage_basic_never_panics_nor_grants(value in ".{0,300}") {
+            crate::fuzzing::basic(&value);
+        }
+
+        #[test]
+        fn garbage_basic_pairs_never_grant(user in "[^:]{0,40}", key in "[ -~]{0,400}") {
+            crate::fuzzing::basic(&STANDARD.encode(format!("{user}:{key}")));
+        }
+
+        /// A real key is granted under its client's id and no other name.
+        #[test]
+        fn a_real_key_is_granted_only_to_its_client(user in "[a-z0-9._:-]{0,20}") {
+            crate::fuzzing::basic_with_user(&user);
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 mod admin;
 mod api_keys;
+mod basic;
 mod container;
 mod deploy_files;
 mod discovery;
