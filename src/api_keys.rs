@@ -204,6 +204,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_short_form_expands_to_the_signed_key() {
+        use base64::Engine as _;
+        let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([9u8; 64]);
+        for (exp, generation, scoped) in
+            [(None, None, false), (Some(1_900_000_000), Some(42), true)]
+        {
+            let claims = ApiKeyClaims {
+                iss: "https://auth.example.com",
+                sub: "canister",
+                client_id: "canister",
+                jti: "AAECAwQFBgcICQoLDA0ODw",
+                iat: 1_800_000_000,
+                exp,
+                generation,
+                scoped,
+            };
+            let jwt = format!("{}.{signature}", signing_input(&kid, &claims).unwrap());
+            let short = short_form(&kid, &claims, &signature).unwrap();
+            assert!(
+                short.len() <= 200 && jwt.len() > 255,
+                "{} {}",
+                short.len(),
+                jwt.len()
+            );
+            assert_eq!(
+                expand_short(&short, "https://auth.example.com", "canister").as_deref(),
+                Some(jwt.as_str())
+            );
+            // Another client or issuer rebuilds another JWT: its signature fails.
+            assert_ne!(
+                expand_short(&short, "https://auth.example.com", "other").as_deref(),
+                Some(jwt.as_str())
+            );
+        }
+        for bad in [
+            "ghk1_",
+            "ghk1_!!",
+            "ghk1_AAAA",
+            "eyJhbGciOi",
+            &format!("ghk1_{}", "A".repeat(300)),
+        ] {
+            assert_eq!(expand_short(bad, "i", "c"), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn durations_read_as_written() {
         assert_eq!(parse_duration("d", "30m").unwrap(), 1800);
         assert_eq!(parse_duration("d", "12h").unwrap(), 43_200);
@@ -240,4 +287,127 @@ pub struct ApiKeyClaims<'a> {
     /// Minted with scopes: a node that does not hold them (yet) refuses it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub scoped: bool,
+}
+
+/// An API key's JOSE header, in the one form minting writes it.
+#[derive(Serialize)]
+struct KeyHeader<'a> {
+    alg: &'static str,
+    typ: &'static str,
+    kid: &'a str,
+}
+
+/// The signing input of an API key (`header.claims`, base64url), with
+/// header and claims serialised in one fixed form: what minting signs, and
+/// what the short form below is rebuilt into.
+pub fn signing_input(kid: &str, claims: &ApiKeyClaims<'_>) -> Result<String, serde_json::Error> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = serde_json::to_vec(&KeyHeader {
+        alg: "EdDSA",
+        typ: crate::claims::API_KEY_TYP,
+        kid,
+    })?;
+    let claims = serde_json::to_vec(claims)?;
+    Ok(format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    ))
+}
+
+/// The short form of an API key starts so. A JWT never does (`eyJ`).
+pub const SHORT_PREFIX: &str = "ghk1_";
+
+const FLAG_EXP: u8 = 1;
+const FLAG_GEN: u8 = 2;
+const FLAG_SCOPED: u8 = 4;
+const SIGNATURE_LEN: usize = 64;
+
+/// The same key in at most 190 characters, for the Basic password of
+/// clients that cut passwords at 255 bytes (cadaver and davfs2, through
+/// neon; Windows' credential prompt). A JWT key is some 400. It holds what
+/// the JWT holds that the verifier cannot know: the kid, the key id, the
+/// times, the generation, whether it is scoped, and the signature, in
+/// bytes; the issuer is the verifier's own, and the client is the Basic
+/// user name. `expand_short` rebuilds the very JWT that was signed, which
+/// is then verified as any key is.
+pub fn short_form(kid: &str, claims: &ApiKeyClaims<'_>, signature: &str) -> Option<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let kid = URL_SAFE_NO_PAD.decode(kid).ok()?;
+    let jti = URL_SAFE_NO_PAD.decode(claims.jti).ok()?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    if kid.len() != 32 || jti.len() != 16 || signature.len() != SIGNATURE_LEN {
+        return None;
+    }
+    let mut flags = 0;
+    let mut bytes = vec![0u8];
+    bytes.extend_from_slice(&kid);
+    bytes.extend_from_slice(&jti);
+    bytes.extend_from_slice(&claims.iat.to_be_bytes());
+    if let Some(exp) = claims.exp {
+        flags |= FLAG_EXP;
+        bytes.extend_from_slice(&exp.to_be_bytes());
+    }
+    if let Some(generation) = claims.generation {
+        flags |= FLAG_GEN;
+        bytes.extend_from_slice(&generation.to_be_bytes());
+    }
+    if claims.scoped {
+        flags |= FLAG_SCOPED;
+    }
+    bytes[0] = flags;
+    bytes.extend_from_slice(&signature);
+    Some(format!("{SHORT_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// The JWT a short form stands for, given the issuer and the client (the
+/// Basic user name); `None` for anything that is not a short form.
+pub fn expand_short(short: &str, issuer: &str, client_id: &str) -> Option<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let encoded = short.strip_prefix(SHORT_PREFIX)?;
+    if encoded.len() > 200 {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
+    let (&flags, mut rest) = bytes.split_first()?;
+    if flags & !(FLAG_EXP | FLAG_GEN | FLAG_SCOPED) != 0 {
+        return None;
+    }
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, tail) = rest.split_at_checked(n)?;
+        rest = tail;
+        Some(head)
+    };
+    let number = |b: &[u8]| -> Option<[u8; 8]> { b.try_into().ok() };
+    let kid = URL_SAFE_NO_PAD.encode(take(32)?);
+    let jti = URL_SAFE_NO_PAD.encode(take(16)?);
+    let iat = i64::from_be_bytes(number(take(8)?)?);
+    let exp = match flags & FLAG_EXP {
+        0 => None,
+        _ => Some(i64::from_be_bytes(number(take(8)?)?)),
+    };
+    let generation = match flags & FLAG_GEN {
+        0 => None,
+        _ => Some(u64::from_be_bytes(number(take(8)?)?)),
+    };
+    let signature = take(SIGNATURE_LEN)?;
+    let signature = URL_SAFE_NO_PAD.encode(signature);
+    if !rest.is_empty() {
+        return None;
+    }
+    let claims = ApiKeyClaims {
+        iss: issuer,
+        sub: client_id,
+        client_id,
+        jti: &jti,
+        iat,
+        exp,
+        generation,
+        scoped: flags & FLAG_SCOPED != 0,
+    };
+    let input = signing_input(&kid, &claims).ok()?;
+    Some(format!("{input}.{signature}"))
 }

@@ -20,6 +20,7 @@ use moka::sync::Cache;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::api_keys::{SHORT_PREFIX, expand_short};
 use crate::applications::ApplicationRecord;
 use crate::claims::{ACCESS_TOKEN_TYP, API_KEY_TYP, Audience};
 use crate::crypto::sha256;
@@ -377,8 +378,16 @@ impl Verifier {
         source: impl FnOnce() -> IpAddr,
         now: i64,
     ) -> Result<Grant, VerifyError> {
-        let (token, application) =
-            self.authenticate(snapshot, keys, revocations, credential.secret(), now)?;
+        // A Basic password in the short form stands for the JWT it
+        // was cut from, which is then verified like any key.
+        let expanded = match credential {
+            Credential::Basic { user, key } if key.starts_with(SHORT_PREFIX) => Some(
+                expand_short(key, &self.issuer.get(), user).ok_or(VerifyError::BasicMalformed)?,
+            ),
+            _ => None,
+        };
+        let secret = expanded.as_deref().unwrap_or(credential.secret());
+        let (token, application) = self.authenticate(snapshot, keys, revocations, secret, now)?;
         if let Credential::Basic { user, .. } = credential {
             if token.method != AuthMethod::ApiKey {
                 return Err(VerifyError::BasicNotApiKey);

@@ -24,10 +24,8 @@ use crate::applications::{
     validate_ttl,
 };
 use crate::audit::{AuditEntry, Outcome, audit_id};
-use crate::claims::API_KEY_TYP;
 use crate::crypto::{SecretDigest, random_bytes, random_id, random_secret};
 use crate::directory::Directory;
-use crate::issuer::sign_jwt_with_kid;
 use crate::key_scopes::KeyScopes;
 use crate::key_usage::Usage;
 use crate::keys::{KeyError, KeyRing};
@@ -542,7 +540,7 @@ impl Admin {
         client_id: &str,
         new: NewApiKey,
         now: DateTime<Utc>,
-    ) -> Result<(ApiKeyView, String), AdminError> {
+    ) -> Result<(ApiKeyView, String, Option<String>), AdminError> {
         let app = self.application(client_id)?;
         let (name, lifetime) = new.validate()?;
         let scopes = new.scopes()?;
@@ -563,8 +561,23 @@ impl Admin {
         // Under the lock: a rotation's key-retention check sees either no
         // record or one naming the key that signed.
         let _writer = self.lock();
-        let (key, kid) = sign_jwt_with_kid(&self.keys, API_KEY_TYP, &claims)
-            .map_err(|e| AdminError::Internal(e.to_string()))?;
+        let (key, kid, short) = {
+            let keys = self.keys.guard();
+            let signer = keys
+                .signer()
+                .ok_or_else(|| AdminError::Unavailable("no signing key".into()))?;
+            let internal = |e: String| AdminError::Internal(e);
+            let input = crate::api_keys::signing_input(&signer.kid, &claims)
+                .map_err(|e| internal(e.to_string()))?;
+            let signature = jsonwebtoken::crypto::sign(
+                input.as_bytes(),
+                &signer.encoding,
+                jsonwebtoken::Algorithm::EdDSA,
+            )
+            .map_err(|e| internal(e.to_string()))?;
+            let short = crate::api_keys::short_form(&signer.kid, &claims, &signature);
+            (format!("{input}.{signature}"), signer.kid.clone(), short)
+        };
         let record = ApiKeyRecord {
             id,
             client_id: client_id.to_string(),
@@ -587,7 +600,7 @@ impl Admin {
         self.store.api_keys.create(&record.id, &record)?;
         self.index_expiry(record.expires_at, 1);
         log::info!("minted API key {} for {client_id}", record.id);
-        Ok((self.view(record)?, key))
+        Ok((self.view(record)?, key, short))
     }
 
     /// Renames a key and changes its scopes (`PATCH /api-keys/{id}`).

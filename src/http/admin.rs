@@ -339,13 +339,16 @@ async fn create_api_key(
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
     let client_id = path.into_inner();
-    let (view, key) = run(&state, move |admin| {
+    let (view, key, short) = run(&state, move |admin| {
         admin.create_api_key(&client_id, new, now)
     })
     .await?;
     let mut body = serde_json::to_value(&view).unwrap_or_default();
     if let Some(fields) = body.as_object_mut() {
         fields.insert("api_key".into(), key.into());
+        if let Some(short) = short {
+            fields.insert("basic_password".into(), short.into());
+        }
         fields.remove("revoked_at");
         fields.remove("kid");
     }

@@ -88,6 +88,26 @@ async fn basic_credentials_verify_like_the_key_as_a_bearer() {
         verify_with(&app, "GET", QUIET, Some(&lower)).await.status(),
         200
     );
+    // The short form of the key, for clients that cut passwords at 255.
+    let minted = mint(&app, "canister", json!({"name": "short"})).await;
+    let short = minted["basic_password"].as_str().unwrap();
+    assert!(short.len() <= 255 && minted["api_key"].as_str().unwrap().len() > 255);
+    let answer = verify_with(&app, "GET", DAV, Some(&basic("canister", short))).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["remote-auth-method"], "basic_api_key");
+    let answer = verify_with(&app, "GET", DAV, Some(&basic("other", short))).await;
+    assert_eq!(answer.status(), 401, "under another user it is another key");
+    let revoked = app
+        .admin(
+            Method::DELETE,
+            &format!("/api-keys/{}", minted["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    let answer = verify_with(&app, "GET", DAV, Some(&basic("canister", short))).await;
+    assert_eq!(answer.status(), 401, "revoked in either form");
     // The same key as a bearer is still an api_key.
     let bearer = format!("Bearer {key}");
     let answer = verify_with(&app, "GET", DAV, Some(&bearer)).await;

@@ -20,3 +20,4 @@ mod replication;
 mod session;
 mod token;
 mod verify;
+mod webdav_clients;
