@@ -171,10 +171,9 @@ pub fn basic(value: &str) -> bool {
     false
 }
 
-/// A real API key of the harness's client, sent as Basic under `user`:
-/// granted exactly when `user` is that client's id.
-pub fn basic_with_user(user: &str) -> bool {
-    use base64::engine::general_purpose::STANDARD;
+/// A real API key of the harness's client, minted with or without scopes
+/// (the harness holds none).
+fn real_key(scoped: bool) -> String {
     let harness = harness();
     let claims = crate::api_keys::ApiKeyClaims {
         iss: ISSUER,
@@ -184,11 +183,24 @@ pub fn basic_with_user(user: &str) -> bool {
         iat: harness.now,
         exp: None,
         generation: None,
-        scoped: false,
+        scoped,
     };
-    let (key, _) =
-        crate::issuer::sign_jwt_with_kid(&harness.keys, crate::claims::API_KEY_TYP, &claims)
-            .unwrap();
+    crate::issuer::sign_jwt_with_kid(&harness.keys, crate::claims::API_KEY_TYP, &claims)
+        .unwrap()
+        .0
+}
+
+/// A key minted with scopes, at a node that does not hold them (yet).
+pub fn scoped_key_without_its_scopes() -> Result<(), crate::verifier::VerifyError> {
+    use base64::engine::general_purpose::STANDARD;
+    verify_basic(&STANDARD.encode(format!("{CLIENT}:{}", real_key(true))))
+}
+
+/// A real API key of the harness's client, sent as Basic under `user`:
+/// granted exactly when `user` is that client's id.
+pub fn basic_with_user(user: &str) -> bool {
+    use base64::engine::general_purpose::STANDARD;
+    let key = real_key(false);
     let value = STANDARD.encode(format!("{user}:{key}"));
     let verified = verify_basic(&value).is_ok();
     assert_eq!(verified, user == CLIENT, "user {user:?}");

@@ -356,6 +356,16 @@ mod tests {
         assert!(crate::fuzzing::basic_with_user("canister"));
     }
 
+    /// A key minted with scopes is refused where they have not arrived,
+    /// rather than taken as unscoped.
+    #[test]
+    fn a_scoped_key_without_its_scopes_is_refused() {
+        assert_eq!(
+            crate::fuzzing::scoped_key_without_its_scopes(),
+            Err(VerifyError::ScopeUnknown)
+        );
+    }
+
     proptest! {
         /// Whatever a client sends as Basic, parsing never panics and
         /// nothing unsigned is ever granted.

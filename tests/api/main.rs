@@ -8,6 +8,7 @@ mod deploy_files;
 mod discovery;
 mod e2e;
 mod fleet;
+mod fleet_keys;
 mod fleet_recovery;
 mod gate;
 mod helpers;
