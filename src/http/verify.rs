@@ -229,7 +229,10 @@ pub fn parse_basic<'b>(
         .map_err(|_| VerifyError::BasicMalformed)?;
     let text = std::str::from_utf8(buffer).map_err(|_| VerifyError::BasicMalformed)?;
     let (user, key) = text.split_once(':').ok_or(VerifyError::BasicMalformed)?;
-    if user.is_empty() || key.is_empty() || text.chars().any(char::is_control) {
+    // C0 controls and DEL by byte (no UTF-8 decoding on the hot path);
+    // C1 controls are two-byte sequences, and no key or client_id has any.
+    let control = |b: &u8| *b < 0x20 || *b == 0x7f;
+    if user.is_empty() || key.is_empty() || buffer.iter().any(control) {
         return Err(VerifyError::BasicMalformed);
     }
     Ok(Credential::Basic { user, key })
