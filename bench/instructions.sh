@@ -6,7 +6,8 @@
 # wake-ups) is not counted.
 #
 # Counts gatehouse's POST /oauth/token, /api/verify with one reused
-# token and with a fresh token per request, GET /healthz (the plain
+# token, with a fresh token per request, with an API key as a bearer and
+# the same key as Basic credentials (where the binary knows `basic` rules), GET /healthz (the plain
 # handler), and the bare ring routes of
 # examples/crypto_over_http.rs (POST /sign, GET /verify) as references.
 # Under valgrind, ring takes its portable code paths (no ADX or SHA
@@ -42,11 +43,13 @@ port, crypto_port, server, crypto_server, requests, work = sys.argv[1:]
 requests = int(requests)
 admin = {"Authorization": "Bearer bench-admin-token-0123456789abcdef", "Content-Type": "application/json"}
 
-def call(conn, method, path, body=None, headers={}):
+def call(conn, method, path, body=None, headers={}, fail=True):
     conn.request(method, path, body=body, headers=headers)
     response = conn.getresponse()
     data = response.read()
     if response.status not in (200, 201):
+        if not fail:
+            return None
         sys.exit(f"{method} {path}: {response.status} {data[:200]!r}")
     return data
 
@@ -66,6 +69,17 @@ forward = {"Authorization": "Bearer " + token, "X-Forwarded-Method": "PROPFIND",
            "X-Forwarded-Proto": "https", "X-Forwarded-Host": "dav.example.com",
            "X-Forwarded-Uri": "/canister/photos/", "X-Forwarded-For": "198.51.100.7"}
 
+# An API key, as a bearer and (on a rule that takes Basic) as Basic
+# credentials: client_id:key, base64, as every WebDAV client sends them.
+api_key = json.loads(call(gatehouse, "POST", "/admin/v1/applications/bench/api-keys",
+                          json.dumps({"name": "bench"}), admin))["api_key"]
+api_key_forward = dict(forward, Authorization="Bearer " + api_key)
+basic_rule = call(gatehouse, "POST", "/admin/v1/resources", json.dumps(
+    {"host": "basic.example.com", "allowed_groups": ["media"], "basic": True}), admin, fail=False)
+basic_forward = dict(forward, **{"X-Forwarded-Host": "basic.example.com",
+    "Authorization": "Basic " + base64.b64encode(f"bench:{api_key}".encode()).decode()})
+bearer_on_basic_rule = dict(basic_forward, Authorization="Bearer " + api_key)
+
 # Tokens for the fresh-token run, none used twice.
 fresh = iter([json.loads(call(gatehouse, *token_request))["access_token"]
               for _ in range(requests + 100)])
@@ -79,10 +93,16 @@ runs = [
     ("plain handler (GET /healthz)", gatehouse, server, same(("GET", "/healthz", None, forward))),
     ("/api/verify, reused token", gatehouse, server, same(("GET", "/api/verify", None, forward))),
     ("/api/verify, fresh token", gatehouse, server, fresh_request),
+    ("/api/verify, API key (Bearer)", gatehouse, server, same(("GET", "/api/verify", None, api_key_forward))),
     ("POST /oauth/token", gatehouse, server, same(token_request)),
     ("bare ring verify over HTTP", crypto, crypto_server, same(("GET", "/verify", None, forward))),
     ("bare ring sign over HTTP", crypto, crypto_server, same(("POST", "/sign") + token_request[2:])),
 ]
+if basic_rule is not None:
+    runs[3:3] = [
+        ("/api/verify, API key, basic rule", gatehouse, server, same(("GET", "/api/verify", None, bearer_on_basic_rule))),
+        ("/api/verify, API key (Basic)", gatehouse, server, same(("GET", "/api/verify", None, basic_forward))),
+    ]
 counts = {}
 for name, conn, pid, request in runs:
     for _ in range(100):  # warm up: caches, buffers, lazy statics
@@ -94,11 +114,15 @@ for name, conn, pid, request in runs:
     newest = max(glob.glob(f"{work}/*.{pid}.out.*"), key=lambda f: int(f.rsplit(".", 1)[1]))
     total = next(int(line.split()[1]) for line in open(newest) if line.startswith("summary:"))
     counts[name] = total / requests
-    print(f"{name:<32} {counts[name]:>10,.0f} instructions/request")
+    print(f"{name:<36} {counts[name]:>10,.0f} instructions/request")
 
 print("== ratios")
 for top, bottom in [("/api/verify, reused token", "plain handler (GET /healthz)"),
                     ("/api/verify, fresh token", "bare ring verify over HTTP"),
-                    ("POST /oauth/token", "bare ring sign over HTTP")]:
+                    ("POST /oauth/token", "bare ring sign over HTTP"),
+                    ("/api/verify, API key (Bearer)", "plain handler (GET /healthz)"),
+                    ("/api/verify, API key (Basic)", "/api/verify, API key, basic rule")]:
+    if top not in counts:
+        continue
     print(f"{top} / {bottom}: {counts[top] / counts[bottom]:.2f}x")
 PY

@@ -82,8 +82,15 @@ pub enum ResourcesCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ApiKeysCommand {
+    /// An application's keys, or (without CLIENT_ID) every application's
     List {
-        client_id: String,
+        client_id: Option<String>,
+        /// Only keys that expire within this long, e.g. 7d
+        #[arg(long, value_name = "DURATION")]
+        expiring: Option<String>,
+        /// Only keys not used within this long (or never), e.g. 90d
+        #[arg(long, value_name = "DURATION")]
+        unused_for: Option<String>,
     },
     Mint {
         client_id: String,
@@ -91,6 +98,24 @@ pub enum ApiKeysCommand {
         name: String,
         #[arg(long)]
         expires_in: Option<u64>,
+        /// Limit the key to this host (exact or *.domain); repeatable
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Limit the key to paths under this prefix; repeatable
+        #[arg(long = "path-prefix")]
+        path_prefixes: Vec<String>,
+        /// Limit the key to this method; repeatable
+        #[arg(long = "method")]
+        methods: Vec<String>,
+        /// Limit the key to clients in this network (CIDR); repeatable
+        #[arg(long = "source-cidr")]
+        source_cidrs: Vec<String>,
+    },
+    /// Rename a key or change its scopes, given as a JSON document,
+    /// e.g. '{"methods":["GET","PROPFIND"]}' ('null' lifts a limit)
+    Update {
+        id: String,
+        json: String,
     },
     Revoke {
         id: String,
@@ -158,19 +183,60 @@ fn request(command: AdminCommand) -> Result<Request, String> {
             ),
         },
         AdminCommand::ApiKeys(c) => match c {
-            ApiKeysCommand::List { client_id } => (
-                Method::GET,
-                format!("/applications/{}/api-keys", segment(&client_id)?),
-                None,
-            ),
+            ApiKeysCommand::List {
+                client_id,
+                expiring,
+                unused_for,
+            } => {
+                let base = match client_id {
+                    Some(client_id) => format!("/applications/{}/api-keys", segment(&client_id)?),
+                    None => "/api-keys".to_string(),
+                };
+                let filters: Vec<String> =
+                    [("expires_within", expiring), ("unused_for", unused_for)]
+                        .into_iter()
+                        .filter_map(|(name, value)| {
+                            value.map(|v| {
+                                format!("{name}={}", utf8_percent_encode(&v, NON_ALPHANUMERIC))
+                            })
+                        })
+                        .collect();
+                let path = match filters.is_empty() {
+                    true => base,
+                    false => format!("{base}?{}", filters.join("&")),
+                };
+                (Method::GET, path, None)
+            }
             ApiKeysCommand::Mint {
                 client_id,
                 name,
                 expires_in,
-            } => (
-                Method::POST,
-                format!("/applications/{}/api-keys", segment(&client_id)?),
-                Some(json!({ "name": name, "expires_in": expires_in })),
+                hosts,
+                path_prefixes,
+                methods,
+                source_cidrs,
+            } => {
+                let mut body = json!({ "name": name, "expires_in": expires_in });
+                for (field, values) in [
+                    ("hosts", hosts),
+                    ("path_prefixes", path_prefixes),
+                    ("methods", methods),
+                    ("source_cidrs", source_cidrs),
+                ] {
+                    if !values.is_empty() {
+                        body[field] = json!(values);
+                    }
+                }
+                (
+                    Method::POST,
+                    format!("/applications/{}/api-keys", segment(&client_id)?),
+                    Some(body),
+                )
+            }
+            ApiKeysCommand::Update { id, json } => (
+                Method::PATCH,
+                format!("/api-keys/{}", segment(&id)?),
+                Some(parse(&json)?),
             ),
             ApiKeysCommand::Revoke { id } => {
                 (Method::DELETE, format!("/api-keys/{}", segment(&id)?), None)
@@ -252,6 +318,32 @@ fn read_token(path: &std::path::Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_listings_take_their_filters() {
+        let list = |client_id: Option<&str>, expiring: Option<&str>, unused: Option<&str>| {
+            request(AdminCommand::ApiKeys(ApiKeysCommand::List {
+                client_id: client_id.map(str::to_string),
+                expiring: expiring.map(str::to_string),
+                unused_for: unused.map(str::to_string),
+            }))
+            .unwrap()
+            .1
+        };
+        assert_eq!(list(None, Some("7d"), None), "/api-keys?expires_within=7d");
+        assert_eq!(
+            list(Some("canister"), Some("7d"), Some("90d")),
+            "/applications/canister/api-keys?expires_within=7d&unused_for=90d"
+        );
+        assert_eq!(
+            list(None, Some("7d&x=1"), None),
+            "/api-keys?expires_within=7d%26x%3D1"
+        );
+        assert_eq!(
+            list(Some("canister"), None, None),
+            "/applications/canister/api-keys"
+        );
+    }
 
     /// `api-keys revoke ../applications/prod` must not delete an application.
     #[test]

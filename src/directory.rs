@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::applications::ApplicationRecord;
+use crate::key_scopes::{KeyScopes, ScopedKeys};
+use crate::key_usage::UsageBook;
 use crate::replication::Change;
 use crate::replication::log::Entry;
 use crate::resources::Resource;
@@ -62,6 +64,12 @@ pub struct Directory {
     /// Kept apart from the snapshot: a million revoked ids must not be
     /// copied by every admin write.
     pub revocations: Revocations,
+    /// The scopes of the API keys that have any; apart from the snapshot
+    /// for the same reason.
+    pub scoped_keys: ScopedKeys,
+    /// The API key uses this node noted and has not yet persisted (a
+    /// primary) or reported (a replica).
+    pub usage: UsageBook,
     /// Serialises writers so that none of them loses another's change.
     write: Mutex<()>,
     /// The version of the last change applied, snapshot and revocations
@@ -82,6 +90,7 @@ pub struct Replacement {
     pub resources: Vec<Resource>,
     pub revoked_api_keys: Vec<CredentialId>,
     pub revoked_access_tokens: Vec<(CredentialId, i64)>,
+    pub api_key_scopes: Vec<(CredentialId, KeyScopes)>,
 }
 
 impl Directory {
@@ -107,6 +116,8 @@ impl Directory {
         Self {
             current: ArcSwap::from_pointee(snapshot),
             revocations: Revocations::default(),
+            scoped_keys: ScopedKeys::default(),
+            usage: UsageBook::default(),
             write: Mutex::new(()),
             version: watch::Sender::new(version),
         }
@@ -137,6 +148,14 @@ impl Directory {
                 Change::RevokeApiKey { id } => {
                     if let Some(id) = parse_id(id) {
                         self.revocations.revoke_api_key(id);
+                        self.scoped_keys.remove(&id);
+                    }
+                }
+                Change::SetApiKeyScopes { id, scopes } => {
+                    if let Some(id) = parse_id(id)
+                        && !self.revocations.is_api_key_revoked(&id)
+                    {
+                        self.scoped_keys.set(id, scopes);
                     }
                 }
                 Change::RevokeAccessToken { jti, exp } => {
@@ -205,6 +224,12 @@ impl Directory {
         let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
         self.revocations
             .replace(state.revoked_api_keys, state.revoked_access_tokens, now);
+        self.scoped_keys.replace(
+            state
+                .api_key_scopes
+                .into_iter()
+                .filter(|(id, _)| !self.revocations.is_api_key_revoked(id)),
+        );
         let mut snapshot = Snapshot {
             applications: state
                 .applications

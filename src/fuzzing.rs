@@ -30,6 +30,8 @@ use crate::verifier::{LEEWAY_SECS, Verifier, authorize_target};
 const HOST: &str = "dav.example.com";
 const ISSUER: &str = "https://auth.example.com";
 const CLIENT: &str = "canister";
+/// A host whose rule takes Basic credentials.
+const BASIC_HOST: &str = "basic.example.com";
 
 /// Input: one flag byte (bit 0: trusted peer; bits 1-2: header family),
 /// the method on the first line, then `name: value` lines.
@@ -79,7 +81,7 @@ pub fn request_target(data: &[u8]) {
     );
     let harness = harness();
     let snapshot = harness.directory.snapshot();
-    let _ = authorize_target(&snapshot.rules, &["media".into()], None, &target);
+    let _ = authorize_target(&snapshot.rules, &["media".into()], None, false, &target);
 }
 
 /// Input: a mode byte, then either a raw bearer value (mode even), or a
@@ -97,8 +99,10 @@ pub fn bearer(data: &[u8]) -> bool {
             &harness.directory.snapshot(),
             &harness.keys.current(),
             &harness.directory.revocations,
-            bearer,
+            &harness.directory.scoped_keys,
+            crate::verifier::Credential::Bearer(bearer),
             &target,
+            || std::net::IpAddr::from([127, 0, 0, 1]),
             now,
         )
     };
@@ -133,6 +137,73 @@ pub fn bearer(data: &[u8]) -> bool {
         should_verify(&header, &claims, &signer.kid, now)
             .unwrap_or_else(|why| panic!("verified, but {why}: {header} {claims}"));
     }
+    verified
+}
+
+/// Verifies Basic credentials at the rule that takes them.
+fn verify_basic(value: &str) -> Result<(), crate::verifier::VerifyError> {
+    let harness = harness();
+    let target = RequestTarget::named("GET", BASIC_HOST, "/").unwrap();
+    let mut buffer = Vec::new();
+    let credential = crate::http::verify::parse_basic(value, &mut buffer)?;
+    harness
+        .verifier
+        .verify(
+            &harness.directory.snapshot(),
+            &harness.keys.current(),
+            &harness.directory.revocations,
+            &harness.directory.scoped_keys,
+            credential,
+            &target,
+            || std::net::IpAddr::from([127, 0, 0, 1]),
+            harness.now,
+        )
+        .map(|_| ())
+}
+
+/// An `Authorization: Basic` value as anyone may send it: it never
+/// verifies (no input here carries a signature of the harness's key).
+pub fn basic(value: &str) -> bool {
+    assert!(
+        verify_basic(value).is_err(),
+        "garbage Basic credentials verified: {value:?}"
+    );
+    false
+}
+
+/// A real API key of the harness's client, minted with or without scopes
+/// (the harness holds none).
+fn real_key(scoped: bool) -> String {
+    let harness = harness();
+    let claims = crate::api_keys::ApiKeyClaims {
+        iss: ISSUER,
+        sub: CLIENT,
+        client_id: CLIENT,
+        jti: "AAAAAAAAAAAAAAAAAAAAAA",
+        iat: harness.now,
+        exp: None,
+        generation: None,
+        scoped,
+    };
+    crate::issuer::sign_jwt_with_kid(&harness.keys, crate::claims::API_KEY_TYP, &claims)
+        .unwrap()
+        .0
+}
+
+/// A key minted with scopes, at a node that does not hold them (yet).
+pub fn scoped_key_without_its_scopes() -> Result<(), crate::verifier::VerifyError> {
+    use base64::engine::general_purpose::STANDARD;
+    verify_basic(&STANDARD.encode(format!("{CLIENT}:{}", real_key(true))))
+}
+
+/// A real API key of the harness's client, sent as Basic under `user`:
+/// granted exactly when `user` is that client's id.
+pub fn basic_with_user(user: &str) -> bool {
+    use base64::engine::general_purpose::STANDARD;
+    let key = real_key(false);
+    let value = STANDARD.encode(format!("{user}:{key}"));
+    let verified = verify_basic(&value).is_ok();
+    assert_eq!(verified, user == CLIENT, "user {user:?}");
     verified
 }
 
@@ -215,6 +286,12 @@ fn harness() -> &'static Harness {
             ("all", None, "media"),
             ("private", Some("/private"), "admins"),
         ];
+        let basic_rule = NewResource {
+            host: Some(BASIC_HOST.into()),
+            allowed_groups: vec!["media".into()],
+            basic: true,
+            ..Default::default()
+        };
         let resources = rules
             .into_iter()
             .map(|(id, prefix, group)| {
@@ -226,6 +303,7 @@ fn harness() -> &'static Harness {
                 };
                 Resource::create(id.into(), new, now).unwrap()
             })
+            .chain([Resource::create("basic".into(), basic_rule, now).unwrap()])
             .collect();
         Harness {
             keys: Arc::new(KeyRing::new(keys)),

@@ -7,6 +7,7 @@
 //! * `target`: the request a proxy asks about: trusted headers, one header
 //!   family, host, method, and every reading of the path
 //! * `resources`: forward-auth rules as admins write them; `rules`: their matching
+//! * `key_scopes`, `key_usage`: what an API key may reach, and when it was last used
 //! * `keys`, `crypto`: signing keys, ring, and jsonwebtoken's ring backend
 //! * `store`: sled, on the primary; `directory`: the in-memory state every node answers from
 //! * `admin`: admin operations; `http`: routes, handlers, error mapping
@@ -33,6 +34,8 @@ pub mod fuzzing;
 pub mod healthcheck;
 pub mod http;
 pub mod issuer;
+pub mod key_scopes;
+pub mod key_usage;
 pub mod keys;
 pub mod memory;
 pub mod metrics;

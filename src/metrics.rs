@@ -34,6 +34,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/healthz" | "/readyz" | "/metrics" => "health",
         "/internal/v1/state" => "replication",
         p if p.starts_with("/.well-known/") => "discovery",
+        "/internal/v1/usage" => "replication",
         p if p.starts_with("/admin/") => "admin",
         _ => "other",
     }
@@ -60,6 +61,8 @@ pub struct Metrics {
     applications: IntGauge,
     resources: IntGauge,
     sync_age: IntGauge,
+    /// Primary: live API keys expiring within 1d, 7d, 30d.
+    keys_expiring: prometheus::IntGaugeVec,
 }
 
 impl Metrics {
@@ -130,6 +133,13 @@ impl Metrics {
                 "sync_age_seconds",
                 "Replicas: seconds since the primary last answered (-1: never)",
             )?,
+            keys_expiring: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "api_keys_expiring",
+                    "Primary: API keys (not revoked) that expire within the window",
+                ),
+                &["within"],
+            )?,
             registry,
             requests,
             decisions,
@@ -151,6 +161,7 @@ impl Metrics {
             Box::new(metrics.applications.clone()),
             Box::new(metrics.resources.clone()),
             Box::new(metrics.sync_age.clone()),
+            Box::new(metrics.keys_expiring.clone()),
         ] {
             metrics.registry.register(collector)?;
         }
@@ -225,7 +236,15 @@ impl Metrics {
         &self,
         directory: &Directory,
         sync_age: Option<Option<i64>>,
+        keys_expiring: Option<[u64; 3]>,
     ) -> Result<String, prometheus::Error> {
+        if let Some(counts) = keys_expiring {
+            for ((window, _), count) in crate::admin::EXPIRY_WINDOWS.iter().zip(counts) {
+                self.keys_expiring
+                    .with_label_values(&[window])
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+        }
         self.sync_age.set(match sync_age {
             Some(Some(age)) => age,
             Some(None) => -1,

@@ -27,9 +27,30 @@ pub struct Resource {
     /// Identity header names replaced by this rule; an empty name drops the header.
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub headers: HashMap<String, String>,
+    /// `Authorization: Basic base64(client_id:api_key)` is accepted here.
+    #[serde(default)]
+    pub basic: bool,
+    /// What a request without credentials is answered with: the Basic
+    /// challenge instead of the session fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<Challenge>,
+    /// The realm of the Basic challenge (default `gatehouse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// A challenge a rule answers requests without credentials with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Challenge {
+    Basic,
+}
+
+/// The realm of a Basic challenge when a rule names none.
+pub const DEFAULT_REALM: &str = "gatehouse";
+const MAX_REALM_LEN: usize = 128;
 
 /// `POST /admin/v1/resources`.
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +65,10 @@ pub struct NewResource {
     pub audience: Option<String>,
     #[serde(default)]
     pub headers: HashMap<String, String>,
+    #[serde(default)]
+    pub basic: bool,
+    pub challenge: Option<Challenge>,
+    pub realm: Option<String>,
 }
 
 /// `PATCH /admin/v1/resources/{id}`: absent fields stay; `null` clears an optional one.
@@ -60,6 +85,11 @@ pub struct ResourcePatch {
     pub audience: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub headers: Option<Option<HashMap<String, String>>>,
+    pub basic: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub challenge: Option<Option<Challenge>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub realm: Option<Option<String>>,
 }
 
 /// Tells "absent" (outer `None`, by `default`) from `null` (`Some(None)`).
@@ -90,6 +120,9 @@ impl Resource {
             allowed_groups: Vec::new(),
             audience: None,
             headers: HashMap::new(),
+            basic: false,
+            challenge: None,
+            realm: None,
             created_at: now,
             updated_at: now,
         };
@@ -103,6 +136,9 @@ impl Resource {
             allowed_groups: Some(new.allowed_groups),
             audience: Some(new.audience),
             headers: Some(Some(new.headers)),
+            basic: Some(new.basic),
+            challenge: Some(new.challenge),
+            realm: Some(new.realm),
         })?;
         Ok(resource)
     }
@@ -131,8 +167,25 @@ impl Resource {
         if let Some(headers) = patch.headers {
             next.headers = normalize_header_overrides(headers.unwrap_or_default())?;
         }
+        if let Some(basic) = patch.basic {
+            next.basic = basic;
+        }
+        if let Some(challenge) = patch.challenge {
+            next.challenge = challenge;
+        }
+        if let Some(realm) = patch.realm {
+            next.realm = realm.map(|r| validate_realm(&r)).transpose()?;
+        }
         *self = next;
         Ok(())
+    }
+
+    /// The realm of this rule's Basic challenge, if it has one.
+    pub fn basic_realm(&self) -> Option<&str> {
+        match self.challenge {
+            Some(Challenge::Basic) => Some(self.realm.as_deref().unwrap_or(DEFAULT_REALM)),
+            None => None,
+        }
     }
 
     /// The header name this rule uses for a default identity header, or
@@ -181,7 +234,7 @@ pub fn normalize_host_pattern(host: &str) -> Result<String, FieldError> {
 /// (decoded, dot segments resolved) without a trailing slash, so that
 /// `/private/` covers `/private` too; `/` alone is the same as no prefix.
 /// Characters that backends read differently have no place in it.
-fn normalize_path_prefix(prefix: &str) -> Result<Option<String>, FieldError> {
+pub(crate) fn normalize_path_prefix(prefix: &str) -> Result<Option<String>, FieldError> {
     let bad = || {
         FieldError::new(
             "path_prefix",
@@ -199,7 +252,7 @@ fn normalize_path_prefix(prefix: &str) -> Result<Option<String>, FieldError> {
     Ok((!trimmed.is_empty()).then(|| trimmed.to_string()))
 }
 
-fn normalize_methods(methods: &[String]) -> Result<Vec<String>, FieldError> {
+pub(crate) fn normalize_methods(methods: &[String]) -> Result<Vec<String>, FieldError> {
     let mut out = Vec::with_capacity(methods.len());
     for (i, method) in methods.iter().enumerate() {
         let ok = !method.is_empty()
@@ -216,6 +269,25 @@ fn normalize_methods(methods: &[String]) -> Result<Vec<String>, FieldError> {
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// A realm goes into a quoted-string of `WWW-Authenticate` as it is, and
+/// clients show it in their password prompt: printable text, no quote or
+/// backslash (which would end or escape the string), bounded.
+fn validate_realm(realm: &str) -> Result<String, FieldError> {
+    let realm = realm.trim();
+    if realm.is_empty()
+        || realm.chars().count() > MAX_REALM_LEN
+        || realm
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        return Err(FieldError::new(
+            "realm",
+            format!("must be 1-{MAX_REALM_LEN} printable characters without '\"' or '\\'"),
+        ));
+    }
+    Ok(realm.to_string())
 }
 
 fn validate_audience(audience: &str) -> Result<String, FieldError> {

@@ -119,6 +119,15 @@ fn primary_backing(settings: &Settings, clock: &dyn Clock) -> Result<Backing, St
         store.resources.all()?,
     ));
     load_revocations(&store, &directory, now.timestamp())?;
+    let mut scopes = Vec::new();
+    store.api_key_scopes.scan_entries(|id, key_scopes| {
+        if let Some(id) = parse_id(&id)
+            && !directory.revocations.is_api_key_revoked(&id)
+        {
+            scopes.push((id, key_scopes));
+        }
+    })?;
+    directory.scoped_keys.replace(scopes);
     crate::memory::release_freed();
     Ok(Backing {
         keys,
@@ -304,6 +313,11 @@ impl Application {
                         follower.primary_url
                     );
                 }
+                actix_web::rt::spawn(report_usage(
+                    follower.primary_url.clone(),
+                    follower.token.clone(),
+                    Arc::clone(&follower.directory),
+                ));
                 actix_web::rt::spawn(follower.run());
             }
             None => log::info!("gatehouse listening on {local}"),
@@ -336,6 +350,11 @@ impl Application {
                     log::warn!("{e}: the next start replays more of the log");
                 }
             }
+        }
+        if let Some(admin) = &self.state.admin
+            && let Err(e) = admin.persist_usage()
+        {
+            log::warn!("cannot persist the last uses of API keys: {e}");
         }
         if let Some(store) = &self.store {
             store.flush().map_err(std::io::Error::other)?;
@@ -439,6 +458,60 @@ fn load_applications(store: &Store) -> Result<Vec<ApplicationRecord>, StartupErr
         }
     }
     Ok(records.into_values().collect())
+}
+
+/// A replica's report of API key uses to its primary, every
+/// `REPORT_EVERY`: `POST /internal/v1/usage`, behind the replica token. A
+/// report that does not go through is kept for the next one.
+async fn report_usage(primary_url: String, token: String, directory: Arc<Directory>) {
+    use crate::key_usage::{MAX_REPORT, REPORT_EVERY, ReportedUse, UsageReport};
+    let client = match crate::crypto::http_client(|builder| {
+        builder
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+    }) {
+        Ok(client) => client,
+        Err(e) => {
+            log::error!("replica: cannot build an HTTP client for usage reports: {e}");
+            return;
+        }
+    };
+    let url = format!("{}/internal/v1/usage", primary_url.trim_end_matches('/'));
+    loop {
+        actix_web::rt::time::sleep(REPORT_EVERY).await;
+        let mut uses = directory.usage.take();
+        while !uses.is_empty() {
+            let rest = uses.split_off(uses.len().min(MAX_REPORT));
+            let report = UsageReport {
+                uses: uses
+                    .iter()
+                    .map(|(id, usage)| ReportedUse {
+                        id: crate::crypto::b64url(id),
+                        at: usage.at,
+                        from: usage.from,
+                    })
+                    .collect(),
+            };
+            let sent = client
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&report)
+                .send()
+                .await;
+            match sent {
+                Ok(response) if response.status().is_success() => uses = rest,
+                failed => {
+                    let why = match failed {
+                        Ok(response) => format!("the primary answered {}", response.status()),
+                        Err(e) => e.to_string(),
+                    };
+                    log::warn!("replica: reporting API key uses failed: {why}; kept for later");
+                    directory.usage.merge(uses.into_iter().chain(rest));
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Fills the in-memory revocation sets. Revoked API key ids come from the

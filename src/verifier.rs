@@ -7,7 +7,9 @@
 //! (the rule for the target: methods, groups, audience).
 
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
@@ -18,11 +20,13 @@ use moka::sync::Cache;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::api_keys::{SHORT_PREFIX, expand_short};
 use crate::applications::ApplicationRecord;
 use crate::claims::{ACCESS_TOKEN_TYP, API_KEY_TYP, Audience};
 use crate::crypto::sha256;
 use crate::directory::Snapshot;
 use crate::issuer::IssuerUrl;
+use crate::key_scopes::ScopedKeys;
 use crate::keys::KeySet;
 use crate::resources::Resource;
 use crate::revocation::{CredentialId, Revocations, parse_id};
@@ -79,6 +83,34 @@ pub struct VerifiedToken {
     /// Checked on every request, not once: a replica's issuer can change
     /// when it adopts its primary's.
     pub iss: String,
+    /// An API key minted with scopes.
+    pub scoped: bool,
+    /// The minute (unix seconds / 60) this node last noted a use of this
+    /// API key (`crate::key_usage`): one atomic load per request.
+    pub last_noted: AtomicI64,
+}
+
+/// What a request presents at `/api/verify`.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// `Authorization: Bearer …`: an access token or an API key.
+    Bearer(&'a str),
+    /// `Authorization: Basic base64(client_id:api_key)` (RFC 7617).
+    Basic { user: &'a str, key: &'a str },
+}
+
+impl<'a> Credential<'a> {
+    /// The token verified: the bearer, or the Basic password.
+    pub fn secret(&self) -> &'a str {
+        match self {
+            Credential::Bearer(token) => token,
+            Credential::Basic { key, .. } => key,
+        }
+    }
+
+    pub fn is_basic(&self) -> bool {
+        matches!(self, Credential::Basic { .. })
+    }
 }
 
 /// Header values for `Remote-User`/`Remote-Client-Id`, `Remote-Groups`
@@ -116,6 +148,8 @@ pub struct Grant {
     pub token: Arc<VerifiedToken>,
     pub application: Arc<ApplicationRecord>,
     pub rule: Arc<Resource>,
+    /// The key came as Basic credentials (`Remote-Auth-Method: basic_api_key`).
+    pub basic: bool,
 }
 
 impl Grant {
@@ -171,6 +205,25 @@ pub enum VerifyError {
     GroupNotAllowed,
     #[error("the token's audience does not match this resource")]
     AudienceNotAllowed,
+    #[error("the Basic credentials are not base64 of client_id:api_key")]
+    BasicMalformed,
+    #[error("the Basic user name is not the API key's client_id")]
+    BasicUser,
+    #[error("Basic credentials must carry an API key")]
+    BasicNotApiKey,
+    /// Basic credentials where no rule asked for them: as no credential.
+    #[error("this resource does not accept Basic credentials")]
+    BasicNotAccepted,
+    #[error("the API key is not scoped to this host")]
+    ScopeHost,
+    #[error("the API key is not scoped to this path")]
+    ScopePath,
+    #[error("the API key is not scoped to this method")]
+    ScopeMethod,
+    #[error("the API key is not scoped to this client address")]
+    ScopeSource,
+    #[error("the API key's scopes have not reached this node yet")]
+    ScopeUnknown,
 }
 
 impl VerifyError {
@@ -194,6 +247,15 @@ impl VerifyError {
             VerifyError::MethodNotAllowed => "method_not_allowed",
             VerifyError::GroupNotAllowed => "group_not_allowed",
             VerifyError::AudienceNotAllowed => "audience_not_allowed",
+            VerifyError::BasicMalformed => "basic_malformed",
+            VerifyError::BasicUser => "basic_user",
+            VerifyError::BasicNotApiKey => "basic_not_api_key",
+            VerifyError::BasicNotAccepted => "basic_not_accepted",
+            VerifyError::ScopeHost => "scope_host",
+            VerifyError::ScopePath => "scope_path",
+            VerifyError::ScopeMethod => "scope_method",
+            VerifyError::ScopeSource => "scope_source",
+            VerifyError::ScopeUnknown => "scope_unknown",
         }
     }
 
@@ -204,6 +266,11 @@ impl VerifyError {
                 | VerifyError::MethodNotAllowed
                 | VerifyError::GroupNotAllowed
                 | VerifyError::AudienceNotAllowed
+                | VerifyError::ScopeHost
+                | VerifyError::ScopePath
+                | VerifyError::ScopeMethod
+                | VerifyError::ScopeSource
+                | VerifyError::ScopeUnknown
         )
     }
 }
@@ -230,6 +297,8 @@ struct PresentedClaims {
     scope: Option<String>,
     #[serde(rename = "gen")]
     generation: Option<u64>,
+    #[serde(default)]
+    scoped: bool,
 }
 
 pub struct Verifier {
@@ -292,26 +361,63 @@ impl Verifier {
         }
     }
 
+    /// The decision for `credential` at `target`. Basic credentials go
+    /// the bearer's way (one function, one cache) with two checks more:
+    /// an API key, of the client named as user. A scoped key's scopes
+    /// narrow what the rules allow; `source` reads the client address,
+    /// called only for a key limited by address.
+    #[allow(clippy::too_many_arguments)]
     pub fn verify(
         &self,
         snapshot: &Snapshot,
         keys: &KeySet,
         revocations: &Revocations,
-        bearer: &str,
+        scoped: &ScopedKeys,
+        credential: Credential<'_>,
         target: &RequestTarget,
+        source: impl FnOnce() -> IpAddr,
         now: i64,
     ) -> Result<Grant, VerifyError> {
-        let (token, application) = self.authenticate(snapshot, keys, revocations, bearer, now)?;
+        // A Basic password in the short form stands for the JWT it
+        // was cut from, which is then verified like any key.
+        let expanded = match credential {
+            Credential::Basic { user, key } if key.starts_with(SHORT_PREFIX) => Some(
+                expand_short(key, &self.issuer.get(), user).ok_or(VerifyError::BasicMalformed)?,
+            ),
+            _ => None,
+        };
+        let secret = expanded.as_deref().unwrap_or(credential.secret());
+        let (token, application) = self.authenticate(snapshot, keys, revocations, secret, now)?;
+        if let Credential::Basic { user, .. } = credential {
+            if token.method != AuthMethod::ApiKey {
+                return Err(VerifyError::BasicNotApiKey);
+            }
+            if user != token.client_id {
+                return Err(VerifyError::BasicUser);
+            }
+        }
         let rule = authorize_target(
             &snapshot.rules,
             groups_of(&token, application),
             token.aud.as_ref(),
+            credential.is_basic(),
             target,
         )?;
+        if token.method == AuthMethod::ApiKey
+            && let Some(id) = &token.jti
+        {
+            match scoped.get(id) {
+                Some(scopes) => scopes.check(target, source)?,
+                // Minted with scopes that have not reached this node yet.
+                None if token.scoped => return Err(VerifyError::ScopeUnknown),
+                None => {}
+            }
+        }
         Ok(Grant {
             token,
             application: Arc::clone(application),
             rule: Arc::clone(rule),
+            basic: credential.is_basic(),
         })
     }
 
@@ -441,6 +547,8 @@ impl Verifier {
             exp: claims.exp,
             generation: claims.generation,
             iss: claims.iss,
+            scoped: claims.scoped && method == AuthMethod::ApiKey,
+            last_noted: AtomicI64::new(i64::MIN),
         })
     }
 }
@@ -472,13 +580,18 @@ fn check_time(token: &VerifiedToken, now: i64) -> Result<(), VerifyError> {
 /// folded too, and for every method it may take: each must fall under a
 /// rule, and each such rule must grant. A method that acts on the whole
 /// tree (WebDAV Depth infinity) needs every rule below the path too.
+/// Basic credentials need every such rule to take them (`basic`).
 pub fn authorize_target<'s>(
     rules: &'s RuleSet,
     groups: &[String],
     aud: Option<&Audience>,
+    basic: bool,
     target: &RequestTarget,
 ) -> Result<&'s Arc<Resource>, VerifyError> {
     let grants = |rule: &Resource| {
+        if basic && !rule.basic {
+            return Err(VerifyError::BasicNotAccepted);
+        }
         target
             .methods()
             .try_for_each(|method| authorize(rule, groups, aud, method))
@@ -548,6 +661,8 @@ mod tests {
             exp,
             generation: None,
             iss: "https://i".into(),
+            scoped: false,
+            last_noted: AtomicI64::new(0),
         }
     }
 
@@ -639,8 +754,10 @@ mod tests {
                 &directory.snapshot(),
                 &keys.current(),
                 &directory.revocations,
-                bearer,
+                &directory.scoped_keys,
+                Credential::Bearer(bearer),
                 target,
+                || "127.0.0.1".parse().unwrap(),
                 now.timestamp(),
             )
         };

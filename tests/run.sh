@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The test command: installs the real peers the integration tests talk to
-# (Python OAuth clients, a WebDAV server, Caddy), then runs the whole suite.
+# (Python OAuth clients, a WebDAV server and webdavclient3, Caddy, nginx,
+# rclone, cadaver), then runs the whole suite.
 # With them present, tests that need them fail instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c "import authlib, jwt, requests, wsgidav, cheroot, prometheus_client, yaml, kubernetes_validate, check_jsonschema, schemathesis" 2>/dev/null; then
+if ! python3 -c "import authlib, jwt, requests, wsgidav, cheroot, prometheus_client, yaml, kubernetes_validate, check_jsonschema, schemathesis, webdav3" 2>/dev/null; then
   echo "tests/run.sh: installing Python test peers" >&2
   python3 -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 fi
@@ -15,6 +16,8 @@ command -v caddy >/dev/null 2>&1 || missing+=(caddy)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+command -v cadaver >/dev/null 2>&1 || missing+=(cadaver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${missing[*]}" >&2
   sudo_cmd=""

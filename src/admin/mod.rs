@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
-use crate::api_keys::{ApiKeyClaims, ApiKeyRecord, NewApiKey};
+use crate::api_keys::{
+    ApiKeyClaims, ApiKeyPatch, ApiKeyRecord, KeyFilter, NewApiKey, validate_key_name,
+};
 use crate::applications::{
     ApplicationPatch, ApplicationRecord, CLIENT_SECRET_PREFIX, DEFAULT_ACCESS_TOKEN_TTL,
     FieldError, MAX_SECRET_GRACE_PERIOD, NewApplication, PreviousSecret, SecretRotation,
@@ -22,10 +24,10 @@ use crate::applications::{
     validate_ttl,
 };
 use crate::audit::{AuditEntry, Outcome, audit_id};
-use crate::claims::API_KEY_TYP;
 use crate::crypto::{SecretDigest, random_bytes, random_id, random_secret};
 use crate::directory::Directory;
-use crate::issuer::sign_jwt_with_kid;
+use crate::key_scopes::KeyScopes;
+use crate::key_usage::Usage;
 use crate::keys::{KeyError, KeyRing};
 use crate::replication::Change;
 use crate::resources::{NewResource, Resource, ResourcePatch};
@@ -62,7 +64,30 @@ pub struct Admin {
     jwks_max_age: u64,
     rotation: Mutex<signing_keys::RotationWatch>,
     write: Mutex<()>,
+    /// Expiry times of the live API keys that expire (unix seconds → how
+    /// many), for the `api_keys_expiring` gauge: read from the store once,
+    /// by the first housekeeping, then kept up by mints and revocations.
+    expiries: Mutex<Option<std::collections::BTreeMap<i64, u32>>>,
 }
+
+/// An API key as listings show it: the record, its scopes, its last use.
+#[derive(Debug, serde::Serialize)]
+pub struct ApiKeyView {
+    #[serde(flatten)]
+    pub record: ApiKeyRecord,
+    pub hosts: Option<Vec<String>>,
+    pub path_prefixes: Option<Vec<String>>,
+    pub methods: Option<Vec<String>>,
+    pub source_cidrs: Option<Vec<String>>,
+    /// Minute resolution; `null` if never used.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The network of the last use (/24 or /64), `null` if never used.
+    pub last_used_from: Option<String>,
+}
+
+/// The windows of the `api_keys_expiring` gauge.
+pub const EXPIRY_WINDOWS: [(&str, i64); 3] =
+    [("1d", 86_400), ("7d", 7 * 86_400), ("30d", 30 * 86_400)];
 
 /// A client secret shown once, at creation or rotation.
 pub struct NewSecret(pub String);
@@ -85,6 +110,7 @@ impl Admin {
             jwks_max_age,
             rotation: Mutex::default(),
             write: Mutex::new(()),
+            expiries: Mutex::new(None),
         }
     }
 
@@ -113,7 +139,103 @@ impl Admin {
         for jti in expired {
             self.store.revoked_tokens.delete(&jti)?;
         }
+        self.persist_usage()?;
+        self.load_expiries()?;
         Ok(())
+    }
+
+    /// Writes the API key uses noted in memory (this node's, and those its
+    /// replicas reported) into the store, the later use winning, in one
+    /// flushed batch. Off the request path: housekeeping, a replica's
+    /// report, shutdown.
+    pub fn persist_usage(&self) -> Result<(), AdminError> {
+        let uses = self.directory.usage.take();
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut merged = Vec::with_capacity(uses.len());
+        for (id, usage) in &uses {
+            let key = crate::crypto::b64url(id);
+            let stored = self.store.api_key_usage.get(&key)?;
+            merged.push((key, usage.latest(stored)));
+        }
+        let written = self
+            .store
+            .api_key_usage
+            .put_many(merged.iter().map(|(k, u)| (k.as_str(), u)));
+        if written.is_err() {
+            // Kept for the next attempt.
+            self.directory.usage.merge(uses);
+        }
+        Ok(written?)
+    }
+
+    /// The last use of key `id`: persisted, or noted since.
+    fn last_used(&self, id: &str) -> Result<Option<Usage>, AdminError> {
+        let stored = self.store.api_key_usage.get(id)?;
+        let noted = parse_id(id).and_then(|id| self.directory.usage.get(&id));
+        Ok(match noted {
+            Some(noted) => Some(noted.latest(stored)),
+            None => stored,
+        })
+    }
+
+    /// Builds the expiry index once (a scan of the keys, off the request path).
+    fn load_expiries(&self) -> Result<(), AdminError> {
+        if self.lock_expiries().is_some() {
+            return Ok(());
+        }
+        let mut index = std::collections::BTreeMap::new();
+        // Under the admin lock, so that no mint or revocation slips between
+        // the scan and the index.
+        let _writer = self.lock();
+        self.store.api_keys.scan(|key| {
+            if key.revoked_at.is_none()
+                && let Some(exp) = key.expires_at
+            {
+                *index.entry(exp.timestamp()).or_insert(0u32) += 1;
+            }
+        })?;
+        *self.lock_expiries() = Some(index);
+        Ok(())
+    }
+
+    fn lock_expiries(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<std::collections::BTreeMap<i64, u32>>> {
+        self.expiries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn index_expiry(&self, exp: Option<DateTime<Utc>>, delta: i64) {
+        if let (Some(index), Some(exp)) = (self.lock_expiries().as_mut(), exp) {
+            let count = index.entry(exp.timestamp()).or_insert(0);
+            *count = u32::try_from((i64::from(*count) + delta).max(0)).unwrap_or(u32::MAX);
+            if *count == 0 {
+                index.remove(&exp.timestamp());
+            }
+        }
+    }
+
+    /// Live keys expiring within each of `EXPIRY_WINDOWS`, once the index
+    /// is built.
+    pub fn keys_expiring(&self, now: i64) -> Option<[u64; 3]> {
+        if let Err(e) = self.load_expiries() {
+            log::warn!("cannot read API key expiries: {e}");
+        }
+        let mut guard = self.lock_expiries();
+        // Keys that have expired drop out.
+        if let Some(index) = guard.as_mut() {
+            *index = index.split_off(&now.saturating_add(1));
+        }
+        let index = guard.as_ref()?;
+        let mut counts = [0u64; 3];
+        for (count, (_, window)) in counts.iter_mut().zip(EXPIRY_WINDOWS) {
+            *count = index
+                .range(now.saturating_add(1)..=now.saturating_add(window))
+                .map(|(_, n)| u64::from(*n))
+                .sum();
+        }
+        Some(counts)
     }
 
     /// Writes the compact copy of the revoked API key ids (at shutdown,
@@ -436,9 +558,11 @@ impl Admin {
         client_id: &str,
         new: NewApiKey,
         now: DateTime<Utc>,
-    ) -> Result<(ApiKeyRecord, String), AdminError> {
+    ) -> Result<(ApiKeyView, String, Option<String>), AdminError> {
         let app = self.application(client_id)?;
         let (name, lifetime) = new.validate()?;
+        let scopes = new.scopes()?;
+        let scoped = !scopes.is_unlimited();
         let id = random_id().map_err(|e| AdminError::Internal(e.to_string()))?;
         let iat = app.issued_at(now.timestamp());
         let exp = lifetime.map(|secs| iat.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)));
@@ -450,12 +574,28 @@ impl Admin {
             iat,
             exp,
             generation: app.credential_generation(),
+            scoped,
         };
         // Under the lock: a rotation's key-retention check sees either no
         // record or one naming the key that signed.
         let _writer = self.lock();
-        let (key, kid) = sign_jwt_with_kid(&self.keys, API_KEY_TYP, &claims)
-            .map_err(|e| AdminError::Internal(e.to_string()))?;
+        let (key, kid, short) = {
+            let keys = self.keys.guard();
+            let signer = keys
+                .signer()
+                .ok_or_else(|| AdminError::Unavailable("no signing key".into()))?;
+            let internal = |e: String| AdminError::Internal(e);
+            let input = crate::api_keys::signing_input(&signer.kid, &claims)
+                .map_err(|e| internal(e.to_string()))?;
+            let signature = jsonwebtoken::crypto::sign(
+                input.as_bytes(),
+                &signer.encoding,
+                jsonwebtoken::Algorithm::EdDSA,
+            )
+            .map_err(|e| internal(e.to_string()))?;
+            let short = crate::api_keys::short_form(&signer.kid, &claims, &signature);
+            (format!("{input}.{signature}"), signer.kid.clone(), short)
+        };
         let record = ApiKeyRecord {
             id,
             client_id: client_id.to_string(),
@@ -465,9 +605,117 @@ impl Admin {
             revoked_at: None,
             kid: Some(kid),
         };
+        // The scopes first: the key is shown only once both are stored,
+        // and a node without its scopes refuses it (it says it has some).
+        if scoped {
+            let write = self.store.api_key_scopes.put_op(&record.id, &scopes)?;
+            let change = Change::SetApiKeyScopes {
+                id: record.id.clone(),
+                scopes,
+            };
+            self.commit(Some(write), change, now)?;
+        }
         self.store.api_keys.create(&record.id, &record)?;
+        self.index_expiry(record.expires_at, 1);
         log::info!("minted API key {} for {client_id}", record.id);
-        Ok((record, key))
+        Ok((self.view(record)?, key, short))
+    }
+
+    /// Renames a key and changes its scopes (`PATCH /api-keys/{id}`).
+    pub fn update_api_key(
+        &self,
+        id: &str,
+        patch: ApiKeyPatch,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyView, AdminError> {
+        let _writer = self.lock();
+        let mut record = self
+            .store
+            .api_keys
+            .get(id)?
+            .ok_or_else(|| AdminError::NotFound(format!("API key {id:?}")))?;
+        let parsed = parse_id(id).ok_or_else(|| AdminError::NotFound(format!("API key {id:?}")))?;
+        let name = patch
+            .name
+            .as_deref()
+            .map(|n| validate_key_name(Some(n)))
+            .transpose()?;
+        if patch.changes_scopes() {
+            let current = self.scopes_of(&parsed);
+            let next = patch.scope_fields().apply_to(&current)?;
+            let known = self.directory.scoped_keys.get(&parsed).is_some();
+            if next != current || !known && !next.is_unlimited() {
+                let write = self.store.api_key_scopes.put_op(id, &next)?;
+                let change = Change::SetApiKeyScopes {
+                    id: id.to_string(),
+                    scopes: next,
+                };
+                self.commit(Some(write), change, now)?;
+                log::info!("changed the scopes of API key {id}");
+            }
+        }
+        if let Some(name) = name
+            && name != record.name
+        {
+            record.name = name;
+            self.store.api_keys.put(id, &record)?;
+        }
+        self.view(record)
+    }
+
+    fn scopes_of(&self, id: &CredentialId) -> KeyScopes {
+        self.directory
+            .scoped_keys
+            .get(id)
+            .map(|s| s.scopes.clone())
+            .unwrap_or_default()
+    }
+
+    fn view(&self, record: ApiKeyRecord) -> Result<ApiKeyView, AdminError> {
+        let scopes = parse_id(&record.id)
+            .map(|id| self.scopes_of(&id))
+            .unwrap_or_default();
+        let usage = self.last_used(&record.id)?;
+        Ok(ApiKeyView {
+            hosts: scopes.hosts,
+            path_prefixes: scopes.path_prefixes,
+            methods: scopes.methods,
+            source_cidrs: scopes
+                .source_cidrs
+                .map(|c| c.iter().map(ToString::to_string).collect()),
+            last_used_at: usage.map(|u| u.at),
+            last_used_from: usage.map(|u| u.from.to_string()),
+            record,
+        })
+    }
+
+    /// Keys (one application's, or every one), oldest first, filtered.
+    pub fn list_api_keys(
+        &self,
+        client_id: Option<&str>,
+        filter: &KeyFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ApiKeyView>, AdminError> {
+        let records = match client_id {
+            Some(client_id) => self.api_keys(client_id)?,
+            None => {
+                let mut all = self.store.api_keys.all()?;
+                all.sort_by(|a, b| {
+                    a.created_at
+                        .cmp(&b.created_at)
+                        .then_with(|| a.id.cmp(&b.id))
+                });
+                all
+            }
+        };
+        let mut views = Vec::new();
+        for record in records {
+            let usage = self.last_used(&record.id)?;
+            if filter.admits(&record, usage.as_ref(), now.timestamp()) {
+                views.push(self.view(record)?);
+            }
+        }
+        Ok(views)
     }
 
     /// The records of an application's keys, oldest first.
@@ -501,6 +749,7 @@ impl Admin {
             let write = self.store.api_keys.put_op(id, &record)?;
             let change = Change::RevokeApiKey { id: id.to_string() };
             self.commit(Some(write), change, now)?;
+            self.index_expiry(record.expires_at, -1);
             log::info!("revoked API key {id}");
         } else if let Some(parsed) = parse_id(id) {
             // Revoked on disk already (a retry after a failed flush, say):

@@ -12,7 +12,7 @@ use super::AppState;
 use super::body::{Json, OptionalJson};
 use super::error::ApiError;
 use crate::admin::{Admin, AdminError, NewSecret};
-use crate::api_keys::NewApiKey;
+use crate::api_keys::{ApiKeyPatch, KeyFilter, NewApiKey, parse_duration};
 use crate::applications::{
     ApplicationPatch, ApplicationRecord, ApplicationView, NewApplication, SecretRotation,
 };
@@ -49,7 +49,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(super::method_not_allowed)),
     )
     .service(
+        web::resource("/api-keys")
+            .route(web::get().to(list_all_api_keys))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
         web::resource("/api-keys/{id}")
+            .route(web::patch().to(update_api_key))
             .route(web::delete().to(revoke_api_key))
             .default_service(web::to(super::method_not_allowed)),
     )
@@ -333,30 +339,86 @@ async fn create_api_key(
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
     let client_id = path.into_inner();
-    let (record, key) = run(&state, move |admin| {
+    let (view, key, short) = run(&state, move |admin| {
         admin.create_api_key(&client_id, new, now)
     })
     .await?;
+    let mut body = serde_json::to_value(&view).unwrap_or_default();
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("api_key".into(), key.into());
+        if let Some(short) = short {
+            fields.insert("basic_password".into(), short.into());
+        }
+        fields.remove("revoked_at");
+        fields.remove("kid");
+    }
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({
-            "id": record.id,
-            "name": record.name,
-            "api_key": key,
-            "client_id": record.client_id,
-            "created_at": record.created_at,
-            "expires_at": record.expires_at,
-        })))
+        .json(body))
+}
+
+/// `?unused_for=90d&expires_within=7d`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyListing {
+    unused_for: Option<String>,
+    expires_within: Option<String>,
+}
+
+impl KeyListing {
+    fn filter(&self) -> Result<KeyFilter, ApiError> {
+        let window = |field: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(|t| parse_duration(field, t))
+                .transpose()
+                .map_err(|e| ApiError::Admin(AdminError::Invalid(e)))
+        };
+        Ok(KeyFilter {
+            unused_for: window("unused_for", &self.unused_for)?,
+            expires_within: window("expires_within", &self.expires_within)?,
+        })
+    }
 }
 
 async fn list_api_keys(
     _: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<KeyListing>,
 ) -> Result<HttpResponse, ApiError> {
     let client_id = path.into_inner();
-    let keys = run(&state, move |admin| admin.api_keys(&client_id)).await?;
+    let filter = query.filter()?;
+    let now = state.clock.now();
+    let keys = run(&state, move |admin| {
+        admin.list_api_keys(Some(&client_id), &filter, now)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "api_keys": keys })))
+}
+
+/// Every application's keys, with the same filters: what is about to
+/// expire, or unused, across the fleet.
+async fn list_all_api_keys(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+    query: web::Query<KeyListing>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = query.filter()?;
+    let now = state.clock.now();
+    let keys = run(&state, move |admin| admin.list_api_keys(None, &filter, now)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "api_keys": keys })))
+}
+
+async fn update_api_key(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    Json(patch): Json<ApiKeyPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let id = path.into_inner();
+    let view = run(&state, move |admin| admin.update_api_key(&id, patch, now)).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 async fn revoke_api_key(

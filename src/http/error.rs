@@ -31,6 +31,9 @@ pub enum ApiError {
     NotPrimary(String),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// A 401 from a rule with `challenge: basic`: the Basic challenge.
+    #[error("{reason}")]
+    BasicChallenge { realm: String, reason: VerifyError },
     /// The request target cannot be read one way: refused before any credential.
     #[error(transparent)]
     Target(#[from] TargetError),
@@ -72,7 +75,7 @@ const BEARER_REALM: &str = r#"Bearer realm="gatehouse""#;
 fn bearer_challenge(response: &mut HttpResponseBuilder, e: VerifyError) {
     let reason = e.to_string();
     let challenge = match e {
-        VerifyError::MissingToken => Some(BEARER_REALM.to_string()),
+        VerifyError::MissingToken | VerifyError::BasicNotAccepted => Some(BEARER_REALM.to_string()),
         VerifyError::NoRule => None,
         e if e.is_forbidden() => Some(format!(
             r#"{BEARER_REALM}, error="insufficient_scope", error_description="{reason}""#
@@ -130,6 +133,11 @@ impl ApiError {
             ApiError::Verify(VerifyError::NoRule) => "access_denied",
             ApiError::Verify(e) if e.is_forbidden() => "insufficient_scope",
             ApiError::Verify(_) => "invalid_token",
+            ApiError::BasicChallenge {
+                reason: VerifyError::MissingToken,
+                ..
+            } => "unauthorized",
+            ApiError::BasicChallenge { .. } => "invalid_token",
             ApiError::Target(_) => "access_denied",
             ApiError::VerifyThrottled { .. } => "too_many_requests",
             ApiError::SessionUpstream(_) => "unauthorized",
@@ -191,6 +199,7 @@ impl ResponseError for ApiError {
             ApiError::Verify(e) if e.is_forbidden() => StatusCode::FORBIDDEN,
             ApiError::Target(_) => StatusCode::FORBIDDEN,
             ApiError::Verify(_) | ApiError::SessionUpstream(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BasicChallenge { .. } => StatusCode::UNAUTHORIZED,
             ApiError::VerifyThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ReplicaUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::ReplicationDisabled => StatusCode::FORBIDDEN,
@@ -215,6 +224,15 @@ impl ResponseError for ApiError {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             ApiError::Verify(e) => bearer_challenge(&mut response, *e),
+            ApiError::BasicChallenge { realm, reason } => {
+                // The realm was validated: no quote, backslash or control
+                // character; UTF-8 as RFC 7617's charset says.
+                let challenge = format!(r#"Basic realm="{realm}", charset="UTF-8""#);
+                if let Ok(value) = HeaderValue::from_bytes(challenge.as_bytes()) {
+                    response.insert_header((header::WWW_AUTHENTICATE, value));
+                }
+                response.insert_header(("X-Auth-Reason", reason.to_string()));
+            }
             ApiError::Target(e) => {
                 response.insert_header(("X-Auth-Reason", e.to_string()));
             }

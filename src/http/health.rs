@@ -14,7 +14,18 @@ pub async fn healthz() -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let now = state.clock.now().timestamp();
     let sync_age = state.sync.as_ref().map(|sync| sync.age(now));
-    match state.metrics.render(&state.directory, sync_age) {
+    // The primary's expiry index is read from the store once, the first
+    // time it is asked for (here or by housekeeping).
+    let expiring = if state.admin.is_some() {
+        let state = state.clone();
+        web::block(move || state.admin.as_ref().and_then(|a| a.keys_expiring(now)))
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    match state.metrics.render(&state.directory, sync_age, expiring) {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(text),

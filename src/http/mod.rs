@@ -124,6 +124,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/openapi.json", web::get().to(openapi::document))
         .route("/internal/v1/state", web::get().to(replication::state))
         .service(
+            web::resource("/internal/v1/usage")
+                .route(web::post().to(replication::usage))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
             web::scope("/admin/v1")
                 .wrap(middleware::from_fn(admin::audit_trail))
                 .configure(admin::configure),

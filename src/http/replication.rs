@@ -11,15 +11,17 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde::Deserialize;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, BodyError};
 use crate::admin::AdminError;
 use crate::crypto::constant_time_eq;
+use crate::key_usage::{MAX_REPORT, Usage, UsageReport};
 use crate::replication::log::LogError;
 use crate::replication::primary::{Answer, Asked, Changes, changes_after, decide};
 use crate::replication::snapshot::{SnapshotLabel, chunks};
 use crate::replication::{
     EPOCH_HEADER, HASH_HEADER, KIND_HEADER, MAX_WAIT_SECS, REPLICA_ID_HEADER, VERSION_HEADER,
 };
+use crate::revocation::parse_id;
 use crate::store::StoreError;
 
 /// After a change wakes a waiting request, this long for more to join it:
@@ -38,20 +40,73 @@ fn log_error(e: LogError) -> ApiError {
     ApiError::Admin(AdminError::Store(StoreError::Log(e)))
 }
 
-pub async fn state(
-    req: HttpRequest,
-    query: web::Query<StateQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+/// The shared replica token, compared in constant time.
+fn authorize_replica(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let expected = state
         .settings
         .replica_token
         .as_ref()
         .ok_or(ApiError::ReplicationDisabled)?;
-    let presented = super::bearer(&req).unwrap_or("");
+    let presented = super::bearer(req).unwrap_or("");
     if !constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
         return Err(ApiError::ReplicaUnauthorized);
     }
+    Ok(())
+}
+
+/// A report this large is refused (10 000 uses take some 1.2 MB).
+const USAGE_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// `POST /internal/v1/usage`: the API key uses a replica noted since its
+/// last report. The primary keeps the later use of each key, persisted
+/// before it answers 204; ids that are no credential id are skipped.
+pub async fn usage(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize_replica(&req, &state)?;
+    state.admin()?;
+    let body = super::body::read_limited(&req, payload.into_inner(), USAGE_BODY_LIMIT).await?;
+    let report: UsageReport = super::body::decode_json(&body)?;
+    if report.uses.len() > MAX_REPORT {
+        return Err(BodyError::Malformed {
+            field: Some("uses".into()),
+            message: format!("at most {MAX_REPORT} uses in one report"),
+        }
+        .into());
+    }
+    let now = state.clock.now();
+    let uses = report.uses.into_iter().filter_map(|u| {
+        let id = parse_id(&u.id)?;
+        // Minutes only, none from the future.
+        let at = (u.at.timestamp().div_euclid(60) * 60).min(now.timestamp());
+        let at = chrono::DateTime::from_timestamp(at, 0)?;
+        Some((
+            id,
+            Usage {
+                at,
+                from: u.from.trunc(),
+            },
+        ))
+    });
+    state.directory.usage.merge(uses.collect::<Vec<_>>());
+    let persisted = state.clone();
+    web::block(move || match &persisted.admin {
+        Some(admin) => admin.persist_usage().map_err(ApiError::from),
+        None => Ok(()),
+    })
+    .await
+    .map_err(|e| AdminError::Internal(e.to_string()))??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn state(
+    req: HttpRequest,
+    query: web::Query<StateQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize_replica(&req, &state)?;
     // Replicas follow the primary, not each other.
     let log = state.admin()?.change_log();
     let query = query.into_inner();

@@ -1,17 +1,25 @@
 //! `/api/verify` (any method): the reverse proxy's forward-auth sub-request.
-//! Bearer tokens are decided locally by `crate::verifier`; requests
-//! without one fall back to the session upstream or the login redirect.
+//! Bearer tokens and Basic credentials (an API key) are decided locally by
+//! `crate::verifier`; requests without either get the rule's Basic
+//! challenge, or fall back to the session upstream or the login redirect.
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
 use super::AppState;
 use super::client_addr::{client_addr, trusted_peer};
 use super::error::ApiError;
+use crate::key_usage::Usage;
 use crate::resources::Resource;
 use crate::target::RequestTarget;
 use crate::throttle::ThrottleKey;
-use crate::verifier::{Grant, VerifyError};
+use crate::verifier::{AuthMethod, Credential, Grant, MAX_TOKEN_LEN, VerifyError};
 
 pub async fn verify(
     req: HttpRequest,
@@ -30,17 +38,17 @@ pub async fn verify(
         log::info!("verify: refused: {e}");
     })?;
     // An unreadable Authorization header is decided (and throttled) like
-    // any other bad token; no bearer at all goes to the session fallback.
-    let bearer = match bearer_token(&req) {
-        Ok(Some(bearer)) => Ok(bearer),
-        Ok(None) => {
-            // No guard is held across the upstream's answer.
-            drop(snapshot);
-            state.metrics.verify_fallback();
-            return session_fallback(&req, &state, &target).await;
-        }
+    // any other bad token; no credential at all goes to the challenge of
+    // the rule, or the session fallback.
+    let mut basic_buffer = Vec::new();
+    let credential = match presented(&req, &mut basic_buffer) {
+        Ok(Some(credential)) => Ok(credential),
+        Ok(None) => return without_credentials(&req, &state, snapshot, &target).await,
         Err(e) => Err(e),
     };
+    let basic = credential
+        .as_ref()
+        .map_or_else(|e| *e == VerifyError::BasicMalformed, |c| c.is_basic());
     let now = state.clock.now().timestamp();
     let address = || [ThrottleKey::Address(client_addr(&req, trusted))];
     state
@@ -48,13 +56,15 @@ pub async fn verify(
         .check(now, address)
         .map_err(|retry_after| ApiError::VerifyThrottled { retry_after })?;
 
-    let decision = bearer.and_then(|bearer| {
+    let decision = credential.and_then(|credential| {
         state.verifier.verify(
             &snapshot,
             &state.keys.guard(),
             &state.directory.revocations,
-            bearer,
+            &state.directory.scoped_keys,
+            credential,
             &target,
+            || client_addr(&req, trusted),
             now,
         )
     });
@@ -68,22 +78,87 @@ pub async fn verify(
                 );
             }
             state.metrics.verify_granted();
+            note_use(&state, &grant, now, || client_addr(&req, trusted));
             Ok(identity_response(&grant))
+        }
+        // Basic where no rule asked for it is no credential.
+        Err(VerifyError::BasicNotAccepted) => {
+            state
+                .metrics
+                .verify_denied(VerifyError::BasicNotAccepted.reason());
+            without_credentials(&req, &state, snapshot, &target).await
         }
         Err(e) => {
             state.metrics.verify_denied(e.reason());
-            if looks_forged(e) {
+            if looks_forged(e) || basic && !e.is_forbidden() {
                 state.verify_throttle.record_failure(&address(), now);
             }
             log::info!("verify {}: denied: {e}", target.for_log());
-            Err(e.into())
+            // A rule that challenges for Basic asks again, so that the
+            // client's password prompt comes back.
+            let realm = snapshot
+                .rules
+                .find(&target.host, target.path())
+                .and_then(|rule| rule.basic_realm());
+            match realm {
+                Some(realm) if basic && !e.is_forbidden() => Err(ApiError::BasicChallenge {
+                    realm: realm.to_string(),
+                    reason: e,
+                }),
+                _ => Err(e.into()),
+            }
         }
     }
+}
+
+/// Notes that an API key was accepted, once per key and minute: an atomic
+/// load on the verified key's cache entry, and only when the minute has
+/// moved on a write into the node's usage book (see `key_usage`).
+fn note_use(state: &AppState, grant: &Grant, now: i64, source: impl FnOnce() -> IpAddr) {
+    let (AuthMethod::ApiKey, Some(id)) = (grant.token.method, &grant.token.jti) else {
+        return;
+    };
+    let minute = now.div_euclid(60);
+    let noted = &grant.token.last_noted;
+    if noted.load(Ordering::Relaxed) != minute && noted.swap(minute, Ordering::Relaxed) != minute {
+        state
+            .directory
+            .usage
+            .note(*id, Usage::new(minute, source()));
+    }
+}
+
+/// No credential: a rule with `challenge: basic` asks for one (401 with
+/// the Basic challenge), anything else goes to the session fallback.
+async fn without_credentials(
+    req: &HttpRequest,
+    state: &AppState,
+    snapshot: arc_swap::Guard<std::sync::Arc<crate::directory::Snapshot>>,
+    target: &RequestTarget<'_>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(realm) = snapshot
+        .rules
+        .find(&target.host, target.path())
+        .and_then(|rule| rule.basic_realm())
+    {
+        state
+            .metrics
+            .verify_denied(VerifyError::MissingToken.reason());
+        return Err(ApiError::BasicChallenge {
+            realm: realm.to_string(),
+            reason: VerifyError::MissingToken,
+        });
+    }
+    // No guard is held across the upstream's answer.
+    drop(snapshot);
+    state.metrics.verify_fallback();
+    session_fallback(req, state, target).await
 }
 
 /// Failures that suggest guessing or forgery count towards the address's
 /// lockout; an expired token or a missing rule does not, so that a client
 /// retrying with a stale token is not locked out once it has a fresh one.
+/// (Every failed Basic login counts: that is a password being tried.)
 fn looks_forged(e: VerifyError) -> bool {
     matches!(
         e,
@@ -93,28 +168,74 @@ fn looks_forged(e: VerifyError) -> bool {
             | VerifyError::Type
             | VerifyError::UnknownKey
             | VerifyError::Signature
+            | VerifyError::BasicMalformed
+            | VerifyError::BasicUser
     )
 }
 
-/// `Authorization: Bearer …`, scheme case-insensitive. Another scheme
-/// (a browser's Basic, say) is no bearer token and goes to the fallback.
-fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, VerifyError> {
+/// The credential of the `Authorization` header: `Bearer <token>` or
+/// `Basic <base64(client_id:api_key)>`, schemes case-insensitive. Another
+/// scheme is no credential. Basic is decoded into `buffer`, once.
+fn presented<'r>(
+    req: &'r HttpRequest,
+    buffer: &'r mut Vec<u8>,
+) -> Result<Option<Credential<'r>>, VerifyError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let value = std::str::from_utf8(value.as_bytes())
         .map_err(|_| VerifyError::Malformed)?
         .trim();
-    let is_bearer = value
-        .get(..6)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer"));
-    if !is_bearer || value.len() > 6 && !value[6..].starts_with(' ') {
-        return Ok(None);
+    if let Some(token) = after_scheme(value, "bearer") {
+        return match token {
+            "" => Err(VerifyError::Malformed),
+            token => Ok(Some(Credential::Bearer(token))),
+        };
     }
-    match value[6..].trim() {
-        "" => Err(VerifyError::Malformed),
-        token => Ok(Some(token)),
+    match after_scheme(value, "basic") {
+        Some(encoded) => parse_basic(encoded, buffer).map(Some),
+        None => Ok(None),
     }
+}
+
+/// What follows `scheme` and a space, if `value` is of that scheme.
+fn after_scheme<'v>(value: &'v str, scheme: &str) -> Option<&'v str> {
+    let head = value.get(..scheme.len())?;
+    if !head.eq_ignore_ascii_case(scheme) {
+        return None;
+    }
+    let rest = &value[scheme.len()..];
+    if rest.is_empty() {
+        return Some("");
+    }
+    rest.starts_with(' ').then(|| rest.trim())
+}
+
+/// The longest Basic value read: a client_id, a colon and the longest
+/// token verify takes, in base64.
+const MAX_BASIC_LEN: usize = (64 + 1 + MAX_TOKEN_LEN).div_ceil(3) * 4;
+
+/// RFC 7617: base64 of `user-id ":" password`, the user-id without a
+/// colon. Anything else, a control character included, is malformed.
+pub fn parse_basic<'b>(
+    encoded: &str,
+    buffer: &'b mut Vec<u8>,
+) -> Result<Credential<'b>, VerifyError> {
+    if encoded.is_empty() || encoded.len() > MAX_BASIC_LEN {
+        return Err(VerifyError::BasicMalformed);
+    }
+    *buffer = STANDARD
+        .decode(encoded)
+        .map_err(|_| VerifyError::BasicMalformed)?;
+    let text = std::str::from_utf8(buffer).map_err(|_| VerifyError::BasicMalformed)?;
+    let (user, key) = text.split_once(':').ok_or(VerifyError::BasicMalformed)?;
+    // C0 controls and DEL by byte (no UTF-8 decoding on the hot path);
+    // C1 controls are two-byte sequences, and no key or client_id has any.
+    let control = |b: &u8| *b < 0x20 || *b == 0x7f;
+    if user.is_empty() || key.is_empty() || buffer.iter().any(control) {
+        return Err(VerifyError::BasicMalformed);
+    }
+    Ok(Credential::Basic { user, key })
 }
 
 const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
@@ -158,10 +279,15 @@ fn identity_response(grant: &Grant) -> HttpResponse {
         None => {}
     }
     set(&REMOTE_CLIENT_ID, "Remote-Client-Id", &values.client_id);
+    let basic = HeaderValue::from_static("basic_api_key");
     set(
         &REMOTE_AUTH_METHOD,
         "Remote-Auth-Method",
-        &values.auth_method,
+        if grant.basic {
+            &basic
+        } else {
+            &values.auth_method
+        },
     );
     if let Some(scope) = &values.scope {
         set(&REMOTE_SCOPE, "Remote-Scope", scope);
@@ -196,5 +322,70 @@ async fn session_fallback(
                 .finish())
         }
         _ => Err(VerifyError::MissingToken.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn basic_values_split_once_at_the_first_colon() {
+        let mut buffer = Vec::new();
+        let value = STANDARD.encode("canister:a:b");
+        match parse_basic(&value, &mut buffer).unwrap() {
+            Credential::Basic { user, key } => assert_eq!((user, key), ("canister", "a:b")),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "",
+            "!!!",
+            "Y2FuaXN0ZXI",
+            "Y2FuaXN0ZXI=",
+            "OmtleQ==",
+            "Y2FuaXN0ZXI6",
+        ] {
+            assert_eq!(
+                parse_basic(bad, &mut buffer).err(),
+                Some(VerifyError::BasicMalformed),
+                "{bad}"
+            );
+        }
+        let nul = STANDARD.encode("canister:k\0ey");
+        assert!(parse_basic(&nul, &mut buffer).is_err());
+        let huge = "A".repeat(MAX_BASIC_LEN + 4);
+        assert!(parse_basic(&huge, &mut buffer).is_err());
+        assert!(crate::fuzzing::basic_with_user("canister"));
+    }
+
+    /// A key minted with scopes is refused where they have not arrived,
+    /// rather than taken as unscoped.
+    #[test]
+    fn a_scoped_key_without_its_scopes_is_refused() {
+        assert_eq!(
+            crate::fuzzing::scoped_key_without_its_scopes(),
+            Err(VerifyError::ScopeUnknown)
+        );
+    }
+
+    proptest! {
+        /// Whatever a client sends as Basic, parsing never panics and
+        /// nothing unsigned is ever granted.
+        #[test]
+        fn garbage_basic_never_panics_nor_grants(value in ".{0,300}") {
+            crate::fuzzing::basic(&value);
+        }
+
+        #[test]
+        fn garbage_basic_pairs_never_grant(user in "[^:]{0,40}", key in "[ -~]{0,400}") {
+            crate::fuzzing::basic(&STANDARD.encode(format!("{user}:{key}")));
+        }
+
+        /// A real key is granted under its client's id and no other name.
+        #[test]
+        fn a_real_key_is_granted_only_to_its_client(user in "[a-z0-9._:-]{0,20}") {
+            crate::fuzzing::basic_with_user(&user);
+        }
     }
 }

@@ -14,6 +14,7 @@ use crate::directory::{Directory, Replacement};
 use crate::issuer::IssuerUrl;
 use crate::keys::{KeyDir, KeyRing, KeySet};
 use crate::replication::{Change, ChangesDocument, KIND_HEADER, REPLICA_ID_HEADER, StateDocument};
+use crate::revocation::parse_id;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -223,6 +224,11 @@ impl Follower {
                 resources: document.resources,
                 revoked_api_keys,
                 revoked_access_tokens: document.revoked_access_tokens,
+                api_key_scopes: document
+                    .api_key_scopes
+                    .into_iter()
+                    .filter_map(|e| Some((parse_id(&e.id)?, e.scopes)))
+                    .collect(),
             },
             now,
         );

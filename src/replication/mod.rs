@@ -16,6 +16,16 @@
 //! version and hash they bring the replica to. With nothing new the primary
 //! waits up to `S` seconds, then answers 304. A replica that asks without an
 //! epoch (before 0.2) always gets a snapshot, in the document form it knows.
+//!
+//! API key scopes travel as `set_api_key_scopes` changes (and in a
+//! snapshot's `api_key_scopes`); replicas must be upgraded before the
+//! primary, as an older one cannot read the change and keeps retrying.
+//!
+//! The other way, a replica reports the API key uses it noted
+//! (`crate::key_usage`) every `REPORT_EVERY`: `POST /internal/v1/usage`
+//! with the replica token and `{"uses":[{"id","at","from"}]}` (at most
+//! `MAX_REPORT` a request), answered 204 once the primary has persisted
+//! them; a failed report is kept and sent again with the next.
 
 pub mod fleet;
 pub mod follower;
@@ -72,6 +82,11 @@ pub enum Change {
     RevokeAccessToken {
         jti: String,
         exp: i64,
+    },
+    /// An API key's scopes, whole (no limits: the key is unscoped again).
+    SetApiKeyScopes {
+        id: String,
+        scopes: crate::key_scopes::KeyScopes,
     },
     /// The key set changed: every key that verifies, and the signer.
     Keys {

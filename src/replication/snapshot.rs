@@ -42,6 +42,10 @@ pub struct StateDocument {
     /// Revoked access tokens: (jti, exp).
     #[serde(deserialize_with = "revoked_tokens")]
     pub revoked_access_tokens: Vec<(CredentialId, i64)>,
+    /// The scopes of the API keys that have any. Absent from primaries
+    /// before scoped keys.
+    #[serde(default)]
+    pub api_key_scopes: Vec<crate::key_scopes::ScopeEntry>,
     /// Every key that verifies: (kid, x).
     pub public_keys: Vec<(String, String)>,
     /// The primary's issuer, for replicas configured without one.
@@ -106,6 +110,16 @@ pub fn chunks(
     applications.sort_by(|a, b| a.client_id.cmp(&b.client_id));
     let mut resources: Vec<Arc<Resource>> = snapshot.resources.values().cloned().collect();
     resources.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut scopes: Vec<crate::key_scopes::ScopeEntry> = directory
+        .scoped_keys
+        .export()
+        .into_iter()
+        .map(|(id, scopes)| crate::key_scopes::ScopeEntry {
+            id: b64url(&id),
+            scopes,
+        })
+        .collect();
+    scopes.sort_by(|a, b| a.id.cmp(&b.id));
     let tokens: Vec<(String, i64)> = revoked_tokens
         .iter()
         .map(|(jti, exp)| (b64url(jti), *exp))
@@ -126,6 +140,7 @@ pub fn chunks(
         std::iter::once(Bytes::from(head))
             .chain(json_array("applications", applications))
             .chain(json_array("resources", resources))
+            .chain(json_array("api_key_scopes", scopes))
             .chain(json_array("revoked_access_tokens", tokens))
             .chain(std::iter::once(Bytes::from_static(
                 b",\"revoked_api_keys\":[",
@@ -223,5 +238,6 @@ mod tests {
         assert_eq!(got, ids);
         assert_eq!(document.revoked_access_tokens, [([7; 16], i64::MAX / 2)]);
         assert_eq!(document.jwks_max_age, Some(300));
+        assert!(document.api_key_scopes.is_empty());
     }
 }

@@ -221,6 +221,10 @@ pub struct Store {
     pub applications: Table<ApplicationRecord>,
     pub resources: Table<Resource>,
     pub api_keys: Table<ApiKeyRecord>,
+    /// The scopes of the API keys that have any (few, read whole at start).
+    pub api_key_scopes: Table<crate::key_scopes::KeyScopes>,
+    /// When each API key was last used, as persisted (see `key_usage`).
+    pub api_key_usage: Table<crate::key_usage::Usage>,
     /// Revoked access tokens: `jti` → `exp`.
     pub revoked_tokens: Table<i64>,
     pub audit: Table<AuditEntry>,
@@ -241,6 +245,8 @@ impl Store {
             applications: Table::open(&db, "applications")?,
             resources: Table::open(&db, "resources")?,
             api_keys: Table::open(&db, "api_keys")?,
+            api_key_scopes: Table::open(&db, "api_key_scopes")?,
+            api_key_usage: Table::open(&db, "api_key_usage")?,
             revoked_tokens: Table::open(&db, "revoked_tokens")?,
             audit: Table::open(&db, "audit")?,
             meta: Table::open(&db, "meta")?,

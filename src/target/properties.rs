@@ -256,7 +256,7 @@ fn holds_for_every_backend(uri: &str, method: &str) -> Result<(), String> {
     let Ok(target) = RequestTarget::named(method, HOST, uri) else {
         return Ok(());
     };
-    if authorize_target(&rules, &groups, None, &target).is_err() {
+    if authorize_target(&rules, &groups, None, false, &target).is_err() {
         return Ok(());
     }
     for (backend, resolve, fold_case) in BACKENDS {

@@ -216,7 +216,15 @@ fn traefik_routers_name_defined_middlewares_and_services() {
             );
         }
     }
-    assert_eq!(routers["webdav"]["middlewares"], json!(["gatehouse"]));
+    // gatehouse first, then the credential stripped before the backend.
+    assert_eq!(
+        routers["webdav"]["middlewares"],
+        json!(["gatehouse", "strip-credentials"])
+    );
+    assert_eq!(
+        http["middlewares"]["strip-credentials"]["headers"]["customRequestHeaders"]["Authorization"],
+        ""
+    );
 }
 
 /// `caddy validate` adapts the Caddyfile and provisions every module

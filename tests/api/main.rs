@@ -2,11 +2,13 @@
 
 mod admin;
 mod api_keys;
+mod basic;
 mod container;
 mod deploy_files;
 mod discovery;
 mod e2e;
 mod fleet;
+mod fleet_keys;
 mod fleet_recovery;
 mod gate;
 mod helpers;
@@ -20,3 +22,4 @@ mod session;
 mod state_copies;
 mod token;
 mod verify;
+mod webdav_clients;
