@@ -37,13 +37,13 @@ pub struct NewApiKey {
     pub name: Option<String>,
     /// Seconds until the key expires; without it the key never does.
     pub expires_in: Option<u64>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::resources::nullable")]
     pub hosts: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::resources::nullable")]
     pub path_prefixes: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::resources::nullable")]
     pub methods: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::resources::nullable")]
     pub source_cidrs: Option<Option<Vec<String>>>,
 }
 
@@ -53,37 +53,28 @@ pub struct NewApiKey {
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyPatch {
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::resources::nullable")]
     pub hosts: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::resources::nullable")]
     pub path_prefixes: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::resources::nullable")]
     pub methods: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::resources::nullable")]
     pub source_cidrs: Option<Option<Vec<String>>>,
-}
-
-fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 impl ApiKeyPatch {
     pub fn scope_fields(&self) -> ScopeFields {
-        ScopeFields {
-            hosts: self.hosts.clone(),
-            path_prefixes: self.path_prefixes.clone(),
-            methods: self.methods.clone(),
-            source_cidrs: self.source_cidrs.clone(),
-        }
+        ScopeFields::of(
+            &self.hosts,
+            &self.path_prefixes,
+            &self.methods,
+            &self.source_cidrs,
+        )
     }
 
     pub fn changes_scopes(&self) -> bool {
-        self.hosts.is_some()
-            || self.path_prefixes.is_some()
-            || self.methods.is_some()
-            || self.source_cidrs.is_some()
+        !self.scope_fields().is_empty()
     }
 }
 
@@ -105,12 +96,12 @@ pub fn validate_key_name(name: Option<&str>) -> Result<String, FieldError> {
 impl NewApiKey {
     /// The key's scopes, validated.
     pub fn scopes(&self) -> Result<KeyScopes, FieldError> {
-        ScopeFields {
-            hosts: self.hosts.clone(),
-            path_prefixes: self.path_prefixes.clone(),
-            methods: self.methods.clone(),
-            source_cidrs: self.source_cidrs.clone(),
-        }
+        ScopeFields::of(
+            &self.hosts,
+            &self.path_prefixes,
+            &self.methods,
+            &self.source_cidrs,
+        )
         .apply_to(&KeyScopes::default())
     }
 
@@ -199,79 +190,6 @@ impl KeyFilter {
 }
 
 /// The claims of an API key (SPEC §5): no `exp` unless one was asked for.
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_short_form_expands_to_the_signed_key() {
-        use base64::Engine as _;
-        let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
-        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([9u8; 64]);
-        for (exp, generation, scoped) in
-            [(None, None, false), (Some(1_900_000_000), Some(42), true)]
-        {
-            let claims = ApiKeyClaims {
-                iss: "https://auth.example.com",
-                sub: "canister",
-                client_id: "canister",
-                jti: "AAECAwQFBgcICQoLDA0ODw",
-                iat: 1_800_000_000,
-                exp,
-                generation,
-                scoped,
-            };
-            let jwt = format!("{}.{signature}", signing_input(&kid, &claims).unwrap());
-            let short = short_form(&kid, &claims, &signature).unwrap();
-            assert!(
-                short.len() <= 200 && jwt.len() > 255,
-                "{} {}",
-                short.len(),
-                jwt.len()
-            );
-            assert_eq!(
-                expand_short(&short, "https://auth.example.com", "canister").as_deref(),
-                Some(jwt.as_str())
-            );
-            // Another client or issuer rebuilds another JWT: its signature fails.
-            assert_ne!(
-                expand_short(&short, "https://auth.example.com", "other").as_deref(),
-                Some(jwt.as_str())
-            );
-        }
-        for bad in [
-            "ghk1_",
-            "ghk1_!!",
-            "ghk1_AAAA",
-            "eyJhbGciOi",
-            &format!("ghk1_{}", "A".repeat(300)),
-        ] {
-            assert_eq!(expand_short(bad, "i", "c"), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn durations_read_as_written() {
-        assert_eq!(parse_duration("d", "30m").unwrap(), 1800);
-        assert_eq!(parse_duration("d", "12h").unwrap(), 43_200);
-        assert_eq!(parse_duration("d", "7d").unwrap(), 604_800);
-        assert_eq!(parse_duration("d", "2w").unwrap(), 1_209_600);
-        for bad in [
-            "",
-            "d",
-            "7",
-            "7x",
-            "-7d",
-            "7 d",
-            "1.5h",
-            "9999999999999d",
-            "7é",
-        ] {
-            assert_eq!(parse_duration("f", bad).unwrap_err().field, "f", "{bad}");
-        }
-    }
-}
-
 #[derive(Debug, Serialize)]
 pub struct ApiKeyClaims<'a> {
     pub iss: &'a str,
@@ -410,4 +328,77 @@ pub fn expand_short(short: &str, issuer: &str, client_id: &str) -> Option<String
     };
     let input = signing_input(&kid, &claims).ok()?;
     Some(format!("{input}.{signature}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_short_form_expands_to_the_signed_key() {
+        use base64::Engine as _;
+        let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([9u8; 64]);
+        for (exp, generation, scoped) in
+            [(None, None, false), (Some(1_900_000_000), Some(42), true)]
+        {
+            let claims = ApiKeyClaims {
+                iss: "https://auth.example.com",
+                sub: "canister",
+                client_id: "canister",
+                jti: "AAECAwQFBgcICQoLDA0ODw",
+                iat: 1_800_000_000,
+                exp,
+                generation,
+                scoped,
+            };
+            let jwt = format!("{}.{signature}", signing_input(&kid, &claims).unwrap());
+            let short = short_form(&kid, &claims, &signature).unwrap();
+            assert!(
+                short.len() <= 200 && jwt.len() > 255,
+                "{} {}",
+                short.len(),
+                jwt.len()
+            );
+            assert_eq!(
+                expand_short(&short, "https://auth.example.com", "canister").as_deref(),
+                Some(jwt.as_str())
+            );
+            // Another client or issuer rebuilds another JWT: its signature fails.
+            assert_ne!(
+                expand_short(&short, "https://auth.example.com", "other").as_deref(),
+                Some(jwt.as_str())
+            );
+        }
+        for bad in [
+            "ghk1_",
+            "ghk1_!!",
+            "ghk1_AAAA",
+            "eyJhbGciOi",
+            &format!("ghk1_{}", "A".repeat(300)),
+        ] {
+            assert_eq!(expand_short(bad, "i", "c"), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_read_as_written() {
+        assert_eq!(parse_duration("d", "30m").unwrap(), 1800);
+        assert_eq!(parse_duration("d", "12h").unwrap(), 43_200);
+        assert_eq!(parse_duration("d", "7d").unwrap(), 604_800);
+        assert_eq!(parse_duration("d", "2w").unwrap(), 1_209_600);
+        for bad in [
+            "",
+            "d",
+            "7",
+            "7x",
+            "-7d",
+            "7 d",
+            "1.5h",
+            "9999999999999d",
+            "7é",
+        ] {
+            assert_eq!(parse_duration("f", bad).unwrap_err().field, "f", "{bad}");
+        }
+    }
 }

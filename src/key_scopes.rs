@@ -57,23 +57,43 @@ pub struct ScopeEntry {
 /// Outer `None`: absent (a patch leaves it); `Some(None)`: `null` (not limited).
 #[derive(Debug, Default, Deserialize)]
 pub struct ScopeFields {
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::resources::nullable")]
     pub hosts: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::resources::nullable")]
     pub path_prefixes: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::resources::nullable")]
     pub methods: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "crate::resources::nullable")]
     pub source_cidrs: Option<Option<Vec<String>>>,
 }
 
-fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
+type ScopeField = Option<Option<Vec<String>>>;
 
 impl ScopeFields {
+    /// The fields of a mint or a patch body (serde cannot flatten them into
+    /// a body that refuses unknown fields).
+    pub fn of(
+        hosts: &ScopeField,
+        path_prefixes: &ScopeField,
+        methods: &ScopeField,
+        source_cidrs: &ScopeField,
+    ) -> Self {
+        Self {
+            hosts: hosts.clone(),
+            path_prefixes: path_prefixes.clone(),
+            methods: methods.clone(),
+            source_cidrs: source_cidrs.clone(),
+        }
+    }
+
+    /// Whether no field was given at all.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_none()
+            && self.path_prefixes.is_none()
+            && self.methods.is_none()
+            && self.source_cidrs.is_none()
+    }
+
     /// `scopes` with these fields applied and validated.
     pub fn apply_to(&self, scopes: &KeyScopes) -> Result<KeyScopes, FieldError> {
         let mut next = scopes.clone();

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use gatehouse::clock::Clock as _;
 
-use crate::helpers::{TestApp, json_of, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, json_of, metric, refused_field, spawn_app, spawn_app_with};
 
 /// Takes Basic, and challenges for it.
 const DAV: &str = "dav.example.com";
@@ -182,15 +182,9 @@ async fn a_challenge_rule_asks_for_basic_credentials() {
 
     // Realms are validated: they go into a quoted-string.
     for realm in ["a\"b", "a\\b", "a\nb", "", &"r".repeat(129)] {
-        let response = app
-            .admin(Method::POST, "/resources")
-            .json(&json!({"host": "x.example.com", "allowed_groups": ["media"], "challenge": "basic", "realm": realm}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 400, "{realm:?}");
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["field"], "realm");
+        let body = json!({"host": "x.example.com", "allowed_groups": ["media"], "challenge": "basic", "realm": realm});
+        let create = app.admin(Method::POST, "/resources");
+        assert_eq!(refused_field(create, &body).await, "realm", "{realm:?}");
     }
     let response = app
         .admin(Method::POST, "/resources")
@@ -431,15 +425,8 @@ async fn scoped_keys_are_refused_outside_their_scopes() {
             "path_prefixes[0]",
         ),
     ] {
-        let response = app
-            .admin(Method::POST, "/applications/canister/api-keys")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 400, "{body}");
-        let error: Value = response.json().await.unwrap();
-        assert_eq!(error["field"], field, "{body}");
+        let mint = app.admin(Method::POST, "/applications/canister/api-keys");
+        assert_eq!(refused_field(mint, &body).await, field, "{body}");
     }
     let missing = app
         .admin(Method::PATCH, "/api-keys/AAAAAAAAAAAAAAAAAAAAAA")
@@ -472,21 +459,10 @@ fn names(keys: &[Value]) -> Vec<&str> {
 }
 
 async fn gauge(app: &TestApp, within: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
+    let series = format!("gatehouse_api_keys_expiring{{within=\"{within}\"}}");
+    metric(&app.client, app.url("/metrics"), &series)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = format!("gatehouse_api_keys_expiring{{within=\"{within}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&line))
-        .unwrap_or_else(|| panic!("no {line} in {text}"))
-        .parse()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no {series} in /metrics"))
 }
 
 #[actix_web::test]

@@ -7,23 +7,12 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::fleet::{TestFleet, status, until};
-use crate::helpers::{Node, command_exists, json_of};
+use crate::helpers::{Node, command_exists, json_of, metric};
 
 async fn answers(fleet: &TestFleet, kind: &str) -> f64 {
-    let text = fleet
-        .client
-        .get(fleet.primary().url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = format!("gatehouse_replication_answers_total{{kind=\"{kind}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&series))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0.0)
+    let series = format!("gatehouse_replication_answers_total{{kind=\"{kind}\"}}");
+    let url = fleet.primary().url("/metrics");
+    metric(&fleet.client, url, &series).await.unwrap_or(0.0)
 }
 
 async fn mint_api_key(fleet: &TestFleet) -> (String, String) {

@@ -160,6 +160,30 @@ async fn created(request: reqwest::RequestBuilder, body: &Value) -> Value {
 }
 
 /// Sends `request` and reads its JSON answer.
+/// Sends `body`, expects a 400, and returns the field the error names.
+pub async fn refused_field(request: reqwest::RequestBuilder, body: &Value) -> Value {
+    let response = request.json(body).send().await.unwrap();
+    assert_eq!(response.status(), 400, "{body}");
+    let error: Value = response.json().await.unwrap();
+    error["field"].clone()
+}
+
+/// The value of one series (`name{labels}`) in a node's `/metrics`.
+pub async fn metric(client: &reqwest::Client, metrics_url: String, series: &str) -> Option<f64> {
+    let text = client
+        .get(metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
+}
+
 pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
 }

@@ -6,7 +6,9 @@ use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestClient, forge_jwt, jwt_parts, spawn_app, spawn_app_with};
+use crate::helpers::{
+    TestApp, TestClient, forge_jwt, jwt_parts, refused_field, spawn_app, spawn_app_with,
+};
 
 const DAV: &str = "dav.example.com";
 
@@ -673,15 +675,8 @@ async fn resource_admin_api_validates_and_round_trips() {
         (json!({"host": "x.example.com", "audience": ""}), "audience"),
     ];
     for (body, field) in bad {
-        let response = app
-            .admin(reqwest::Method::POST, "/resources")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 400, "{body}");
-        let error: Value = response.json().await.unwrap();
-        assert_eq!(error["field"], field, "{body}: {error}");
+        let create = app.admin(reqwest::Method::POST, "/resources");
+        assert_eq!(refused_field(create, &body).await, field, "{body}");
     }
     let response = app
         .admin(reqwest::Method::POST, "/resources")
