@@ -96,11 +96,7 @@ pub async fn verify(
             log::info!("verify {}: denied: {e}", target.for_log());
             // A rule that challenges for Basic asks again, so that the
             // client's password prompt comes back.
-            let realm = snapshot
-                .rules
-                .find(&target.host, target.path())
-                .and_then(|rule| rule.basic_realm());
-            match realm {
+            match basic_realm(&snapshot, &target) {
                 Some(realm) if basic && !e.is_forbidden() => Err(ApiError::BasicChallenge {
                     realm: realm.to_string(),
                     reason: e,
@@ -136,11 +132,7 @@ async fn without_credentials(
     snapshot: arc_swap::Guard<std::sync::Arc<crate::directory::Snapshot>>,
     target: &RequestTarget<'_>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(realm) = snapshot
-        .rules
-        .find(&target.host, target.path())
-        .and_then(|rule| rule.basic_realm())
-    {
+    if let Some(realm) = basic_realm(&snapshot, target) {
         state
             .metrics
             .verify_denied(VerifyError::MissingToken.reason());
@@ -153,6 +145,17 @@ async fn without_credentials(
     drop(snapshot);
     state.metrics.verify_fallback();
     session_fallback(req, state, target).await
+}
+
+/// The realm of the rule for `target`, if it challenges for Basic.
+fn basic_realm<'s>(
+    snapshot: &'s crate::directory::Snapshot,
+    target: &RequestTarget,
+) -> Option<&'s str> {
+    snapshot
+        .rules
+        .find(&target.host, target.path())
+        .and_then(|rule| rule.basic_realm())
 }
 
 /// Failures that suggest guessing or forgery count towards the address's
