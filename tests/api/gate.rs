@@ -620,3 +620,73 @@ async fn only_gatehouse_sets_identity_headers_through_nginx() {
     let nginx = start_nginx(&app, recorder.port, HOST).await;
     identity_headers_through(nginx.port, &recorder, &app, "nginx").await;
 }
+
+/// A key limited to `source_cidrs` is judged by the client's address as
+/// the proxy saw it: an `X-Forwarded-For` the client forges names no
+/// address gatehouse believes. The tests' client is on loopback, which is
+/// also a trusted proxy range: a proxy appending to the forged list (as
+/// nginx's `$proxy_add_x_forwarded_for` does) would get it believed.
+async fn forged_forwarded_for_through(port: u16, app: &TestApp, name: &str) {
+    let reader = app
+        .create_application(json!({"client_id": "reader", "groups": ["media"]}))
+        .await;
+    app.create_resource(json!({"host": HOST, "allowed_groups": ["media"]}))
+        .await;
+    let mint = |cidr: &str| {
+        app.admin(reqwest::Method::POST, "/applications/reader/api-keys")
+            .json(&json!({"name": cidr, "source_cidrs": [cidr]}))
+    };
+    let elsewhere = crate::helpers::json_of(mint("198.51.100.0/24")).await;
+    let here = crate::helpers::json_of(mint("127.0.0.0/8")).await;
+    let (elsewhere, here) = (
+        elsewhere["api_key"].as_str().unwrap(),
+        here["api_key"].as_str().unwrap(),
+    );
+    drop(reader);
+    let get = Attempt::new("GET", "/x/f");
+    let answer = raw_exchange(port, &get.bytes(here));
+    assert_eq!(
+        status_of(&answer),
+        200,
+        "{name}: the scope itself works: {answer}"
+    );
+    for forged in [
+        "198.51.100.9",
+        "198.51.100.9, 198.51.100.10",
+        "198.51.100.9, 127.0.0.1",
+    ] {
+        let attempt = Attempt::new("GET", "/x/f").header("X-Forwarded-For", forged);
+        let answer = raw_exchange(port, &attempt.bytes(elsewhere));
+        assert_eq!(
+            status_of(&answer),
+            403,
+            "{name}: X-Forwarded-For: {forged}: {answer}"
+        );
+    }
+    let answer = raw_exchange(port, &get.bytes(elsewhere));
+    assert_eq!(status_of(&answer), 403, "{name}: {answer}");
+}
+
+#[actix_web::test]
+async fn a_forged_forwarded_for_passes_no_source_scope_through_caddy() {
+    if !(command_exists("caddy", "version") && python_has("wsgidav, cheroot")) {
+        return;
+    }
+    let app = spawn_app().await;
+    webdav_root(&app);
+    let webdav = start_webdav(&app).await;
+    let (caddy, _) = start_caddy(&app, webdav.port, HOST).await;
+    forged_forwarded_for_through(caddy.port, &app, "caddy").await;
+}
+
+#[actix_web::test]
+async fn a_forged_forwarded_for_passes_no_source_scope_through_nginx() {
+    if !(command_exists("nginx", "-v") && python_has("wsgidav, cheroot")) {
+        return;
+    }
+    let app = spawn_app().await;
+    webdav_root(&app);
+    let webdav = start_webdav(&app).await;
+    let nginx = start_nginx(&app, webdav.port, HOST).await;
+    forged_forwarded_for_through(nginx.port, &app, "nginx").await;
+}
