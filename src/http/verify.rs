@@ -49,6 +49,15 @@ pub async fn verify(
     let basic = credential
         .as_ref()
         .map_or_else(|e| *e == VerifyError::BasicMalformed, |c| c.is_basic());
+    // Basic where the rule did not ask for it is no credential of ours
+    // (a browser's cached password for the backend, say): not verified, and
+    // not counted as a failed login.
+    if basic && !basic_accepted(&snapshot, &target) {
+        state
+            .metrics
+            .verify_denied(VerifyError::BasicNotAccepted.reason());
+        return without_credentials(&req, &state, snapshot, &target).await;
+    }
     let now = state.clock.now().timestamp();
     let address = || [ThrottleKey::Address(client_addr(&req, trusted))];
     state
@@ -145,6 +154,15 @@ async fn without_credentials(
     drop(snapshot);
     state.metrics.verify_fallback();
     session_fallback(req, state, target).await
+}
+
+/// Whether the rule for `target` takes Basic credentials. The verifier
+/// checks it again for every reading of the path (`authorize_target`).
+fn basic_accepted(snapshot: &crate::directory::Snapshot, target: &RequestTarget) -> bool {
+    snapshot
+        .rules
+        .find(&target.host, target.path())
+        .is_some_and(|rule| rule.basic)
 }
 
 /// The realm of the rule for `target`, if it challenges for Basic.

@@ -128,6 +128,30 @@ async fn basic_credentials_verify_like_the_key_as_a_bearer() {
             .status(),
         200
     );
+    // Nor is any other Basic there a failed login: a browser resending a
+    // backend's password on every request locks nobody out.
+    for attempt in 0..40 {
+        let password = format!(
+            "Basic {}",
+            STANDARD.encode(format!("someone:guess{attempt}"))
+        );
+        let answer = verify_with(&app, "GET", BEARER_ONLY, Some(&password)).await;
+        assert_eq!(answer.status(), 401, "attempt {attempt}");
+        let challenge = &answer.headers()["www-authenticate"];
+        assert_eq!(
+            challenge, r#"Bearer realm="gatehouse""#,
+            "attempt {attempt}"
+        );
+        let garbage = verify_with(&app, "GET", BEARER_ONLY, Some("Basic !!!")).await;
+        assert_eq!(garbage.status(), 401, "attempt {attempt}");
+    }
+    assert_eq!(
+        verify_with(&app, "GET", BEARER_ONLY, Some(&bearer))
+            .await
+            .status(),
+        200,
+        "the address is not locked out"
+    );
     // Basic carries an API key, not an access token.
     let token = app
         .access_token(
