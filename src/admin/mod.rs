@@ -156,6 +156,11 @@ impl Admin {
         let mut merged = Vec::with_capacity(uses.len());
         for (id, usage) in &uses {
             let key = crate::crypto::b64url(id);
+            // Only keys this store minted: a report naming others (from a
+            // replica gone wrong) must not grow the table.
+            if self.store.api_keys.get(&key)?.is_none() {
+                continue;
+            }
             let stored = self.store.api_key_usage.get(&key)?;
             merged.push((key, usage.latest(stored)));
         }

@@ -79,16 +79,10 @@ pub async fn usage(
     let now = state.clock.now();
     let uses = report.uses.into_iter().filter_map(|u| {
         let id = parse_id(&u.id)?;
-        // Minutes only, none from the future.
-        let at = (u.at.timestamp().div_euclid(60) * 60).min(now.timestamp());
-        let at = chrono::DateTime::from_timestamp(at, 0)?;
-        Some((
-            id,
-            Usage {
-                at,
-                from: u.from.trunc(),
-            },
-        ))
+        // As the replica should have sent it: whole minutes, none from
+        // the future, the client's network rather than its address.
+        let minute = u.at.timestamp().min(now.timestamp()).div_euclid(60);
+        Some((id, Usage::new(minute, u.from.addr())))
     });
     state.directory.usage.merge(uses.collect::<Vec<_>>());
     let persisted = state.clone();

@@ -242,3 +242,55 @@ async fn a_waiting_request_wakes_with_a_revocation() {
     assert_eq!(snapshot["revoked_api_keys"], json!([id]));
     assert_eq!(snapshot["revoked_access_tokens"][0][0], claims["jti"]);
 }
+
+/// What a replica reports is taken as it should have been sent: its
+/// token is needed, a use from the future is now, minutes are whole and an
+/// address is kept as its network only (an id of no key is dropped too).
+#[actix_web::test]
+async fn usage_reports_are_held_to_what_a_replica_may_say() {
+    let app = primary().await;
+    app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
+        .await;
+    let minted = crate::helpers::json_of(
+        app.admin(Method::POST, "/applications/canister/api-keys")
+            .json(&json!({"name": "k"})),
+    )
+    .await;
+    let id = minted["id"].as_str().unwrap();
+    let report = json!({"uses": [
+        {"id": id, "at": "2999-01-01T00:00:42Z", "from": "203.0.113.77/32"},
+        {"id": "AAAAAAAAAAAAAAAAAAAAAA", "at": "2020-01-01T00:00:00Z", "from": "0.0.0.0/0"},
+    ]});
+    let post = |token: &str| {
+        app.client
+            .post(app.url("/internal/v1/usage"))
+            .bearer_auth(token)
+            .json(&report)
+    };
+    assert_eq!(post("wrong").send().await.unwrap().status(), 401);
+    assert_eq!(post(REPLICA_TOKEN).send().await.unwrap().status(), 204);
+    for bad in [
+        json!({"uses": "x"}),
+        json!({"uses": [{"id": id}]}),
+        json!([]),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/internal/v1/usage"))
+            .bearer_auth(REPLICA_TOKEN)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+    }
+
+    let listed =
+        crate::helpers::json_of(app.admin(Method::GET, "/applications/canister/api-keys")).await;
+    let key = &listed["api_keys"][0];
+    assert_eq!(key["last_used_from"], "203.0.113.0/24");
+    let at = chrono::DateTime::parse_from_rfc3339(key["last_used_at"].as_str().unwrap()).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert!(at.timestamp() <= now && at.timestamp() > now - 120, "{at}");
+    assert_eq!(at.timestamp() % 60, 0, "{at}");
+}
