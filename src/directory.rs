@@ -143,19 +143,20 @@ impl Directory {
             return;
         };
         let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut scope_edits = Vec::new();
         for entry in entries {
             match &entry.change {
                 Change::RevokeApiKey { id } => {
                     if let Some(id) = parse_id(id) {
                         self.revocations.revoke_api_key(id);
-                        self.scoped_keys.remove(&id);
+                        scope_edits.push((id, None));
                     }
                 }
                 Change::SetApiKeyScopes { id, scopes } => {
                     if let Some(id) = parse_id(id)
                         && !self.revocations.is_api_key_revoked(&id)
                     {
-                        self.scoped_keys.set(id, scopes);
+                        scope_edits.push((id, Some(scopes.clone())));
                     }
                 }
                 Change::RevokeAccessToken { jti, exp } => {
@@ -166,6 +167,7 @@ impl Directory {
                 _ => {}
             }
         }
+        self.scoped_keys.update(scope_edits);
         let records = entries.iter().filter(|e| {
             matches!(
                 e.change,

@@ -313,22 +313,38 @@ impl ScopedKeys {
     /// no longer limit anything: a key minted with scopes says so in its
     /// claims, and is refused where its entry is missing (see `verifier`).
     pub fn set(&self, id: CredentialId, scopes: &KeyScopes) {
-        let compiled = Arc::new(CompiledScopes::new(scopes));
-        self.map.rcu(|map| {
-            let mut next = ScopeMap::clone(map);
-            next.insert(id, Arc::clone(&compiled));
-            next
-        });
+        self.update(vec![(id, Some(scopes.clone()))]);
     }
 
     pub fn remove(&self, id: &CredentialId) {
-        if self.map.load().contains_key(id) {
-            self.map.rcu(|map| {
-                let mut next = ScopeMap::clone(map);
-                next.remove(id);
-                next
-            });
+        self.update(vec![(*id, None)]);
+    }
+
+    /// Sets (`Some`) and removals (`None`), in order, with one copy of the
+    /// map for the lot: a replica applying thousands of changes must not
+    /// copy it once per change.
+    pub fn update(&self, edits: Vec<(CredentialId, Option<KeyScopes>)>) {
+        let map = self.map.load();
+        if edits
+            .iter()
+            .all(|(id, s)| s.is_none() && !map.contains_key(id))
+        {
+            return;
         }
+        let compiled: Vec<(CredentialId, Option<Arc<CompiledScopes>>)> = edits
+            .into_iter()
+            .map(|(id, s)| (id, s.map(|s| Arc::new(CompiledScopes::new(&s)))))
+            .collect();
+        self.map.rcu(|map| {
+            let mut next = ScopeMap::clone(map);
+            for (id, scopes) in &compiled {
+                match scopes {
+                    Some(scopes) => next.insert(*id, Arc::clone(scopes)),
+                    None => next.remove(id),
+                };
+            }
+            next
+        });
     }
 
     /// Replaces every entry (a start, a replica's snapshot).
