@@ -45,6 +45,12 @@ pub enum ApiError {
     ReplicaUnauthorized,
     #[error("replication is off on this node: no replica_token is configured")]
     ReplicationDisabled,
+    /// A replica that would not enforce what the state holds.
+    #[error(
+        "this primary holds API keys with scopes, which this replica does not enforce; \
+         upgrade the replica (replicas before the primary)"
+    )]
+    ReplicaOutdated,
     #[error("the primary did not answer; retry shortly")]
     PrimaryUnreachable,
 }
@@ -143,6 +149,7 @@ impl ApiError {
             ApiError::SessionUpstream(_) => "unauthorized",
             ApiError::ReplicaUnauthorized => "invalid_token",
             ApiError::ReplicationDisabled => "forbidden",
+            ApiError::ReplicaOutdated => "replica_outdated",
             ApiError::PrimaryUnreachable => "temporarily_unavailable",
         }
     }
@@ -203,6 +210,7 @@ impl ResponseError for ApiError {
             ApiError::VerifyThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ReplicaUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::ReplicationDisabled => StatusCode::FORBIDDEN,
+            ApiError::ReplicaOutdated => StatusCode::CONFLICT,
             ApiError::PrimaryUnreachable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

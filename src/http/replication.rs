@@ -19,7 +19,8 @@ use crate::replication::log::LogError;
 use crate::replication::primary::{Answer, Asked, Changes, changes_after, decide};
 use crate::replication::snapshot::{SnapshotLabel, chunks};
 use crate::replication::{
-    EPOCH_HEADER, HASH_HEADER, KIND_HEADER, MAX_WAIT_SECS, REPLICA_ID_HEADER, VERSION_HEADER,
+    EPOCH_HEADER, FEATURE_SCOPES, HASH_HEADER, KIND_HEADER, MAX_WAIT_SECS, REPLICA_ID_HEADER,
+    VERSION_HEADER,
 };
 use crate::revocation::parse_id;
 use crate::store::StoreError;
@@ -34,6 +35,24 @@ pub struct StateQuery {
     wait: Option<u64>,
     epoch: Option<String>,
     hash: Option<String>,
+    /// What the replica enforces beyond the first protocol, comma-separated
+    /// (`replication::FEATURES`).
+    features: Option<String>,
+}
+
+/// A replica that does not enforce key scopes must not follow a state
+/// holding any: it would accept a scoped key everywhere its application
+/// may go. Refused, it stays at the state it has and goes stale (not
+/// ready), which is closed; an upgraded one names `scopes`.
+fn check_features(query: &StateQuery, state: &AppState) -> Result<(), ApiError> {
+    let enforces_scopes = query
+        .features
+        .as_deref()
+        .is_some_and(|features| features.split(',').any(|f| f == FEATURE_SCOPES));
+    if !enforces_scopes && !state.directory.scoped_keys.is_empty() {
+        return Err(ApiError::ReplicaOutdated);
+    }
+    Ok(())
 }
 
 fn log_error(e: LogError) -> ApiError {
@@ -103,6 +122,7 @@ pub async fn state(
     authorize_replica(&req, &state)?;
     // Replicas follow the primary, not each other.
     let log = state.admin()?.change_log();
+    check_features(&query, &state)?;
     let query = query.into_inner();
     let asked = Asked {
         since: query.since.unwrap_or(0),

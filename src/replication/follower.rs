@@ -13,7 +13,9 @@ use crate::crypto::random_bytes;
 use crate::directory::{Directory, Replacement};
 use crate::issuer::IssuerUrl;
 use crate::keys::{KeyDir, KeyRing, KeySet};
-use crate::replication::{Change, ChangesDocument, KIND_HEADER, REPLICA_ID_HEADER, StateDocument};
+use crate::replication::{
+    Change, ChangesDocument, FEATURE_SCOPES, KIND_HEADER, REPLICA_ID_HEADER, StateDocument,
+};
 use crate::revocation::parse_id;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -266,7 +268,10 @@ impl Followed {
     /// The query string; epoch and hash are base64url, safe as they are
     /// (anything else from the primary is left out).
     fn query(&self, wait: u64) -> String {
-        let mut query = format!("since={}&wait={wait}", self.version);
+        let mut query = format!(
+            "since={}&wait={wait}&features={FEATURE_SCOPES}",
+            self.version
+        );
         if let (Some(epoch), Some(hash)) = (&self.epoch, &self.hash)
             && [epoch, hash].iter().all(|v| {
                 v.bytes()

@@ -18,8 +18,11 @@
 //! epoch (before 0.2) always gets a snapshot, in the document form it knows.
 //!
 //! API key scopes travel as `set_api_key_scopes` changes (and in a
-//! snapshot's `api_key_scopes`); replicas must be upgraded before the
-//! primary, as an older one cannot read the change and keeps retrying.
+//! snapshot's `api_key_scopes`). A replica that enforces them says so
+//! (`&features=scopes`); while the state holds a scoped key, the primary
+//! answers any other replica 409 `replica_outdated`, so an old replica
+//! goes stale rather than accepting a scoped key everywhere. Upgrade
+//! replicas before the primary.
 //!
 //! The other way, a replica reports the API key uses it noted
 //! (`crate::key_usage`) every `REPORT_EVERY`: `POST /internal/v1/usage`
@@ -48,6 +51,9 @@ pub const KIND_HEADER: &str = "x-gatehouse-state-kind";
 pub const EPOCH_HEADER: &str = "x-gatehouse-epoch";
 pub const VERSION_HEADER: &str = "x-gatehouse-state-version";
 pub const HASH_HEADER: &str = "x-gatehouse-state-hash";
+
+/// The feature a replica names when it enforces API key scopes.
+pub const FEATURE_SCOPES: &str = "scopes";
 
 /// The longest a state request may wait for a change.
 pub const MAX_WAIT_SECS: u64 = 30;

@@ -294,3 +294,60 @@ async fn usage_reports_are_held_to_what_a_replica_may_say() {
     assert!(at.timestamp() <= now && at.timestamp() > now - 120, "{at}");
     assert_eq!(at.timestamp() % 60, 0, "{at}");
 }
+
+#[actix_web::test]
+async fn a_replica_that_does_not_enforce_scopes_is_refused_once_a_key_has_them() {
+    let app = primary().await;
+    app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
+        .await;
+    let plain = crate::helpers::json_of(
+        app.admin(Method::POST, "/applications/canister/api-keys")
+            .json(&json!({"name": "unscoped"})),
+    )
+    .await;
+    // Without scoped keys every replica may follow, old or new.
+    for query in ["", "?features=scopes"] {
+        assert_eq!(
+            state(&app, query).send().await.unwrap().status(),
+            200,
+            "{query}"
+        );
+    }
+
+    let scoped = app
+        .admin(
+            Method::PATCH,
+            &format!("/api-keys/{}", plain["id"].as_str().unwrap()),
+        )
+        .json(&json!({"methods": ["GET"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scoped.status(), 200);
+    // An old replica (no features, or others) would accept the key for PUT.
+    for query in [
+        "",
+        "?since=1",
+        "?features=",
+        "?features=scopesx",
+        "?features=other",
+    ] {
+        let refused = state(&app, query).send().await.unwrap();
+        assert_eq!(refused.status(), 409, "{query}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"], "replica_outdated", "{query}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("upgrade"),
+            "{body}"
+        );
+    }
+    for query in ["?features=scopes", "?features=other,scopes"] {
+        let answer = state(&app, query).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{query}");
+        let document: Value = answer.json().await.unwrap();
+        assert_eq!(document["api_key_scopes"].as_array().unwrap().len(), 1);
+    }
+}
