@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::basic::{basic, mint};
 use crate::e2e::{start_caddy, start_nginx, start_webdav};
-use crate::helpers::{TestApp, command_exists, python_has, spawn_app};
+use crate::helpers::{TestApp, command_exists, python_has};
 
 /// Caddy's and nginx's sites here answer for whatever host the client
 /// names: the clients are pointed at 127.0.0.1, and the rule is for it.
@@ -409,6 +409,56 @@ async fn every_client_through(
     );
     assert!(!seen.contains(&key.to_ascii_lowercase()));
     assert!(!seen.contains(&short.to_ascii_lowercase()));
+
+    // Last, as it locks this address out: bad Basic credentials until the
+    // proxy hands the client gatehouse's 429.
+    locked_out_through(port, &key).await;
+}
+
+/// Bad Basic credentials from one address end in `429` with `Retry-After`
+/// through the proxy, and then the good key is refused from there too.
+async fn locked_out_through(port: u16, key: &str) {
+    let client = crate::helpers::http_client();
+    let url = format!("http://{HOST}:{port}/");
+    let attempt =
+        |credentials: String| client.get(&url).header("Authorization", credentials).send();
+    let mut statuses = Vec::new();
+    let mut locked = None;
+    for n in 0..40 {
+        let answer = attempt(basic("canister", &format!("ghk1_wrong{n}")))
+            .await
+            .unwrap();
+        statuses.push(answer.status().as_u16());
+        if answer.status() == 429 {
+            locked = Some(answer);
+            break;
+        }
+    }
+    let locked = locked.unwrap_or_else(|| panic!("never 429: {statuses:?}"));
+    assert!(
+        statuses[..statuses.len() - 1].iter().all(|s| *s == 401),
+        "{statuses:?}"
+    );
+    let retry_after: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    let body: Value = locked.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_requests", "{body}");
+    let answer = attempt(basic("canister", key)).await.unwrap();
+    assert_eq!(
+        answer.status(),
+        429,
+        "the address is locked out, good key or not"
+    );
+}
+
+/// A node that locks an address out after 20 failures: the clients'
+/// sessions stay under it, the lockout check at the end goes over.
+async fn webdav_app() -> TestApp {
+    crate::helpers::spawn_app_with(|s| s.auth_failure_limit = 20).await
 }
 
 fn peers() -> bool {
@@ -426,7 +476,7 @@ async fn webdav_clients_get_in_through_caddy() {
     if !(command_exists("caddy", "version") && peers()) {
         return;
     }
-    let app = spawn_app().await;
+    let app = webdav_app().await;
     let webdav = start_webdav(&app).await;
     let relay = Relay::start(webdav.port);
     let (caddy, _) = start_caddy(&app, relay.port, "").await;
@@ -441,7 +491,7 @@ async fn webdav_clients_get_in_through_nginx() {
     if !(command_exists("nginx", "-v") && peers()) {
         return;
     }
-    let app = spawn_app().await;
+    let app = webdav_app().await;
     let webdav = start_webdav(&app).await;
     let relay = Relay::start(webdav.port);
     let nginx = start_nginx(&app, relay.port, HOST).await;
