@@ -2,6 +2,7 @@
 //! binary (`Node`), each on a free port with its own sled store and keys in
 //! a temp dir.
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -442,14 +443,28 @@ pub fn forge_jwt(header: &Value, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec
 
 /// Whether a third-party peer the test needs is present. Where the run
 /// requires peers (tests/run.sh, CI), a missing one fails the test
-/// instead of skipping it.
+/// instead of skipping it. A skip is visible: written past libtest's
+/// output capture (which holds `eprintln!` of passing tests), and
+/// counted in `GATEHOUSE_SKIP_LOG` when set (tests/run.sh reports it).
 pub fn peer_available(what: &str, present: bool) -> bool {
     if !present {
         assert!(
             std::env::var_os("GATEHOUSE_REQUIRE_INTEROP").is_none(),
             "{what} is required (GATEHOUSE_REQUIRE_INTEROP is set)"
         );
-        eprintln!("SKIPPED: {what} is not installed; tests/run.sh installs it");
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("a test")
+            .to_string();
+        let line = format!("SKIPPED {test}: {what} is not installed; tests/run.sh installs it\n");
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        if let Some(log) = std::env::var_os("GATEHOUSE_SKIP_LOG") {
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .and_then(|mut file| file.write_all(line.as_bytes()));
+        }
     }
     present
 }
