@@ -3,7 +3,7 @@
 //! `field` member when one request field is at fault.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use serde::Serialize;
 
@@ -74,26 +74,115 @@ pub enum BodyError {
 }
 
 const BEARER_REALM: &str = r#"Bearer realm="gatehouse""#;
+const ADMIN_REALM: &str = r#"Bearer realm="gatehouse-admin""#;
 
-/// RFC 6750 §3: no `error` when no token was sent, `invalid_token` for a
-/// bad one, `insufficient_scope` for a good one the rule refuses. The
-/// reasons are fixed strings, so they never break the quoted-string.
-fn bearer_challenge(response: &mut HttpResponseBuilder, e: VerifyError) {
-    let reason = e.to_string();
-    let challenge = match e {
-        VerifyError::MissingToken | VerifyError::BasicNotAccepted => Some(BEARER_REALM.to_string()),
-        VerifyError::NoRule => None,
-        e if e.is_forbidden() => Some(format!(
-            r#"{BEARER_REALM}, error="insufficient_scope", error_description="{reason}""#
-        )),
-        _ => Some(format!(
-            r#"{BEARER_REALM}, error="invalid_token", error_description="{reason}""#
-        )),
-    };
-    if let Some(challenge) = challenge {
-        response.insert_header((header::WWW_AUTHENTICATE, challenge));
+/// What a client gets for an error, decided in one place: the status, the
+/// `error` code and the headers that go with them.
+struct Answer {
+    status: StatusCode,
+    code: &'static str,
+    headers: Vec<(HeaderName, String)>,
+}
+
+impl Answer {
+    fn new(status: StatusCode, code: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            headers: Vec::new(),
+        }
     }
-    response.insert_header(("X-Auth-Reason", reason));
+
+    fn with(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn reason(self, reason: impl ToString) -> Self {
+        self.with(X_AUTH_REASON, reason.to_string())
+    }
+}
+
+const X_AUTH_REASON: HeaderName = HeaderName::from_static("x-auth-reason");
+
+/// A verify refusal. RFC 6750 §3: no `error` when no token was sent,
+/// `invalid_token` for a bad one, `insufficient_scope` for a good one a
+/// rule refuses; no challenge at all where no rule covers the request.
+/// The reasons are fixed strings, so they never break the quoted-string.
+fn verify_answer(e: VerifyError) -> Answer {
+    let reason = e.to_string();
+    match e {
+        VerifyError::NoRule => Answer::new(StatusCode::FORBIDDEN, "access_denied"),
+        VerifyError::MissingToken => Answer::new(StatusCode::UNAUTHORIZED, "unauthorized")
+            .with(header::WWW_AUTHENTICATE, BEARER_REALM),
+        // Basic where no rule takes it: no credential of ours, so no error
+        // in the challenge, yet something was sent.
+        VerifyError::BasicNotAccepted => Answer::new(StatusCode::UNAUTHORIZED, "invalid_token")
+            .with(header::WWW_AUTHENTICATE, BEARER_REALM),
+        e if e.is_forbidden() => Answer::new(StatusCode::FORBIDDEN, "insufficient_scope").with(
+            header::WWW_AUTHENTICATE,
+            format!(r#"{BEARER_REALM}, error="insufficient_scope", error_description="{reason}""#),
+        ),
+        _ => Answer::new(StatusCode::UNAUTHORIZED, "invalid_token").with(
+            header::WWW_AUTHENTICATE,
+            format!(r#"{BEARER_REALM}, error="invalid_token", error_description="{reason}""#),
+        ),
+    }
+    .reason(reason)
+}
+
+fn token_answer(e: &TokenError) -> Answer {
+    match e {
+        TokenError::InvalidRequest(_) => Answer::new(StatusCode::BAD_REQUEST, "invalid_request"),
+        TokenError::InvalidClient { basic_used, .. } => {
+            let answer = Answer::new(StatusCode::UNAUTHORIZED, "invalid_client");
+            match basic_used {
+                true => answer.with(header::WWW_AUTHENTICATE, r#"Basic realm="gatehouse""#),
+                false => answer,
+            }
+        }
+        TokenError::UnsupportedGrantType(_) => {
+            Answer::new(StatusCode::BAD_REQUEST, "unsupported_grant_type")
+        }
+        TokenError::InvalidScope(_) => Answer::new(StatusCode::BAD_REQUEST, "invalid_scope"),
+        TokenError::InvalidTarget(_) => Answer::new(StatusCode::BAD_REQUEST, "invalid_target"),
+        TokenError::TooManyAttempts { retry_after } => {
+            Answer::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+                .with(header::RETRY_AFTER, retry_after.to_string())
+        }
+        TokenError::Internal(_) => Answer::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        TokenError::Unavailable => {
+            Answer::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+        }
+    }
+}
+
+fn admin_answer(e: &AdminError) -> Answer {
+    match e {
+        AdminError::Invalid(_) => Answer::new(StatusCode::BAD_REQUEST, "invalid_request"),
+        AdminError::NotFound(_) => Answer::new(StatusCode::NOT_FOUND, "not_found"),
+        AdminError::Conflict(_) => Answer::new(StatusCode::CONFLICT, "conflict"),
+        AdminError::Store(_) | AdminError::Internal(_) => {
+            Answer::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error")
+        }
+        AdminError::Unavailable(_) => {
+            Answer::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+        }
+    }
+}
+
+fn body_answer(e: &BodyError) -> Answer {
+    match e {
+        BodyError::TooLarge { .. } => {
+            Answer::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        }
+        BodyError::UnsupportedMediaType { .. } => {
+            Answer::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+        }
+        BodyError::Malformed { .. } | BodyError::Read(_) | BodyError::Query(_) => {
+            Answer::new(StatusCode::BAD_REQUEST, "invalid_request")
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -105,52 +194,47 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
-    fn code(&self) -> &'static str {
+    /// The one match over what a handler can fail with.
+    fn answer(&self) -> Answer {
+        use StatusCode as S;
         match self {
-            ApiError::Token(e) => match e {
-                TokenError::InvalidRequest(_) => "invalid_request",
-                TokenError::InvalidClient { .. } => "invalid_client",
-                TokenError::UnsupportedGrantType(_) => "unsupported_grant_type",
-                TokenError::InvalidScope(_) => "invalid_scope",
-                TokenError::InvalidTarget(_) => "invalid_target",
-                TokenError::TooManyAttempts { .. } => "too_many_requests",
-                TokenError::Internal(_) => "server_error",
-                TokenError::Unavailable => "temporarily_unavailable",
-            },
-            ApiError::Admin(e) => match e {
-                AdminError::Invalid(_) => "invalid_request",
-                AdminError::NotFound(_) => "not_found",
-                AdminError::Conflict(_) => "conflict",
-                AdminError::Store(_) | AdminError::Internal(_) => "server_error",
-                AdminError::Unavailable(_) => "temporarily_unavailable",
-            },
-            ApiError::Body(e) => match e {
-                BodyError::TooLarge { .. } => "payload_too_large",
-                BodyError::UnsupportedMediaType { .. } => "unsupported_media_type",
-                BodyError::Malformed { .. } | BodyError::Read(_) | BodyError::Query(_) => {
-                    "invalid_request"
-                }
-            },
-            ApiError::AdminUnauthorized => "invalid_token",
-            ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::NotPrimary(_) => "forbidden",
-            ApiError::Verify(VerifyError::MissingToken) => "unauthorized",
-            ApiError::Verify(VerifyError::NoRule) => "access_denied",
-            ApiError::Verify(e) if e.is_forbidden() => "insufficient_scope",
-            ApiError::Verify(_) => "invalid_token",
-            ApiError::BasicChallenge {
-                reason: VerifyError::MissingToken,
-                ..
-            } => "unauthorized",
-            ApiError::BasicChallenge { .. } => "invalid_token",
-            ApiError::Target(_) => "access_denied",
-            ApiError::VerifyThrottled { .. } => "too_many_requests",
-            ApiError::SessionUpstream(_) => "unauthorized",
-            ApiError::ReplicaUnauthorized => "invalid_token",
-            ApiError::ReplicationDisabled => "forbidden",
-            ApiError::ReplicaOutdated => "replica_outdated",
-            ApiError::PrimaryUnreachable => "temporarily_unavailable",
+            ApiError::Token(e) => token_answer(e),
+            ApiError::Admin(e) => admin_answer(e),
+            ApiError::Body(e) => body_answer(e),
+            ApiError::Verify(e) => verify_answer(*e),
+            ApiError::BasicChallenge { realm, reason } => {
+                let code = match reason {
+                    VerifyError::MissingToken => "unauthorized",
+                    _ => "invalid_token",
+                };
+                // The realm was validated: no quote, backslash or control
+                // character; UTF-8 as RFC 7617's charset says.
+                Answer::new(S::UNAUTHORIZED, code)
+                    .with(
+                        header::WWW_AUTHENTICATE,
+                        format!(r#"Basic realm="{realm}", charset="UTF-8""#),
+                    )
+                    .reason(reason)
+            }
+            ApiError::Target(e) => Answer::new(S::FORBIDDEN, "access_denied").reason(e),
+            ApiError::VerifyThrottled { retry_after } => {
+                Answer::new(S::TOO_MANY_REQUESTS, "too_many_requests")
+                    .with(header::RETRY_AFTER, retry_after.to_string())
+            }
+            ApiError::SessionUpstream(reason) => Answer::new(S::UNAUTHORIZED, "unauthorized")
+                .with(header::WWW_AUTHENTICATE, BEARER_REALM)
+                .reason(reason),
+            ApiError::AdminUnauthorized => Answer::new(S::UNAUTHORIZED, "invalid_token")
+                .with(header::WWW_AUTHENTICATE, ADMIN_REALM),
+            ApiError::NotFound => Answer::new(S::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => Answer::new(S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::NotPrimary(_) => Answer::new(S::FORBIDDEN, "forbidden"),
+            ApiError::ReplicaUnauthorized => Answer::new(S::UNAUTHORIZED, "invalid_token"),
+            ApiError::ReplicationDisabled => Answer::new(S::FORBIDDEN, "forbidden"),
+            ApiError::ReplicaOutdated => Answer::new(S::CONFLICT, "replica_outdated"),
+            ApiError::PrimaryUnreachable => {
+                Answer::new(S::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            }
         }
     }
 
@@ -177,87 +261,24 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::Token(e) => match e {
-                TokenError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
-                TokenError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-                TokenError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                TokenError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::BAD_REQUEST,
-            },
-            ApiError::Admin(e) => match e {
-                AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
-                AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-                AdminError::Conflict(_) => StatusCode::CONFLICT,
-                AdminError::Store(_) | AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            },
-            ApiError::Body(e) => match e {
-                BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                BodyError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                BodyError::Malformed { .. } | BodyError::Read(_) | BodyError::Query(_) => {
-                    StatusCode::BAD_REQUEST
-                }
-            },
-            ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NotPrimary(_) => StatusCode::FORBIDDEN,
-            ApiError::Verify(e) if e.is_forbidden() => StatusCode::FORBIDDEN,
-            ApiError::Target(_) => StatusCode::FORBIDDEN,
-            ApiError::Verify(_) | ApiError::SessionUpstream(_) => StatusCode::UNAUTHORIZED,
-            ApiError::BasicChallenge { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::VerifyThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::ReplicaUnauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::ReplicationDisabled => StatusCode::FORBIDDEN,
-            ApiError::ReplicaOutdated => StatusCode::CONFLICT,
-            ApiError::PrimaryUnreachable => StatusCode::SERVICE_UNAVAILABLE,
-        }
+        self.answer().status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if status.is_server_error() {
+        let answer = self.answer();
+        if answer.status.is_server_error() {
             log::error!("{self}: {self:?}");
         }
-        let mut response = HttpResponseBuilder::new(status);
-        match self {
-            ApiError::Token(TokenError::InvalidClient {
-                basic_used: true, ..
-            }) => {
-                response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="gatehouse""#));
+        let mut response = HttpResponseBuilder::new(answer.status);
+        for (name, value) in answer.headers {
+            // Every value is ours or validated; one that is not a header
+            // value is left out rather than failing the answer.
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.insert_header((name, value));
             }
-            ApiError::Token(TokenError::TooManyAttempts { retry_after })
-            | ApiError::VerifyThrottled { retry_after } => {
-                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
-            }
-            ApiError::Verify(e) => bearer_challenge(&mut response, *e),
-            ApiError::BasicChallenge { realm, reason } => {
-                // The realm was validated: no quote, backslash or control
-                // character; UTF-8 as RFC 7617's charset says.
-                let challenge = format!(r#"Basic realm="{realm}", charset="UTF-8""#);
-                if let Ok(value) = HeaderValue::from_bytes(challenge.as_bytes()) {
-                    response.insert_header((header::WWW_AUTHENTICATE, value));
-                }
-                response.insert_header(("X-Auth-Reason", reason.to_string()));
-            }
-            ApiError::Target(e) => {
-                response.insert_header(("X-Auth-Reason", e.to_string()));
-            }
-            ApiError::SessionUpstream(reason) => {
-                response.insert_header((header::WWW_AUTHENTICATE, BEARER_REALM));
-                response.insert_header(("X-Auth-Reason", *reason));
-            }
-            ApiError::AdminUnauthorized => {
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer realm="gatehouse-admin""#),
-                ));
-            }
-            _ => {}
         }
         response.json(ErrorBody {
-            error: self.code(),
+            error: answer.code,
             error_description: self.description(),
             field: self.field(),
         })
