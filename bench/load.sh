@@ -49,6 +49,10 @@ curl -fs -X POST "$base/admin/v1/resources" -H "Authorization: Bearer $GATEHOUSE
 export TOKEN=$(curl -fs -X POST "$base/oauth/token" -H "Authorization: Basic $BASIC" -d grant_type=client_credentials |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 export TOKENS_FILE="$work/tokens"
+# An API key of the same application, sent as a Bearer the same way.
+API_KEY=$(curl -fs -X POST "$base/admin/v1/applications/bench/api-keys" \
+  -H "Authorization: Bearer $GATEHOUSE_ADMIN_TOKEN" -H 'Content-Type: application/json' \
+  -d '{"name":"bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
 
 results="$work/results"
 # run_wrk ROUND NAME URL [LUA]: one run, appended to $results as
@@ -84,6 +88,7 @@ for round in $(seq 0 $((ROUNDS - 1))); do
   bounds "$round"
   run_wrk "$round" plain_handler "$base/healthz" bench/forward_auth.lua
   run_wrk "$round" verify_reused_token "$base/api/verify" bench/forward_auth.lua
+  TOKEN=$API_KEY run_wrk "$round" verify_api_key "$base/api/verify" bench/forward_auth.lua
   run_wrk "$round" token_endpoint "$base/oauth/token" bench/token.lua
   run_wrk "$round" sign_over_http "$crypto_base/sign" bench/token.lua
   run_wrk "$round" verify_over_http "$crypto_base/verify" bench/forward_auth.lua
@@ -104,7 +109,7 @@ def median_run(name):
 
 for name in ["ring_sign", "ring_verify", "sign_over_http", "verify_over_http",
              "plain_handler", "token_endpoint", "verify_reused_token",
-             "verify_fresh_token"]:
+             "verify_api_key", "verify_fresh_token"]:
     rps, p50, p99 = median_run(name)
     latency = "" if p50 == "-" else f"   p50 {p50:>9}  p99 {p99:>9}"
     print(f"{name:<22} {rps:>10.0f} /s (median of {len(runs[name])}){latency}")
@@ -118,6 +123,7 @@ for label, top, bottom, target in [
     ("token endpoint / ring sign bound", "token_endpoint", "ring_sign", ">= 50%"),
     ("token endpoint / plain handler", "token_endpoint", "plain_handler", ""),
     ("verify, reused token / plain handler", "verify_reused_token", "plain_handler", ">= 85%"),
+    ("verify, API key / plain handler", "verify_api_key", "plain_handler", ""),
     ("verify, fresh token / ring verify", "verify_fresh_token", "ring_verify", ">= 70%"),
     ("-- what this machine allows: the bare ring routes over HTTP", None, None, ""),
     ("sign over HTTP / ring sign bound", "sign_over_http", "ring_sign", ""),
