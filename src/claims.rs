@@ -24,7 +24,9 @@ impl Audience {
     }
 }
 
-/// RFC 9068 §2.2 claims, plus `groups` and `scope`.
+/// RFC 9068 §2.2 claims, plus `groups`, `scope` and the application's
+/// generation (`gen`): a token is valid only while it is current, so
+/// re-creation and `revoke-tokens` end it without a clock.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessTokenClaims {
     pub iss: String,

@@ -1,5 +1,6 @@
 //! Time as a dependency. Core logic takes `now` as a parameter; only the
-//! HTTP layer asks a `Clock`, so tests can move time instead of sleeping.
+//! edges ask a `Clock` (HTTP handlers, startup, the background tasks and
+//! the replica's follower), so tests can move time instead of sleeping.
 
 use std::sync::Mutex;
 

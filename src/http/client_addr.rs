@@ -14,7 +14,8 @@ pub fn is_trusted(addr: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&addr))
 }
 
-/// The peer address, if the request came from a trusted proxy.
+/// Whether the request came straight from a trusted proxy (so that its
+/// forwarded headers may count).
 pub fn trusted_peer(req: &HttpRequest, trusted: &[IpNet]) -> bool {
     req.peer_addr()
         .is_some_and(|peer| is_trusted(peer.ip(), trusted))

@@ -36,12 +36,37 @@ impl SessionUpstream {
         Ok(Self { client, url })
     }
 
+    /// Asks the session upstream about the original request and relays
+    /// what a proxy's forward auth understands of its answer.
     pub async fn delegate(
         &self,
         req: &HttpRequest,
         original: &RequestTarget<'_>,
         client_addr: IpAddr,
     ) -> Result<HttpResponse, ApiError> {
+        let upstream = self.ask(req, original, client_addr).await?;
+        let relayed = relayed_status(upstream.status().as_u16(), &self.url)?;
+        let mut response = HttpResponseBuilder::new(relayed);
+        for (name, value) in upstream.headers() {
+            if relayed_header(name.as_str()) {
+                response.append_header((name.as_str(), value.as_bytes()));
+            }
+        }
+        Ok(match relayed_body(upstream).await {
+            Some(body) => response.body(body),
+            None => response.finish(),
+        })
+    }
+
+    /// The original request, as the upstream's own forward auth expects
+    /// it: the target in both header families, the client's address, and
+    /// the headers a session lives in.
+    async fn ask(
+        &self,
+        req: &HttpRequest,
+        original: &RequestTarget<'_>,
+        client_addr: IpAddr,
+    ) -> Result<reqwest::Response, ApiError> {
         let mut request = self
             .client
             .get(&self.url)
@@ -57,52 +82,51 @@ impl SessionUpstream {
                 request = request.header(name, value.as_bytes());
             }
         }
-        let upstream = match request.send().await {
-            Ok(response) => response,
-            Err(e) => {
-                log::warn!("session upstream {} failed: {e}", self.url);
-                return Err(ApiError::SessionUpstream(if e.is_timeout() {
-                    "the session verification upstream timed out"
-                } else {
-                    "the session verification upstream is unreachable"
-                }));
-            }
-        };
-        let status = upstream.status().as_u16();
-        // Only what a proxy's forward auth understands goes back; nginx
-        // turns anything else into a 500.
-        let relayed = match status {
-            200..=299 => StatusCode::OK,
-            301 | 302 | 303 | 307 | 308 | 401 | 403 => {
-                StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED)
-            }
-            _ => {
-                log::warn!("session upstream {} answered {status}", self.url);
-                return Err(ApiError::SessionUpstream(
-                    "the session verification upstream answered with an error",
-                ));
-            }
-        };
-        let mut response = HttpResponseBuilder::new(relayed);
-        for (name, value) in upstream.headers() {
-            let name_str = name.as_str();
-            let relay = matches!(
-                name_str,
-                "location" | "set-cookie" | "x-auth-reason" | "www-authenticate" | "content-type"
-            ) || name_str.starts_with("remote-");
-            if relay {
-                response.append_header((name_str, value.as_bytes()));
-            }
-        }
-        // Read no further than what would be relayed.
-        let mut upstream = upstream;
-        let mut body = Vec::new();
-        while let Ok(Some(chunk)) = upstream.chunk().await {
-            if body.len() + chunk.len() > MAX_RELAYED_BODY {
-                return Ok(response.finish());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(response.body(body))
+        request.send().await.map_err(|e| {
+            log::warn!("session upstream {} failed: {e}", self.url);
+            ApiError::SessionUpstream(if e.is_timeout() {
+                "the session verification upstream timed out"
+            } else {
+                "the session verification upstream is unreachable"
+            })
+        })
     }
+}
+
+/// Only what a proxy's forward auth understands goes back; nginx turns
+/// anything else into a 500.
+fn relayed_status(status: u16, url: &str) -> Result<StatusCode, ApiError> {
+    match status {
+        200..=299 => Ok(StatusCode::OK),
+        301 | 302 | 303 | 307 | 308 | 401 | 403 => {
+            Ok(StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED))
+        }
+        _ => {
+            log::warn!("session upstream {url} answered {status}");
+            Err(ApiError::SessionUpstream(
+                "the session verification upstream answered with an error",
+            ))
+        }
+    }
+}
+
+/// The upstream's headers that mean something to the proxy or the client.
+fn relayed_header(name: &str) -> bool {
+    matches!(
+        name,
+        "location" | "set-cookie" | "x-auth-reason" | "www-authenticate" | "content-type"
+    ) || name.starts_with("remote-")
+}
+
+/// The upstream's body, read no further than what would be relayed: one
+/// over `MAX_RELAYED_BODY` is dropped (and a read that fails ends it).
+async fn relayed_body(mut upstream: reqwest::Response) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = upstream.chunk().await {
+        if body.len() + chunk.len() > MAX_RELAYED_BODY {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
 }
