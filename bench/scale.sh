@@ -18,6 +18,14 @@
 # Every node has one worker pinned to CPU 0; clients, wrk and the proxy run
 # on CPU 1.
 #
+# With SCALE_COMPARE_BIN=/path/to/another/gatehouse (e.g. a build of the
+# commit before a change), each fleet also measures that binary in the
+# same run: its cold start and RSS as a primary on the same store (between
+# the first and second start), and SCALE_COMPARE_REPLICAS (default 2) more
+# replicas of it following the same primary, synced after the others and
+# measured with them after the revocations (they are not in the timed
+# propagation, but they are followers the primary serves).
+#
 # Usage: bench/scale.sh [replicas, default 8] [revoked keys, default 1000000]
 #                       [applications, default 100000] [revocations, default 100]
 #                       [seconds per wrk run, default 5] [rounds, default 3]
@@ -38,6 +46,12 @@ cargo build --release --quiet --bin gatehouse --example seed_revoked_keys
   echo "warning: src/revocation.rs changed during the build" >&2
 RELEASE="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release"
 export SCALE_NODE_BIN="$RELEASE/gatehouse"
+COMPARE_BIN="${SCALE_COMPARE_BIN:-}"
+COMPARE_REPLICAS="${SCALE_COMPARE_REPLICAS:-2}"
+if [[ -n "$COMPARE_BIN" ]]; then
+  COMPARE_BIN=$(realpath "$COMPARE_BIN")
+  [[ -x "$COMPARE_BIN" ]] || { echo "SCALE_COMPARE_BIN: $COMPARE_BIN is not executable" >&2; exit 1; }
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -56,6 +70,7 @@ results="$work/results"
   echo "meta revocation_sha256 $revocation_sha"
   echo "meta commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src && echo '' || echo '+uncommitted-src')"
   echo "meta config replicas=$REPLICAS revoked=$REVOKED applications=$APPS revocations=$REVOCATIONS"
+  [[ -z "$COMPARE_BIN" ]] || echo "meta compare $COMPARE_BIN ($COMPARE_REPLICAS replicas), sha256 $(sha256sum "$COMPARE_BIN" | cut -c1-16)"
 } >>"$results"
 
 cat >"$work/scale.py" <<'PY'
@@ -72,10 +87,14 @@ def ready(port):
         return False
 
 def spawn(cwd, log, port, *env):
-    """Starts a node (one worker, CPU 0) and prints its pid and the seconds
+    """Starts a node (one worker, CPU 0; the binary SCALE_NODE_BIN, or
+    BIN=path as the first env entry) and prints its pid and the seconds
     from the spawn to its first /readyz 200."""
+    binary = os.environ["SCALE_NODE_BIN"]
+    if env and env[0].startswith("BIN="):
+        binary, env = env[0][4:], env[1:]
     cmd = ["env", "RUST_LOG=warn", "GATEHOUSE_WORKERS=1", *env, "taskset", "-c", "0",
-           os.environ["SCALE_NODE_BIN"], "serve", "--listen", f"127.0.0.1:{port}"]
+           binary, "serve", "--listen", f"127.0.0.1:{port}"]
     port = int(port)
     with open(log, "ab") as out:
         start = time.perf_counter()
@@ -222,6 +241,8 @@ def summary(path):
             rows.setdefault(run, {}).setdefault(name, []).append(float(value))
     print(f"src/revocation.rs sha256 {meta['revocation_sha256']}..., commit {meta['commit']}; "
           f"{meta['config']}")
+    if "compare" in meta:
+        print(f"compare binary: {meta['compare']}")
     if "seeding" in meta:
         print(f"seeding (examples/seed_revoked_keys): {meta['seeding']}")
     runs = [r for r in ("empty", "seeded") if r in rows]
@@ -256,6 +277,21 @@ def summary(path):
                    f"{mib(max(rows[r]['replica_rss'])):.0f} MiB ({mib(max(rows[r]['replica_hwm'])):.0f})",
          "≤ 100 MiB"),
     ]
+    if any("compare_replica_rss" in rows[r] for r in runs):
+        lines += [
+            ("compare binary: primary cold start to /readyz (same store)",
+             lambda r: f"{med(r, 'compare_primary_cold_start') * 1000:.0f} ms", ""),
+            ("compare binary: primary RSS when ready",
+             lambda r: f"{mib(med(r, 'compare_primary_rss_ready')):.0f} MiB", ""),
+            ("compare binary: replica first sync (median [min..max])",
+             lambda r: f"{med(r, 'compare_replica_sync') * 1000:.0f} ms "
+                       f"[{min(rows[r]['compare_replica_sync']) * 1000:.0f}.."
+                       f"{max(rows[r]['compare_replica_sync']) * 1000:.0f}]", ""),
+            ("compare binary: replica RSS after the revocations, median / max (max peak)",
+             lambda r: f"{mib(statistics.median(rows[r]['compare_replica_rss'])):.0f} / "
+                       f"{mib(max(rows[r]['compare_replica_rss'])):.0f} MiB "
+                       f"({mib(max(rows[r]['compare_replica_hwm'])):.0f})", ""),
+        ]
     if rounds:
         lines.append(("verify, reused token, on replica-1 (median req/s)",
                       lambda r: f"{statistics.median(rounds[r].values()):.0f}", ""))
@@ -314,6 +350,13 @@ fleet() {
   echo "$run primary_first_start $SPAWNED_SECONDS" >>"$results"
   echo "($run: primary's first start: $SPAWNED_SECONDS s)"
   stop "$SPAWNED_PID"
+  if [[ -n "$COMPARE_BIN" ]]; then
+    spawn "$dir/primary" "$dir/compare-primary.log" "$port" "BIN=$COMPARE_BIN" "GATEHOUSE_ISSUER=$issuer"
+    echo "$run compare_primary_cold_start $SPAWNED_SECONDS" >>"$results"
+    echo "$run compare_primary_rss_ready $(status_kib "$SPAWNED_PID" VmRSS)" >>"$results"
+    echo "($run: compare binary's start as the primary: $SPAWNED_SECONDS s)"
+    stop "$SPAWNED_PID"
+  fi
   spawn "$dir/primary" "$dir/primary.log" "$port" "GATEHOUSE_ISSUER=$issuer"
   local primary_pid=$SPAWNED_PID primary_port=$port
   echo "$run primary_cold_start $SPAWNED_SECONDS" >>"$results"
@@ -332,6 +375,17 @@ fleet() {
     echo "$run replica_sync $SPAWNED_SECONDS" >>"$results"
   done
   echo "($run: $REPLICAS replicas synced)"
+  local compare_pids=()
+  if [[ -n "$COMPARE_BIN" ]]; then
+    for i in $(seq "$COMPARE_REPLICAS"); do
+      port=$(free_port)
+      mkdir -p "$dir/compare-$i"
+      spawn "$dir/compare-$i" "$dir/compare-$i.log" "$port" "BIN=$COMPARE_BIN" "${env[@]}" "GATEHOUSE_PRIMARY_URL=$issuer"
+      compare_pids+=("$SPAWNED_PID")
+      echo "$run compare_replica_sync $SPAWNED_SECONDS" >>"$results"
+    done
+    echo "($run: $COMPARE_REPLICAS replicas of the compare binary synced)"
+  fi
 
   local listen control meter
   listen=$(free_port) control=$(free_port) meter=$(free_port)
@@ -348,6 +402,10 @@ fleet() {
   for pid in "${replica_pids[@]}"; do
     echo "$run replica_rss $(status_kib "$pid" VmRSS)" >>"$results"
     echo "$run replica_hwm $(status_kib "$pid" VmHWM)" >>"$results"
+  done
+  for pid in "${compare_pids[@]}"; do
+    echo "$run compare_replica_rss $(status_kib "$pid" VmRSS)" >>"$results"
+    echo "$run compare_replica_hwm $(status_kib "$pid" VmHWM)" >>"$results"
   done
   echo "($run: $REVOCATIONS revocations measured)"
   eval "PORT_$run=${ports[0]}"

@@ -39,6 +39,7 @@ pub mod key_usage;
 pub mod keys;
 pub mod memory;
 pub mod metrics;
+pub mod name_list;
 pub mod replication;
 pub mod resources;
 pub mod revocation;
