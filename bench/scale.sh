@@ -19,12 +19,10 @@
 # on CPU 1.
 #
 # With SCALE_COMPARE_BIN=/path/to/another/gatehouse (e.g. a build of the
-# commit before a change), each fleet also measures that binary in the
-# same run: its cold start and RSS as a primary on the same store (between
-# the first and second start), and SCALE_COMPARE_REPLICAS (default 2) more
-# replicas of it following the same primary, synced after the others and
-# measured with them after the revocations (they are not in the timed
-# propagation, but they are followers the primary serves).
+# commit before a change), a third fleet runs that binary, every node of
+# it, on a copy of the seeded store made before the seeded fleet started,
+# with the same measurements and in the same verify rounds: before and
+# after in one run.
 #
 # Usage: bench/scale.sh [replicas, default 8] [revoked keys, default 1000000]
 #                       [applications, default 100000] [revocations, default 100]
@@ -47,10 +45,10 @@ cargo build --release --quiet --bin gatehouse --example seed_revoked_keys
 RELEASE="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release"
 export SCALE_NODE_BIN="$RELEASE/gatehouse"
 COMPARE_BIN="${SCALE_COMPARE_BIN:-}"
-COMPARE_REPLICAS="${SCALE_COMPARE_REPLICAS:-2}"
 if [[ -n "$COMPARE_BIN" ]]; then
   COMPARE_BIN=$(realpath "$COMPARE_BIN")
   [[ -x "$COMPARE_BIN" ]] || { echo "SCALE_COMPARE_BIN: $COMPARE_BIN is not executable" >&2; exit 1; }
+  (( REVOKED > 0 || APPS > 0 )) || { echo "SCALE_COMPARE_BIN needs a seeded store" >&2; exit 1; }
 fi
 
 work=$(mktemp -d)
@@ -70,7 +68,7 @@ results="$work/results"
   echo "meta revocation_sha256 $revocation_sha"
   echo "meta commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src && echo '' || echo '+uncommitted-src')"
   echo "meta config replicas=$REPLICAS revoked=$REVOKED applications=$APPS revocations=$REVOCATIONS"
-  [[ -z "$COMPARE_BIN" ]] || echo "meta compare $COMPARE_BIN ($COMPARE_REPLICAS replicas), sha256 $(sha256sum "$COMPARE_BIN" | cut -c1-16)"
+  [[ -z "$COMPARE_BIN" ]] || echo "meta compare $COMPARE_BIN, sha256 $(sha256sum "$COMPARE_BIN" | cut -c1-16)"
 } >>"$results"
 
 cat >"$work/scale.py" <<'PY'
@@ -242,10 +240,10 @@ def summary(path):
     print(f"src/revocation.rs sha256 {meta['revocation_sha256']}..., commit {meta['commit']}; "
           f"{meta['config']}")
     if "compare" in meta:
-        print(f"compare binary: {meta['compare']}")
+        print(f"compare (the same seeded store, every node this binary): {meta['compare']}")
     if "seeding" in meta:
         print(f"seeding (examples/seed_revoked_keys): {meta['seeding']}")
-    runs = [r for r in ("empty", "seeded") if r in rows]
+    runs = [r for r in ("empty", "seeded", "compare") if r in rows]
     med = lambda run, name: statistics.median(rows[run][name])
     mib = lambda kib: kib / 1024
     lines = [
@@ -277,21 +275,6 @@ def summary(path):
                    f"{mib(max(rows[r]['replica_rss'])):.0f} MiB ({mib(max(rows[r]['replica_hwm'])):.0f})",
          "≤ 100 MiB"),
     ]
-    if any("compare_replica_rss" in rows[r] for r in runs):
-        lines += [
-            ("compare binary: primary cold start to /readyz (same store)",
-             lambda r: f"{med(r, 'compare_primary_cold_start') * 1000:.0f} ms", ""),
-            ("compare binary: primary RSS when ready",
-             lambda r: f"{mib(med(r, 'compare_primary_rss_ready')):.0f} MiB", ""),
-            ("compare binary: replica first sync (median [min..max])",
-             lambda r: f"{med(r, 'compare_replica_sync') * 1000:.0f} ms "
-                       f"[{min(rows[r]['compare_replica_sync']) * 1000:.0f}.."
-                       f"{max(rows[r]['compare_replica_sync']) * 1000:.0f}]", ""),
-            ("compare binary: replica RSS after the revocations, median / max (max peak)",
-             lambda r: f"{mib(statistics.median(rows[r]['compare_replica_rss'])):.0f} / "
-                       f"{mib(max(rows[r]['compare_replica_rss'])):.0f} MiB "
-                       f"({mib(max(rows[r]['compare_replica_hwm'])):.0f})", ""),
-        ]
     if rounds:
         lines.append(("verify, reused token, on replica-1 (median req/s)",
                       lambda r: f"{statistics.median(rounds[r].values()):.0f}", ""))
@@ -305,11 +288,12 @@ def summary(path):
             except (KeyError, ValueError):
                 cells.append("-")
         print(f"| {label} | " + " | ".join(cells) + f" | {goal} |")
-    if "empty" in rounds and "seeded" in rounds:
-        ratios = [rounds["seeded"][k] / rounds["empty"][k] for k in rounds["empty"] if k in rounds["seeded"]]
-        print(f"\nverify on a seeded replica / on an empty one, within each round: median "
-              f"{statistics.median(ratios):.1%} [{min(ratios):.1%} .. {max(ratios):.1%}] "
-              f"over {len(ratios)} rounds (goal: ≥ 95%)")
+    for run in ("seeded", "compare"):
+        if "empty" in rounds and run in rounds:
+            ratios = [rounds[run][k] / rounds["empty"][k] for k in rounds["empty"] if k in rounds[run]]
+            print(f"\nverify on a {run} replica / on an empty one, within each round: median "
+                  f"{statistics.median(ratios):.1%} [{min(ratios):.1%} .. {max(ratios):.1%}] "
+                  f"over {len(ratios)} rounds (goal: ≥ 95%)")
 
 if __name__ == "__main__":
     globals()[sys.argv[1]](*sys.argv[2:])
@@ -342,29 +326,23 @@ fi
 # replica behind the counting proxy; leaves them running. Sets PORT_RUN (a
 # replica's port) and TOKEN_RUN.
 fleet() {
-  local run=$1 dir=$work/$1 port issuer pid ports=()
+  local run=$1 dir=$work/$1 port issuer pid ports=() bin=()
+  [[ $run != compare ]] || bin=("BIN=$COMPARE_BIN")
   port=$(free_port)
   issuer="http://127.0.0.1:$port"
   mkdir -p "$dir/primary"
-  spawn "$dir/primary" "$dir/primary.log" "$port" "GATEHOUSE_ISSUER=$issuer"
+  spawn "$dir/primary" "$dir/primary.log" "$port" "${bin[@]}" "GATEHOUSE_ISSUER=$issuer"
   echo "$run primary_first_start $SPAWNED_SECONDS" >>"$results"
   echo "($run: primary's first start: $SPAWNED_SECONDS s)"
   stop "$SPAWNED_PID"
-  if [[ -n "$COMPARE_BIN" ]]; then
-    spawn "$dir/primary" "$dir/compare-primary.log" "$port" "BIN=$COMPARE_BIN" "GATEHOUSE_ISSUER=$issuer"
-    echo "$run compare_primary_cold_start $SPAWNED_SECONDS" >>"$results"
-    echo "$run compare_primary_rss_ready $(status_kib "$SPAWNED_PID" VmRSS)" >>"$results"
-    echo "($run: compare binary's start as the primary: $SPAWNED_SECONDS s)"
-    stop "$SPAWNED_PID"
-  fi
-  spawn "$dir/primary" "$dir/primary.log" "$port" "GATEHOUSE_ISSUER=$issuer"
+  spawn "$dir/primary" "$dir/primary.log" "$port" "${bin[@]}" "GATEHOUSE_ISSUER=$issuer"
   local primary_pid=$SPAWNED_PID primary_port=$port
   echo "$run primary_cold_start $SPAWNED_SECONDS" >>"$results"
   echo "$run primary_rss_ready $(status_kib "$primary_pid" VmRSS)" >>"$results"
   echo "($run: primary's second start: $SPAWNED_SECONDS s)"
   helper prepare "$primary_port" "$REVOCATIONS" "$dir/prepared.json"
 
-  local env=(GATEHOUSE_ROLE=replica "GATEHOUSE_ISSUER=$issuer")
+  local env=("${bin[@]}" GATEHOUSE_ROLE=replica "GATEHOUSE_ISSUER=$issuer")
   local replica_pids=()
   for i in $(seq "$REPLICAS"); do
     port=$(free_port)
@@ -375,17 +353,6 @@ fleet() {
     echo "$run replica_sync $SPAWNED_SECONDS" >>"$results"
   done
   echo "($run: $REPLICAS replicas synced)"
-  local compare_pids=()
-  if [[ -n "$COMPARE_BIN" ]]; then
-    for i in $(seq "$COMPARE_REPLICAS"); do
-      port=$(free_port)
-      mkdir -p "$dir/compare-$i"
-      spawn "$dir/compare-$i" "$dir/compare-$i.log" "$port" "BIN=$COMPARE_BIN" "${env[@]}" "GATEHOUSE_PRIMARY_URL=$issuer"
-      compare_pids+=("$SPAWNED_PID")
-      echo "$run compare_replica_sync $SPAWNED_SECONDS" >>"$results"
-    done
-    echo "($run: $COMPARE_REPLICAS replicas of the compare binary synced)"
-  fi
 
   local listen control meter
   listen=$(free_port) control=$(free_port) meter=$(free_port)
@@ -403,10 +370,6 @@ fleet() {
     echo "$run replica_rss $(status_kib "$pid" VmRSS)" >>"$results"
     echo "$run replica_hwm $(status_kib "$pid" VmHWM)" >>"$results"
   done
-  for pid in "${compare_pids[@]}"; do
-    echo "$run compare_replica_rss $(status_kib "$pid" VmRSS)" >>"$results"
-    echo "$run compare_replica_hwm $(status_kib "$pid" VmHWM)" >>"$results"
-  done
   echo "($run: $REVOCATIONS revocations measured)"
   eval "PORT_$run=${ports[0]}"
   eval "TOKEN_$run=\$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"token\"])' \"\$dir/prepared.json\")"
@@ -414,11 +377,16 @@ fleet() {
 
 mkdir -p "$work/empty"
 fleet empty
+if [[ -n "$COMPARE_BIN" ]]; then
+  mkdir -p "$work/compare"
+  cp -a "$work/seeded/primary" "$work/compare/primary"
+fi
 if (( REVOKED > 0 || APPS > 0 )); then fleet seeded; fi
+if [[ -n "$COMPARE_BIN" ]]; then fleet compare; fi
 
 if [[ -n "${PORT_seeded:-}" ]]; then
   for round in $(seq 1 "$ROUNDS"); do
-    for run in empty seeded; do
+    for run in empty seeded ${COMPARE_BIN:+compare}; do
       rps=$(TOKEN=$(eval echo \$TOKEN_$run) taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" -s bench/forward_auth.lua \
         "http://127.0.0.1:$(eval echo \$PORT_$run)/api/verify" | awk '/^Requests\/sec/ {print $2}')
       echo "$run rps $round $rps" >>"$results"

@@ -1,7 +1,9 @@
 //! The whole replicated state as one document: what a new, lagging or
 //! foreign replica is sent. It is written as a stream of chunks, so the
 //! primary never holds the document (tens of MB at a million revocations)
-//! in memory, and read by the replica into fixed-size ids, not strings.
+//! in memory, and parsed by the replica as the chunks arrive
+//! (`follower::read_snapshot`), ids straight into 16 bytes each and
+//! applications into the allocations the directory keeps.
 //!
 //! The document carries applications with their secret digests (so a
 //! replica holding the signing key can issue tokens), rules, revocations
