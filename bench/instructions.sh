@@ -14,7 +14,7 @@
 # extensions), so its share is larger than on the bare CPU.
 #
 # Usage: bench/instructions.sh [requests per endpoint, default 1000]
-# GATEHOUSE_BIN=path counts another gatehouse build instead (e.g. the
+# INSTRUCTIONS_BIN=path counts another gatehouse build instead (e.g. the
 # commit before a change, for a before/after on the same machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ REQUESTS="${1:-1000}"
 command -v valgrind >/dev/null || { echo "valgrind is needed: apt-get install valgrind" >&2; exit 1; }
 
 cargo build --release --quiet --bin gatehouse --example crypto_over_http
-gatehouse_bin=$(realpath "${GATEHOUSE_BIN:-target/release/gatehouse}")
+gatehouse_bin=$(realpath "${INSTRUCTIONS_BIN:-target/release/gatehouse}")
 echo "gatehouse binary: $gatehouse_bin, sha256 $(sha256sum "$gatehouse_bin" | cut -c1-16)"
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
