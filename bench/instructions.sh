@@ -14,12 +14,16 @@
 # extensions), so its share is larger than on the bare CPU.
 #
 # Usage: bench/instructions.sh [requests per endpoint, default 1000]
+# INSTRUCTIONS_BIN=path counts another gatehouse build instead (e.g. the
+# commit before a change, for a before/after on the same machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS="${1:-1000}"
 command -v valgrind >/dev/null || { echo "valgrind is needed: apt-get install valgrind" >&2; exit 1; }
 
 cargo build --release --quiet --bin gatehouse --example crypto_over_http
+gatehouse_bin=$(realpath "${INSTRUCTIONS_BIN:-target/release/gatehouse}")
+echo "gatehouse binary: $gatehouse_bin, sha256 $(sha256sum "$gatehouse_bin" | cut -c1-16)"
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
@@ -27,7 +31,7 @@ crypto_port=$(free_port)
 export GATEHOUSE_ADMIN_TOKEN=bench-admin-token-0123456789abcdef
 (cd "$work" && RUST_LOG=warn GATEHOUSE_WORKERS=1 \
   exec valgrind --tool=callgrind --callgrind-out-file="$work/gatehouse.%p.out" \
-  "$OLDPWD/target/release/gatehouse" serve --listen "127.0.0.1:$port" >"$work/log" 2>&1) &
+  "$gatehouse_bin" serve --listen "127.0.0.1:$port" >"$work/log" 2>&1) &
 server=$!
 valgrind --tool=callgrind --callgrind-out-file="$work/crypto.%p.out" \
   target/release/examples/crypto_over_http "127.0.0.1:$crypto_port" >"$work/crypto.log" 2>&1 &

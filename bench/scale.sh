@@ -18,6 +18,12 @@
 # Every node has one worker pinned to CPU 0; clients, wrk and the proxy run
 # on CPU 1.
 #
+# With SCALE_COMPARE_BIN=/path/to/another/gatehouse (e.g. a build of the
+# commit before a change), a third fleet runs that binary, every node of
+# it, on a copy of the seeded store made before the seeded fleet started,
+# with the same measurements and in the same verify rounds: before and
+# after in one run.
+#
 # Usage: bench/scale.sh [replicas, default 8] [revoked keys, default 1000000]
 #                       [applications, default 100000] [revocations, default 100]
 #                       [seconds per wrk run, default 5] [rounds, default 3]
@@ -38,6 +44,12 @@ cargo build --release --quiet --bin gatehouse --example seed_revoked_keys
   echo "warning: src/revocation.rs changed during the build" >&2
 RELEASE="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release"
 export SCALE_NODE_BIN="$RELEASE/gatehouse"
+COMPARE_BIN="${SCALE_COMPARE_BIN:-}"
+if [[ -n "$COMPARE_BIN" ]]; then
+  COMPARE_BIN=$(realpath "$COMPARE_BIN")
+  [[ -x "$COMPARE_BIN" ]] || { echo "SCALE_COMPARE_BIN: $COMPARE_BIN is not executable" >&2; exit 1; }
+  (( REVOKED > 0 || APPS > 0 )) || { echo "SCALE_COMPARE_BIN needs a seeded store" >&2; exit 1; }
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -56,6 +68,7 @@ results="$work/results"
   echo "meta revocation_sha256 $revocation_sha"
   echo "meta commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src && echo '' || echo '+uncommitted-src')"
   echo "meta config replicas=$REPLICAS revoked=$REVOKED applications=$APPS revocations=$REVOCATIONS"
+  [[ -z "$COMPARE_BIN" ]] || echo "meta compare $COMPARE_BIN, sha256 $(sha256sum "$COMPARE_BIN" | cut -c1-16)"
 } >>"$results"
 
 cat >"$work/scale.py" <<'PY'
@@ -72,10 +85,14 @@ def ready(port):
         return False
 
 def spawn(cwd, log, port, *env):
-    """Starts a node (one worker, CPU 0) and prints its pid and the seconds
+    """Starts a node (one worker, CPU 0; the binary SCALE_NODE_BIN, or
+    BIN=path as the first env entry) and prints its pid and the seconds
     from the spawn to its first /readyz 200."""
+    binary = os.environ["SCALE_NODE_BIN"]
+    if env and env[0].startswith("BIN="):
+        binary, env = env[0][4:], env[1:]
     cmd = ["env", "RUST_LOG=warn", "GATEHOUSE_WORKERS=1", *env, "taskset", "-c", "0",
-           os.environ["SCALE_NODE_BIN"], "serve", "--listen", f"127.0.0.1:{port}"]
+           binary, "serve", "--listen", f"127.0.0.1:{port}"]
     port = int(port)
     with open(log, "ab") as out:
         start = time.perf_counter()
@@ -222,9 +239,11 @@ def summary(path):
             rows.setdefault(run, {}).setdefault(name, []).append(float(value))
     print(f"src/revocation.rs sha256 {meta['revocation_sha256']}..., commit {meta['commit']}; "
           f"{meta['config']}")
+    if "compare" in meta:
+        print(f"compare (the same seeded store, every node this binary): {meta['compare']}")
     if "seeding" in meta:
         print(f"seeding (examples/seed_revoked_keys): {meta['seeding']}")
-    runs = [r for r in ("empty", "seeded") if r in rows]
+    runs = [r for r in ("empty", "seeded", "compare") if r in rows]
     med = lambda run, name: statistics.median(rows[run][name])
     mib = lambda kib: kib / 1024
     lines = [
@@ -269,11 +288,12 @@ def summary(path):
             except (KeyError, ValueError):
                 cells.append("-")
         print(f"| {label} | " + " | ".join(cells) + f" | {goal} |")
-    if "empty" in rounds and "seeded" in rounds:
-        ratios = [rounds["seeded"][k] / rounds["empty"][k] for k in rounds["empty"] if k in rounds["seeded"]]
-        print(f"\nverify on a seeded replica / on an empty one, within each round: median "
-              f"{statistics.median(ratios):.1%} [{min(ratios):.1%} .. {max(ratios):.1%}] "
-              f"over {len(ratios)} rounds (goal: ≥ 95%)")
+    for run in ("seeded", "compare"):
+        if "empty" in rounds and run in rounds:
+            ratios = [rounds[run][k] / rounds["empty"][k] for k in rounds["empty"] if k in rounds[run]]
+            print(f"\nverify on a {run} replica / on an empty one, within each round: median "
+                  f"{statistics.median(ratios):.1%} [{min(ratios):.1%} .. {max(ratios):.1%}] "
+                  f"over {len(ratios)} rounds (goal: ≥ 95%)")
 
 if __name__ == "__main__":
     globals()[sys.argv[1]](*sys.argv[2:])
@@ -306,22 +326,23 @@ fi
 # replica behind the counting proxy; leaves them running. Sets PORT_RUN (a
 # replica's port) and TOKEN_RUN.
 fleet() {
-  local run=$1 dir=$work/$1 port issuer pid ports=()
+  local run=$1 dir=$work/$1 port issuer pid ports=() bin=()
+  [[ $run != compare ]] || bin=("BIN=$COMPARE_BIN")
   port=$(free_port)
   issuer="http://127.0.0.1:$port"
   mkdir -p "$dir/primary"
-  spawn "$dir/primary" "$dir/primary.log" "$port" "GATEHOUSE_ISSUER=$issuer"
+  spawn "$dir/primary" "$dir/primary.log" "$port" "${bin[@]}" "GATEHOUSE_ISSUER=$issuer"
   echo "$run primary_first_start $SPAWNED_SECONDS" >>"$results"
   echo "($run: primary's first start: $SPAWNED_SECONDS s)"
   stop "$SPAWNED_PID"
-  spawn "$dir/primary" "$dir/primary.log" "$port" "GATEHOUSE_ISSUER=$issuer"
+  spawn "$dir/primary" "$dir/primary.log" "$port" "${bin[@]}" "GATEHOUSE_ISSUER=$issuer"
   local primary_pid=$SPAWNED_PID primary_port=$port
   echo "$run primary_cold_start $SPAWNED_SECONDS" >>"$results"
   echo "$run primary_rss_ready $(status_kib "$primary_pid" VmRSS)" >>"$results"
   echo "($run: primary's second start: $SPAWNED_SECONDS s)"
   helper prepare "$primary_port" "$REVOCATIONS" "$dir/prepared.json"
 
-  local env=(GATEHOUSE_ROLE=replica "GATEHOUSE_ISSUER=$issuer")
+  local env=("${bin[@]}" GATEHOUSE_ROLE=replica "GATEHOUSE_ISSUER=$issuer")
   local replica_pids=()
   for i in $(seq "$REPLICAS"); do
     port=$(free_port)
@@ -356,11 +377,16 @@ fleet() {
 
 mkdir -p "$work/empty"
 fleet empty
+if [[ -n "$COMPARE_BIN" ]]; then
+  mkdir -p "$work/compare"
+  cp -a "$work/seeded/primary" "$work/compare/primary"
+fi
 if (( REVOKED > 0 || APPS > 0 )); then fleet seeded; fi
+if [[ -n "$COMPARE_BIN" ]]; then fleet compare; fi
 
 if [[ -n "${PORT_seeded:-}" ]]; then
   for round in $(seq 1 "$ROUNDS"); do
-    for run in empty seeded; do
+    for run in empty seeded ${COMPARE_BIN:+compare}; do
       rps=$(TOKEN=$(eval echo \$TOKEN_$run) taskset -c 1 wrk -t1 -c32 -d"${DURATION}s" -s bench/forward_auth.lua \
         "http://127.0.0.1:$(eval echo \$PORT_$run)/api/verify" | awk '/^Requests\/sec/ {print $2}')
       echo "$run rps $round $rps" >>"$results"

@@ -113,15 +113,15 @@ fn gatehouse_paths() {
     let app = ApplicationRecord {
         client_id: "canister".into(),
         name: "Canister".into(),
-        groups: vec!["media".into()],
-        scopes: vec!["webdav:read".into()],
+        groups: vec!["media".to_string()].into(),
+        scopes: vec!["webdav:read".to_string()].into(),
         access_token_ttl: 3600,
         active: true,
         created_at: now,
         updated_at: now,
         secret: SecretDigest::of("secret"),
         previous_secret: None,
-        audiences: vec![],
+        audiences: Default::default(),
         generation: 0,
         not_before: 0,
     };

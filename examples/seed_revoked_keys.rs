@@ -150,11 +150,11 @@ fn application(n: usize, now: DateTime<Utc>) -> Result<ApplicationRecord, Random
         ),
     };
     Ok(ApplicationRecord {
-        client_id: format!("seeded-{n:06}"),
-        name: format!("Seeded application {n}"),
-        groups,
-        scopes,
-        audiences,
+        client_id: format!("seeded-{n:06}").into(),
+        name: format!("Seeded application {n}").into(),
+        groups: groups.into(),
+        scopes: scopes.into(),
+        audiences: audiences.into(),
         access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
         active: true,
         created_at: now,

@@ -270,15 +270,15 @@ fn harness() -> &'static Harness {
         let app = ApplicationRecord {
             client_id: CLIENT.into(),
             name: CLIENT.into(),
-            groups: vec!["media".into()],
-            scopes: vec![],
+            groups: vec!["media".to_string()].into(),
+            scopes: Default::default(),
             access_token_ttl: 3600,
             active: true,
             created_at: now,
             updated_at: now,
             secret: SecretDigest::of("secret"),
             previous_secret: None,
-            audiences: vec![],
+            audiences: Default::default(),
             generation: 0,
             not_before: 0,
         };

@@ -255,13 +255,13 @@ impl TokenIssuer {
         let iat = app.issued_at(now.timestamp());
         let claims = AccessTokenClaims {
             iss: issuer.to_string(),
-            sub: app.client_id.clone(),
-            client_id: app.client_id.clone(),
+            sub: app.client_id.to_string(),
+            client_id: app.client_id.to_string(),
             aud,
             iat,
             exp: iat + i64::from(app.access_token_ttl),
             jti: random_id().map_err(|e| TokenError::Internal(e.to_string()))?,
-            groups: app.groups.clone(),
+            groups: app.groups.to_vec(),
             scope: scope.clone(),
             generation: app.credential_generation(),
         };

@@ -10,6 +10,7 @@
 //! * `key_scopes`, `key_usage`: what an API key may reach, and when it was last used
 //! * `keys`, `crypto`: signing keys, ring, and jsonwebtoken's ring backend
 //! * `store`: sled, on the primary; `directory`: the in-memory state every node answers from
+//! * `name_list`: group, scope and audience lists shared between applications
 //! * `admin`: admin operations; `http`: routes, handlers, error mapping
 //! * `config`, `cli`, `startup`: how a node is configured and started
 #![cfg_attr(
@@ -39,6 +40,7 @@ pub mod key_usage;
 pub mod keys;
 pub mod memory;
 pub mod metrics;
+pub mod name_list;
 pub mod replication;
 pub mod resources;
 pub mod revocation;

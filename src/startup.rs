@@ -444,12 +444,12 @@ fn load_applications(store: &Store) -> Result<Vec<ApplicationRecord>, StartupErr
     let mut records: HashMap<String, ApplicationRecord> = copy
         .records
         .into_iter()
-        .map(|app| (app.client_id.clone(), app))
+        .map(|app| (String::from(&*app.client_id), app))
         .collect();
     for change in changes {
         match change {
             Change::PutApplication { application } => {
-                records.insert(application.client_id.clone(), application);
+                records.insert(String::from(&*application.client_id), application);
             }
             Change::RemoveApplication { client_id } => {
                 records.remove(&client_id);

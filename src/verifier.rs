@@ -706,15 +706,15 @@ mod tests {
         let app = ApplicationRecord {
             client_id: "c".into(),
             name: "c".into(),
-            groups: vec!["media".into()],
-            scopes: vec![],
+            groups: vec!["media".to_string()].into(),
+            scopes: Default::default(),
             access_token_ttl: 3600,
             active: true,
             created_at: now,
             updated_at: now,
             secret: SecretDigest::of("s"),
             previous_secret: None,
-            audiences: vec![],
+            audiences: Default::default(),
             generation: 0,
             not_before: 0,
         };

@@ -300,9 +300,9 @@ impl Admin {
         };
         let secret = new_client_secret()?;
         let app = ApplicationRecord {
-            groups: normalize_groups("groups", &new.groups)?,
-            scopes: normalize_scopes(&new.scopes)?,
-            audiences: normalize_audiences(&new.audiences)?,
+            groups: normalize_groups("groups", &new.groups)?.into(),
+            scopes: normalize_scopes(&new.scopes)?.into(),
+            audiences: normalize_audiences(&new.audiences)?.into(),
             access_token_ttl: validate_ttl(
                 new.access_token_ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL),
             )?,
@@ -315,8 +315,8 @@ impl Admin {
             // must not come back to life.
             not_before: now.timestamp(),
             generation: new_generation()?,
-            client_id,
-            name,
+            client_id: client_id.into(),
+            name: name.into(),
         };
         let _writer = self.lock();
         let write = self.store.applications.create_op(&app.client_id, &app)?;
@@ -354,16 +354,16 @@ impl Admin {
     ) -> Result<ApplicationRecord, AdminError> {
         self.modify(client_id, now, |app| {
             if let Some(name) = &patch.name {
-                app.name = validate_name(name)?;
+                app.name = validate_name(name)?.into();
             }
             if let Some(groups) = &patch.groups {
-                app.groups = normalize_groups("groups", groups)?;
+                app.groups = normalize_groups("groups", groups)?.into();
             }
             if let Some(scopes) = &patch.scopes {
-                app.scopes = normalize_scopes(scopes)?;
+                app.scopes = normalize_scopes(scopes)?.into();
             }
             if let Some(audiences) = &patch.audiences {
-                app.audiences = normalize_audiences(audiences)?;
+                app.audiences = normalize_audiences(audiences)?.into();
             }
             if let Some(ttl) = patch.access_token_ttl {
                 app.access_token_ttl = validate_ttl(ttl)?;
@@ -414,9 +414,11 @@ impl Admin {
         }
         let secret = new_client_secret()?;
         let app = self.modify(client_id, now, |app| {
-            app.previous_secret = (rotation.grace_period > 0).then(|| PreviousSecret {
-                digest: app.secret,
-                expires_at: now + chrono::Duration::seconds(i64::from(rotation.grace_period)),
+            app.previous_secret = (rotation.grace_period > 0).then(|| {
+                Box::new(PreviousSecret {
+                    digest: app.secret,
+                    expires_at: now + chrono::Duration::seconds(i64::from(rotation.grace_period)),
+                })
             });
             app.secret = SecretDigest::of(&secret.0);
             Ok(())

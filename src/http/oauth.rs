@@ -192,7 +192,7 @@ async fn authenticate_form(
         .get("token")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| TokenError::InvalidRequest("the token parameter is required".into()))?;
-    Ok((app.client_id.clone(), token.to_string()))
+    Ok((app.client_id.to_string(), token.to_string()))
 }
 
 /// The client's address as a replica relaying its request names it. Believed
@@ -230,8 +230,8 @@ pub async fn introspect(
     let body = match inspected {
         Ok((token, app)) if token.client_id == client_id => {
             let groups = match token.method {
-                AuthMethod::ApiKey => &app.groups,
-                AuthMethod::ClientCredentials => &token.groups,
+                AuthMethod::ApiKey => &app.groups[..],
+                AuthMethod::ClientCredentials => &token.groups[..],
             };
             json!({
                 "active": true,

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use actix_web::web::Bytes;
+
 use crate::clock::Clock;
 use crate::crypto::random_bytes;
 use crate::directory::{Directory, Replacement};
@@ -290,34 +292,124 @@ enum StateAnswer {
 }
 
 /// The primary's answer, read up to `limit` bytes: one that does not fit
-/// is refused whole rather than read into memory.
-async fn read_answer(mut response: reqwest::Response, limit: usize) -> Result<StateAnswer, String> {
-    let too_large = || format!("the state answer exceeds max_state_bytes ({limit} bytes)");
+/// is refused rather than read into memory.
+async fn read_answer(response: reqwest::Response, limit: usize) -> Result<StateAnswer, String> {
     if response
         .content_length()
         .is_some_and(|length| length > limit as u64)
     {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
     let changes = response
         .headers()
         .get(KIND_HEADER)
         .is_some_and(|kind| kind.as_bytes() == b"changes");
+    if changes {
+        read_changes(response, limit)
+            .await
+            .map(StateAnswer::Changes)
+    } else {
+        read_snapshot(response, limit)
+            .await
+            .map(StateAnswer::Snapshot)
+    }
+}
+
+fn too_large(limit: usize) -> String {
+    format!("the state answer exceeds max_state_bytes ({limit} bytes)")
+}
+
+/// A `changes` answer (about `MAX_CHANGE_BYTES` at most), read whole.
+async fn read_changes(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<ChangesDocument, String> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
         if body.len() + chunk.len() > limit {
-            return Err(too_large());
+            return Err(too_large(limit));
         }
         body.extend_from_slice(&chunk);
     }
-    if changes {
-        serde_json::from_slice(&body)
-            .map(StateAnswer::Changes)
-            .map_err(|e| format!("unreadable changes: {e}"))
-    } else {
-        serde_json::from_slice(&body)
-            .map(StateAnswer::Snapshot)
-            .map_err(|e| format!("unreadable state document: {e}"))
+    serde_json::from_slice(&body).map_err(|e| format!("unreadable changes: {e}"))
+}
+
+/// Chunks of a snapshot on their way to the parser.
+const SNAPSHOT_CHUNKS_IN_FLIGHT: usize = 8;
+
+/// A snapshot (tens of MB at a million revocations), parsed as it arrives:
+/// the chunks go to a blocking thread that decodes them, so the body is
+/// never held whole, only the few chunks in flight and what they decode to.
+async fn read_snapshot(
+    mut response: impl ChunkSource,
+    limit: usize,
+) -> Result<StateDocument, String> {
+    let (sender, chunks) = tokio::sync::mpsc::channel(SNAPSHOT_CHUNKS_IN_FLIGHT);
+    let parse = actix_web::rt::task::spawn_blocking(move || {
+        serde_json::from_reader::<_, StateDocument>(std::io::BufReader::with_capacity(
+            1 << 16,
+            ChunkReader {
+                chunks,
+                current: Bytes::new(),
+            },
+        ))
+    });
+    let mut read = 0usize;
+    let fed = loop {
+        match response.next_chunk().await {
+            Ok(Some(chunk)) => {
+                read += chunk.len();
+                if read > limit {
+                    break Err(too_large(limit));
+                }
+                if sender.send(chunk).await.is_err() {
+                    // The parser stopped early: its error says why.
+                    break Ok(());
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    // The parser reads the end of the input; then it is done.
+    drop(sender);
+    let parsed = parse
+        .await
+        .map_err(|e| format!("the snapshot parser failed: {e}"))?;
+    // A body cut short or refused is an error even if what came parses.
+    fed?;
+    parsed.map_err(|e| format!("unreadable state document: {e}"))
+}
+
+/// Where an answer's body comes from: the primary's response (and, in
+/// tests, chunks made up).
+trait ChunkSource {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, String>;
+}
+
+impl ChunkSource for reqwest::Response {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
+        self.chunk().await.map_err(|e| e.to_string())
+    }
+}
+
+/// The chunks from `read_snapshot` as one input, read on a blocking thread.
+struct ChunkReader {
+    chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
     }
 }
 
@@ -348,6 +440,141 @@ mod tests {
             issuer: "i".into(),
             jwks_max_age: 0,
         }
+    }
+
+    /// Made-up chunks of a body, and where it fails, if it does.
+    struct Chunks(std::collections::VecDeque<Result<Bytes, String>>);
+
+    impl ChunkSource for Chunks {
+        async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
+            self.0.pop_front().transpose()
+        }
+    }
+
+    /// `body` cut into chunks of `sizes` (cycling), read as a snapshot.
+    fn read_in_chunks(body: &[u8], sizes: &[usize], limit: usize) -> Result<StateDocument, String> {
+        let mut chunks = std::collections::VecDeque::new();
+        let mut rest = body;
+        for size in sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (chunk, tail) = rest.split_at((*size).clamp(1, rest.len()));
+            chunks.push_back(Ok(Bytes::copy_from_slice(chunk)));
+            rest = tail;
+        }
+        read_chunks(Chunks(chunks), limit)
+    }
+
+    fn read_chunks(chunks: Chunks, limit: usize) -> Result<StateDocument, String> {
+        actix_web::rt::System::new().block_on(read_snapshot(chunks, limit))
+    }
+
+    /// A snapshot of a few applications, rules and revocations, as the
+    /// primary streams it.
+    fn snapshot_body() -> Vec<u8> {
+        use crate::replication::snapshot::{SnapshotLabel, chunks};
+        let now = chrono::Utc::now();
+        let applications = (0..50)
+            .map(|n| crate::applications::ApplicationRecord {
+                client_id: format!("app-{n}").into(),
+                name: format!("App \"{n}\" é").into(),
+                groups: vec!["media".to_string(), format!("team-{}", n % 3)].into(),
+                scopes: vec!["webdav:read".to_string()].into(),
+                audiences: Default::default(),
+                access_token_ttl: 3600,
+                active: n % 7 != 0,
+                created_at: now,
+                updated_at: now,
+                secret: crate::crypto::SecretDigest::of(&format!("secret-{n}")),
+                previous_secret: None,
+                not_before: n,
+                generation: n as u64 + 1,
+            })
+            .collect();
+        let directory = Directory::new(applications, vec![]);
+        directory
+            .revocations
+            .revoke_api_keys((0u8..=255).map(|i| [i; 16]));
+        directory
+            .revocations
+            .revoke_access_token([7; 16], i64::MAX / 2, 0);
+        let keys = KeySet::following(None, &[], "none");
+        let label = SnapshotLabel {
+            version: 9,
+            epoch: "e",
+            hash: "h",
+            issuer: "https://auth.example.com",
+            jwks_max_age: 300,
+        };
+        chunks(&directory, &keys, &label)
+            .collect::<Vec<_>>()
+            .concat()
+    }
+
+    /// What a replica takes from a document, in a comparable form.
+    fn summary(document: &StateDocument) -> String {
+        let mut ids = document.revoked_api_keys.clone();
+        ids.sort();
+        format!(
+            "{} {:?} {} {:?} {:?}",
+            document.version,
+            document.epoch,
+            serde_json::to_string(&document.applications).unwrap(),
+            ids,
+            document.revoked_access_tokens
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 32, ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// However the body is cut, streaming reads what reading it whole
+        /// reads.
+        #[test]
+        fn a_streamed_snapshot_reads_as_the_whole_body(
+            sizes in proptest::collection::vec(1usize..5_000, 1..8)
+        ) {
+            let body = snapshot_body();
+            let whole: StateDocument = serde_json::from_slice(&body).unwrap();
+            let streamed = read_in_chunks(&body, &sizes, body.len()).unwrap();
+            proptest::prop_assert_eq!(summary(&streamed), summary(&whole));
+            proptest::prop_assert_eq!(streamed.applications.len(), 50);
+        }
+    }
+
+    #[test]
+    fn a_snapshot_over_the_limit_is_refused() {
+        let body = snapshot_body();
+        let err = read_in_chunks(&body, &[1000], body.len() - 1).unwrap_err();
+        assert!(err.contains("max_state_bytes"), "{err}");
+        // Even when what came before the limit is a whole document.
+        let mut padded = body.clone();
+        padded.extend(std::iter::repeat_n(b' ', 5000));
+        let err = read_in_chunks(&padded, &[1000], body.len() + 10).unwrap_err();
+        assert!(err.contains("max_state_bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_snapshot_cut_short_or_broken_is_refused() {
+        let body = snapshot_body();
+        let err = read_in_chunks(&body[..body.len() - 1], &[777], usize::MAX).unwrap_err();
+        assert!(err.contains("unreadable state document"), "{err}");
+        let mut chunks: std::collections::VecDeque<_> = body
+            .chunks(1000)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        chunks.truncate(3);
+        chunks.push_back(Err("connection reset".into()));
+        let err = read_chunks(Chunks(chunks), usize::MAX).unwrap_err();
+        assert_eq!(err, "connection reset");
+        // Garbage early: the parser stops, and so does the reading.
+        let mut garbage = b"{\"version\":1,]".to_vec();
+        garbage.extend(std::iter::repeat_n(b' ', 1 << 20));
+        let err = read_in_chunks(&garbage, &[100], usize::MAX).unwrap_err();
+        assert!(err.contains("unreadable state document"), "{err}");
     }
 
     /// A replica takes changes only when they carry on from its version

@@ -1,7 +1,9 @@
 //! The whole replicated state as one document: what a new, lagging or
 //! foreign replica is sent. It is written as a stream of chunks, so the
 //! primary never holds the document (tens of MB at a million revocations)
-//! in memory, and read by the replica into fixed-size ids, not strings.
+//! in memory, and parsed by the replica as the chunks arrive
+//! (`follower::read_snapshot`), ids straight into 16 bytes each and
+//! applications into the allocations the directory keeps.
 //!
 //! The document carries applications with their secret digests (so a
 //! replica holding the signing key can issue tokens), rules, revocations
@@ -34,7 +36,8 @@ pub struct StateDocument {
     pub epoch: Option<String>,
     #[serde(default)]
     pub hash: Option<String>,
-    pub applications: Vec<ApplicationRecord>,
+    /// Each decoded into the allocation the directory keeps.
+    pub applications: Vec<Arc<ApplicationRecord>>,
     pub resources: Vec<Resource>,
     /// Revoked API key ids.
     #[serde(deserialize_with = "credential_ids")]
@@ -174,6 +177,27 @@ fn json_array<T: Serialize + Send + 'static>(
         .chain(std::iter::once(Bytes::from_static(b"]")))
 }
 
+/// An id as base64url text, read straight into its 16 bytes from the
+/// parser's buffer (a million of them: no string each); `None` if the
+/// text names no credential.
+struct IdText(Option<CredentialId>);
+
+impl<'de> Deserialize<'de> for IdText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = IdText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a credential id")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<IdText, E> {
+                Ok(IdText(parse_id(text)))
+            }
+        }
+        d.deserialize_str(Text)
+    }
+}
+
 /// Ids as base64url text, read straight into 16 bytes each.
 fn credential_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<CredentialId>, D::Error> {
     struct Ids;
@@ -187,11 +211,9 @@ fn credential_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<CredentialId>, 
             mut seq: A,
         ) -> Result<Self::Value, A::Error> {
             let mut ids = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-            while let Some(text) = seq.next_element::<std::borrow::Cow<'de, str>>()? {
+            while let Some(IdText(id)) = seq.next_element()? {
                 // An id that is not one names no credential: skip it.
-                if let Some(id) = parse_id(&text) {
-                    ids.push(id);
-                }
+                ids.extend(id);
             }
             Ok(ids)
         }
@@ -200,10 +222,10 @@ fn credential_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<CredentialId>, 
 }
 
 fn revoked_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(CredentialId, i64)>, D::Error> {
-    let pairs: Vec<(std::borrow::Cow<'de, str>, i64)> = Vec::deserialize(d)?;
+    let pairs: Vec<(IdText, i64)> = Vec::deserialize(d)?;
     Ok(pairs
         .into_iter()
-        .filter_map(|(jti, exp)| Some((parse_id(&jti)?, exp)))
+        .filter_map(|(IdText(jti), exp)| Some((jti?, exp)))
         .collect())
 }
 

@@ -105,7 +105,8 @@ fn encode(out: &mut impl Write, record: &ApplicationRecord) -> std::io::Result<(
     out.write_all(&secret.to_bytes())?;
     match previous_secret {
         None => out.write_all(&[0])?,
-        Some(PreviousSecret { digest, expires_at }) => {
+        Some(previous) => {
+            let PreviousSecret { digest, expires_at } = &**previous;
             out.write_all(&[1])?;
             out.write_all(&digest.to_bytes())?;
             put_time(out, expires_at)?;
@@ -136,11 +137,11 @@ struct Reader<'a>(&'a [u8]);
 impl Reader<'_> {
     fn record(&mut self) -> Option<ApplicationRecord> {
         Some(ApplicationRecord {
-            client_id: self.string()?,
-            name: self.string()?,
-            groups: self.strings()?,
-            scopes: self.strings()?,
-            audiences: self.strings()?,
+            client_id: self.string()?.into(),
+            name: self.string()?.into(),
+            groups: self.strings()?.into(),
+            scopes: self.strings()?.into(),
+            audiences: self.strings()?.into(),
             access_token_ttl: u32::from_le_bytes(self.array()?),
             active: match self.array::<1>()? {
                 [0] => false,
@@ -152,10 +153,10 @@ impl Reader<'_> {
             secret: SecretDigest::from_bytes(self.array()?),
             previous_secret: match self.array::<1>()? {
                 [0] => None,
-                [1] => Some(PreviousSecret {
+                [1] => Some(Box::new(PreviousSecret {
                     digest: SecretDigest::from_bytes(self.array()?),
                     expires_at: self.time()?,
-                }),
+                })),
                 _ => return None,
             },
             not_before: i64::from_le_bytes(self.array()?),
@@ -232,14 +233,15 @@ mod tests {
             generation in any::<u64>(),
         ) -> ApplicationRecord {
             ApplicationRecord {
-                client_id, name, groups, scopes, audiences, access_token_ttl, active,
+                client_id: client_id.into(), name: name.into(), groups: groups.into(),
+                scopes: scopes.into(), audiences: audiences.into(), access_token_ttl, active,
                 created_at: time(times.0, times.1),
                 updated_at: time(times.0 + 1, 0),
                 secret: SecretDigest::from_bytes(secret),
-                previous_secret: previous.map(|(digest, expires)| PreviousSecret {
+                previous_secret: previous.map(|(digest, expires)| Box::new(PreviousSecret {
                     digest: SecretDigest::from_bytes(digest),
                     expires_at: time(expires, 5),
-                }),
+                })),
                 not_before, generation,
             }
         }
