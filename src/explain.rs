@@ -213,17 +213,41 @@ pub fn explain(context: &Context<'_>, request: &ExplainRequest<'_>, now: i64) ->
         Ok(target) => target,
         Err(e) => return target_refused(e),
     };
+    let mut explained = Explained {
+        context,
+        target: &target,
+        token: None,
+        facts: None,
+        now,
+        fresh: match request.credential {
+            Some(Credential::Fresh { client_id }) => Some(client_id),
+            _ => None,
+        },
+        no_source: false,
+        source: request.source,
+    };
+    // The credential read on its own, for the words only: the decision
+    // below is the verifier's.
+    if let Some(credential) = request.credential {
+        explained.token = context
+            .verifier
+            .token(&context.inputs, credential, now, Signatures::Uncached)
+            .ok();
+        explained.facts = explained.token.as_deref().map(|t| explained.facts_of(t));
+    }
     let rules = &context.inputs.snapshot.rules;
     let (credential, basic) = match verifier::presented(rules, &target, Ok(request.credential)) {
         Presented::Verify { credential, basic } => (credential, basic),
         Presented::Nothing { ignored_basic } => {
             let ignored = ignored_basic.then(|| rules.find(&target.host, target.path()));
-            return without_credentials(
+            let mut explanation = without_credentials(
                 context,
                 &target,
                 ignored.flatten().map(AsRef::as_ref),
                 ignored.is_some(),
             );
+            explanation.credential = explained.facts.take();
+            return explanation;
         }
     };
     let no_source = Cell::new(false);
@@ -243,24 +267,7 @@ pub fn explain(context: &Context<'_>, request: &ExplainRequest<'_>, now: i64) ->
             Signatures::Uncached,
         )
     });
-    let mut explained = Explained {
-        context,
-        target: &target,
-        facts: None,
-        token: None,
-        now,
-        fresh: matches!(request.credential, Some(Credential::Fresh { .. })),
-        no_source: no_source.get(),
-        source: request.source,
-    };
-    // The credential read again, for the words only: the decision is made.
-    if let Some(credential) = request.credential {
-        explained.token = context
-            .verifier
-            .token(&context.inputs, credential, now, Signatures::Uncached)
-            .ok();
-        explained.facts = explained.token.as_deref().map(|t| explained.facts_of(t));
-    }
+    explained.no_source = no_source.get();
     match decision {
         Ok(grant) => explained.granted(&grant),
         Err(refusal) => match verifier::answer(rules, &target, basic, refusal.error) {
@@ -381,8 +388,8 @@ struct Explained<'e> {
     token: Option<std::sync::Arc<VerifiedToken>>,
     facts: Option<CredentialFacts>,
     now: i64,
-    /// The credential is a fresh token of an application.
-    fresh: bool,
+    /// The credential is a fresh token of this application.
+    fresh: Option<&'e str>,
     /// A key limited to networks was checked without a `source`.
     no_source: bool,
     source: Option<IpAddr>,
@@ -419,7 +426,7 @@ fn span(seconds: i64) -> String {
 impl Explained<'_> {
     fn facts_of(&self, token: &VerifiedToken) -> CredentialFacts {
         let application = self.context.inputs.snapshot.application(&token.client_id);
-        let kind = match (token.method, self.fresh) {
+        let kind = match (token.method, self.fresh.is_some()) {
             (AuthMethod::ApiKey, _) => "api_key",
             (AuthMethod::ClientCredentials, true) => "application",
             (AuthMethod::ClientCredentials, false) => "access_token",
@@ -606,12 +613,15 @@ impl Explained<'_> {
                     span(from - self.now)
                 )
             }
-            VerifyError::UnknownApplication => match (facts, token) {
-                (Some(facts), _) if facts.kind != "application" => format!(
+            VerifyError::UnknownApplication => match facts {
+                Some(facts) if facts.kind != "application" => format!(
                     "{}: application {client_id:?} no longer exists",
                     self.subject()
                 ),
-                _ => "there is no such application".into(),
+                _ => format!(
+                    "there is no application {:?}",
+                    self.fresh.unwrap_or(client_id)
+                ),
             },
             VerifyError::InactiveApplication => format!(
                 "application {client_id:?} is inactive: its tokens and API keys are refused, \

@@ -329,6 +329,7 @@ async fn rules_refuse_with_403_naming_group_method_audience_or_no_rule() {
     // Basic credentials where the rule takes none: a request without credentials.
     let answer = explain(app, with(request("GET", DAV, "/x"), "token", &s.short)).await;
     assert_decision(&answer, 401, "basic_not_accepted");
+    assert_eq!(answer["credential"]["kind"], "api_key");
     assert!(
         answer["reason"].as_str().unwrap().contains("Basic"),
         "{answer}"
@@ -358,6 +359,59 @@ async fn a_client_id_stands_for_a_fresh_token_of_the_application() {
     );
     let answer = explain(app, with(request("GET", DAV, "/x"), "client_id", "ghost")).await;
     assert_decision(&answer, 401, "unknown_application");
+    assert!(
+        answer["reason"].as_str().unwrap().contains("ghost"),
+        "{answer}"
+    );
+}
+
+/// A key limited to networks is decided for the `source` given, as
+/// `/api/verify` decides it for the client address.
+#[actix_web::test]
+async fn a_key_limited_to_networks_is_decided_for_the_source_given() {
+    let s = setup().await;
+    let app = &s.app;
+    let minted = json_of(
+        app.admin(Method::POST, "/applications/canister/api-keys")
+            .json(
+                &json!({"name": "office", "source_cidrs": ["198.51.100.0/24"], "methods": ["GET"]}),
+            ),
+    )
+    .await;
+    let key = minted["api_key"].as_str().unwrap();
+    let at_dav = with(request("GET", DAV, "/x"), "token", key);
+    let answer = explain(app, at_dav.clone()).await;
+    assert_decision(&answer, 403, "scope_source");
+    assert!(
+        answer["reason"].as_str().unwrap().contains("source"),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["credential"]["key_scopes"]["source_cidrs"][0],
+        "198.51.100.0/24"
+    );
+    for (source, status) in [("198.51.100.7", 200), ("203.0.113.9", 403)] {
+        let answer = explain(app, with(at_dav.clone(), "source", source)).await;
+        assert_eq!(answer["status"], status, "{answer}");
+        let verified = app
+            .verify("GET", DAV, "/x")
+            .header("X-Forwarded-For", source)
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(verified.status().as_u16(), status);
+    }
+    let answer = explain(
+        app,
+        with(
+            with(request("PROPFIND", DAV, "/x"), "token", key),
+            "source",
+            "198.51.100.7",
+        ),
+    )
+    .await;
+    assert_decision(&answer, 403, "scope_method");
 }
 
 #[actix_web::test]
