@@ -2,9 +2,13 @@
 //! and may its holder reach this target? Everything it reads is in memory:
 //! the key set, and the directory snapshot (applications, rules).
 //!
-//! Reading order: `verify` → `authenticate` (the token itself: cached
-//! signature check, then time, issuer, revocation, application state) → `authorize`
-//! (the rule for the target: methods, groups, audience).
+//! Reading order: `verify` → `decide`: `token` (the credential's token,
+//! its signature checked through the cache), `admit` (time, issuer,
+//! revocation, application state), `permit` (the rules for the target:
+//! methods, groups, audience; a scoped key's scopes). Around it, the steps
+//! `/api/verify` takes with the request (`presented`, `answer`,
+//! `challenge`, `identity_headers`). `crate::explain` takes the very same
+//! steps for its dry run, without the cache.
 
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
@@ -569,7 +573,7 @@ impl Verifier {
     }
 
     /// Header allow-lists, signature by `kid`. Time and issuer are left to
-    /// `authenticate`, which checks them on every request. The signature goes
+    /// `admit`, which checks them on every request. The signature goes
     /// through jsonwebtoken (and so gatehouse's ring provider); header and
     /// claims are each parsed once, here, where `decode` would parse both
     /// twice and check time against the wall clock.
