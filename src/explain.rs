@@ -598,7 +598,7 @@ impl Explained<'_> {
                     "{} expired at {} ({} ago; {LEEWAY_SECS} s of clock skew are allowed)",
                     self.subject(),
                     shown(time(exp)),
-                    span(self.now - exp)
+                    span(self.now.saturating_sub(exp))
                 )
             }
             VerifyError::NotYetValid => {
@@ -610,7 +610,7 @@ impl Explained<'_> {
                      allowed): the issuing clock is ahead?",
                     self.subject(),
                     shown(time(from)),
-                    span(from - self.now)
+                    span(from.saturating_sub(self.now))
                 )
             }
             VerifyError::UnknownApplication => match facts {
