@@ -1,0 +1,65 @@
+//! Review of `POST /admin/v1/explain`: inputs on which its answer and
+//! `/api/verify`'s could part.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, json_of, spawn_app};
+
+async fn explain(app: &TestApp, body: Value) -> Value {
+    let response = app
+        .admin(Method::POST, "/explain")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{body}");
+    response.json().await.unwrap()
+}
+
+/// An API key limited to networks is decided by the client's address.
+/// Without `source`, explain cannot know it, and must not claim a grant
+/// that `/api/verify` refuses to the very client that asks (here
+/// 127.0.0.1, outside `0.0.0.0/8`): it used to stand in `0.0.0.0`.
+#[actix_web::test]
+async fn explain_without_source_never_grants_a_key_limited_to_networks() {
+    let app = spawn_app().await;
+    app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
+        .await;
+    app.create_resource(
+        json!({"id": "dav", "host": "dav.example.com", "allowed_groups": ["media"]}),
+    )
+    .await;
+    let minted = json_of(
+        app.admin(Method::POST, "/applications/canister/api-keys")
+            .json(&json!({"name": "lan", "source_cidrs": ["0.0.0.0/8"]})),
+    )
+    .await;
+    let key = minted["api_key"].as_str().unwrap();
+
+    let verified = app
+        .verify("GET", "dav.example.com", "/")
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 403, "the key is outside its networks");
+
+    let body = json!({"method": "GET", "host": "dav.example.com", "path": "/", "token": key});
+    let answer = explain(&app, body.clone()).await;
+    assert_ne!(answer["decision"], "granted", "{answer:#}");
+    assert_eq!(answer["status"], 403, "{answer:#}");
+    assert_eq!(answer["code"], "scope_source", "{answer:#}");
+    assert!(
+        answer["reason"].as_str().unwrap().contains("give source"),
+        "{answer:#}"
+    );
+
+    // With the client's address, explain decides as /api/verify does.
+    let mut from = body.clone();
+    from["source"] = "127.0.0.1".into();
+    assert_eq!(explain(&app, from.clone()).await["status"], 403);
+    from["source"] = "0.1.2.3".into();
+    let answer = explain(&app, from).await;
+    assert_eq!(answer["status"], 200, "{answer:#}");
+}
