@@ -42,7 +42,8 @@ pub struct ExplainRequest<'a> {
     /// API key, `Basic` for the short form of an API key with its client
     /// as the user name, `Fresh` for a token of an application.
     pub credential: Option<Credential<'a>>,
-    /// The client's address, for API keys limited to networks.
+    /// The client's address, for API keys limited to networks. Without
+    /// it such a key is refused, naming `source` as what is missing.
     pub source: Option<IpAddr>,
 }
 
@@ -262,6 +263,11 @@ pub fn explain(context: &Context<'_>, request: &ExplainRequest<'_>, now: i64) ->
         explained.facts = explained.token.as_deref().map(|t| explained.facts_of(t));
     }
     match decision {
+        // The grant was decided for a stand-in address: without `source`,
+        // what /api/verify answers a key limited to networks is not known.
+        Ok(grant) if explained.no_source => {
+            explained.refused(VerifyError::ScopeSource, Some(&grant.rule))
+        }
         Ok(grant) => explained.granted(&grant),
         Err(refusal) => match verifier::answer(rules, &target, basic, refusal.error) {
             Answer::WithoutCredentials => {
