@@ -100,7 +100,8 @@ pub enum Credential<'a> {
     Basic { user: &'a str, key: &'a str },
     /// A token the token endpoint would issue this application now, with
     /// nothing particular asked for (all its scopes, the issuer as `aud`):
-    /// never presented at `/api/verify`, only explained (`crate::explain`).
+    /// never presented at `/api/verify`, only explained (`crate::explain`);
+    /// `Verifier::verify` refuses it.
     Fresh { client_id: &'a str },
 }
 
@@ -380,6 +381,11 @@ impl Verifier {
         source: impl FnOnce() -> IpAddr,
         now: i64,
     ) -> Result<Grant, VerifyError> {
+        // A fresh token is made up by name for a dry run: presented, it
+        // would be a credential without a secret.
+        if let Credential::Fresh { .. } = credential {
+            return Err(VerifyError::MissingToken);
+        }
         let inputs = Inputs {
             snapshot,
             keys,
