@@ -63,3 +63,50 @@ async fn explain_without_source_never_grants_a_key_limited_to_networks() {
     let answer = explain(&app, from).await;
     assert_eq!(answer["status"], 200, "{answer:#}");
 }
+
+/// The short form of an API key is a Basic password only: sent as a
+/// bearer, `/api/verify` refuses it. explain grants it as Basic
+/// credentials, so its reason must say so, or an admin reads "granted"
+/// for a client configured with `Authorization: Bearer ghk1_…`.
+#[actix_web::test]
+async fn a_short_form_grant_says_it_holds_as_basic_credentials_only() {
+    let app = spawn_app().await;
+    app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
+        .await;
+    app.create_resource(json!({
+        "id": "files", "host": "files.example.com", "allowed_groups": ["media"], "basic": true,
+    }))
+    .await;
+    let minted = json_of(
+        app.admin(Method::POST, "/applications/canister/api-keys")
+            .json(&json!({"name": "dav"})),
+    )
+    .await;
+    let short = minted["basic_password"].as_str().unwrap();
+    let as_bearer = app
+        .verify("GET", "files.example.com", "/")
+        .bearer_auth(short)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_bearer.status(), 401);
+    let as_basic = app
+        .verify("GET", "files.example.com", "/")
+        .basic_auth("canister", Some(short))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_basic.status(), 200);
+
+    let answer = explain(
+        &app,
+        json!({"method": "GET", "host": "files.example.com", "path": "/", "token": short}),
+    )
+    .await;
+    assert_eq!(answer["status"], 200, "{answer:#}");
+    let reason = answer["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Basic") && reason.contains("not as a bearer"),
+        "{reason}"
+    );
+}
