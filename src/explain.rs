@@ -518,6 +518,14 @@ impl Explained<'_> {
         if self.target.paths.count() > 1 {
             reason.push_str("; this holds for every reading of the path");
         }
+        if grant.basic {
+            let _ = write!(
+                reason,
+                "; sent as Basic credentials with the user name {:?}, not as a bearer \
+                 (the short form is no bearer token)",
+                grant.token.client_id
+            );
+        }
         let mut headers = BTreeMap::new();
         verifier::identity_headers(grant, |name, value| {
             headers.insert(
