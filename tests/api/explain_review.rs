@@ -110,3 +110,32 @@ async fn a_short_form_grant_says_it_holds_as_basic_credentials_only() {
         "{reason}"
     );
 }
+
+/// A token pasted with the newline a file or a terminal adds is the same
+/// token to `/api/verify` (a header value carries no surrounding
+/// whitespace); explain must not refuse it as malformed.
+#[actix_web::test]
+async fn a_pasted_token_with_a_trailing_newline_is_the_same_token() {
+    let app = spawn_app().await;
+    let client = app
+        .create_application(json!({"client_id": "canister", "groups": ["media"]}))
+        .await;
+    app.create_resource(
+        json!({"id": "dav", "host": "dav.example.com", "allowed_groups": ["media"]}),
+    )
+    .await;
+    let token = app.access_token(&client, &[]).await;
+    assert_eq!(app.verify_status("dav.example.com", &token).await, 200);
+    for pasted in [
+        format!("{token}\n"),
+        format!(" {token}\r\n"),
+        format!("\t{token}"),
+    ] {
+        let answer = explain(
+            &app,
+            json!({"method": "GET", "host": "dav.example.com", "path": "/", "token": pasted}),
+        )
+        .await;
+        assert_eq!(answer["status"], 200, "{pasted:?}: {answer:#}");
+    }
+}
