@@ -130,10 +130,17 @@ impl ExplainBody {
     /// The id of the API key whose short form (`basic_password`) the token
     /// is, if it is one: the key's record names its client, the Basic user.
     pub fn short_key_id(&self) -> Option<String> {
-        self.token
-            .as_deref()
+        self.token()
             .filter(|t| t.starts_with(SHORT_PREFIX))
             .and_then(short_form_id)
+    }
+
+    /// The token as a header would carry it: without the whitespace
+    /// around it that a paste or a file adds (no token holds any).
+    fn token(&self) -> Option<&str> {
+        self.token
+            .as_deref()
+            .map(|t| t.trim_matches(|c: char| c.is_ascii_whitespace()))
     }
 
     /// The request, validated. `key_client`: the client of the API key
@@ -157,7 +164,7 @@ impl ExplainBody {
         }
         let host = required("host", &self.host)?;
         let path = required("path", &self.path)?;
-        let credential = match (self.token.as_deref(), self.client_id.as_deref()) {
+        let credential = match (self.token(), self.client_id.as_deref()) {
             (Some(_), Some(_)) => {
                 return Err(FieldError::new(
                     "client_id",
