@@ -42,7 +42,8 @@ pub struct ExplainRequest<'a> {
     /// API key, `Basic` for the short form of an API key with its client
     /// as the user name, `Fresh` for a token of an application.
     pub credential: Option<Credential<'a>>,
-    /// The client's address, for API keys limited to networks.
+    /// The client's address, for API keys limited to networks. Without
+    /// it such a key is refused, naming `source` as what is missing.
     pub source: Option<IpAddr>,
 }
 
@@ -129,10 +130,17 @@ impl ExplainBody {
     /// The id of the API key whose short form (`basic_password`) the token
     /// is, if it is one: the key's record names its client, the Basic user.
     pub fn short_key_id(&self) -> Option<String> {
-        self.token
-            .as_deref()
+        self.token()
             .filter(|t| t.starts_with(SHORT_PREFIX))
             .and_then(short_form_id)
+    }
+
+    /// The token as a header would carry it: without the whitespace
+    /// around it that a paste or a file adds (no token holds any).
+    fn token(&self) -> Option<&str> {
+        self.token
+            .as_deref()
+            .map(|t| t.trim_matches(|c: char| c.is_ascii_whitespace()))
     }
 
     /// The request, validated. `key_client`: the client of the API key
@@ -156,7 +164,7 @@ impl ExplainBody {
         }
         let host = required("host", &self.host)?;
         let path = required("path", &self.path)?;
-        let credential = match (self.token.as_deref(), self.client_id.as_deref()) {
+        let credential = match (self.token(), self.client_id.as_deref()) {
             (Some(_), Some(_)) => {
                 return Err(FieldError::new(
                     "client_id",
@@ -269,6 +277,11 @@ pub fn explain(context: &Context<'_>, request: &ExplainRequest<'_>, now: i64) ->
     });
     explained.no_source = no_source.get();
     match decision {
+        // The grant was decided for a stand-in address: without `source`,
+        // what /api/verify answers a key limited to networks is not known.
+        Ok(grant) if explained.no_source => {
+            explained.refused(VerifyError::ScopeSource, Some(&grant.rule))
+        }
         Ok(grant) => explained.granted(&grant),
         Err(refusal) => match verifier::answer(rules, &target, basic, refusal.error) {
             Answer::WithoutCredentials => {
@@ -518,6 +531,14 @@ impl Explained<'_> {
         }
         if self.target.paths.count() > 1 {
             reason.push_str("; this holds for every reading of the path");
+        }
+        if grant.basic {
+            let _ = write!(
+                reason,
+                "; sent as Basic credentials with the user name {:?}, not as a bearer \
+                 (the short form is no bearer token)",
+                grant.token.client_id
+            );
         }
         let mut headers = BTreeMap::new();
         verifier::identity_headers(grant, |name, value| {

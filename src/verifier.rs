@@ -104,7 +104,8 @@ pub enum Credential<'a> {
     Basic { user: &'a str, key: &'a str },
     /// A token the token endpoint would issue this application now, with
     /// nothing particular asked for (all its scopes, the issuer as `aud`):
-    /// never presented at `/api/verify`, only explained (`crate::explain`).
+    /// never presented at `/api/verify`, only explained (`crate::explain`);
+    /// `Verifier::verify` refuses it.
     Fresh { client_id: &'a str },
 }
 
@@ -384,6 +385,11 @@ impl Verifier {
         source: impl FnOnce() -> IpAddr,
         now: i64,
     ) -> Result<Grant, VerifyError> {
+        // A fresh token is made up by name for a dry run: presented, it
+        // would be a credential without a secret.
+        if let Credential::Fresh { .. } = credential {
+            return Err(VerifyError::MissingToken);
+        }
         let inputs = Inputs {
             snapshot,
             keys,
@@ -1101,6 +1107,85 @@ mod tests {
         assert_eq!(check(&token, &target).err(), Some(VerifyError::Issuer));
         verifier.issuer.adopt("https://i");
         assert!(check(&token, &target).is_ok());
+    }
+
+    /// `Credential::Fresh` stands for a token nobody presented: only a dry
+    /// run (`crate::explain`) may take it. `verify`, the decision of
+    /// `/api/verify`, must refuse it, or naming a client_id would be a
+    /// credential.
+    #[test]
+    fn verify_takes_no_fresh_credential() {
+        use crate::applications::ApplicationRecord;
+        use crate::crypto::{SecretDigest, jwt_provider};
+        use crate::directory::Directory;
+        use crate::keys::{KeyDir, KeyRing};
+        use crate::resources::NewResource;
+
+        jwt_provider::install();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyRing::new(KeyDir::open(dir.path()).unwrap().load_or_init().unwrap());
+        let now = chrono::Utc::now();
+        let app = ApplicationRecord {
+            client_id: "c".into(),
+            name: "c".into(),
+            groups: vec!["media".into()],
+            scopes: vec![],
+            access_token_ttl: 3600,
+            active: true,
+            created_at: now,
+            updated_at: now,
+            secret: SecretDigest::of("s"),
+            previous_secret: None,
+            audiences: vec![],
+            generation: 0,
+            not_before: 0,
+        };
+        let rule = NewResource {
+            host: Some("dav.example.com".into()),
+            allowed_groups: vec!["media".into()],
+            ..Default::default()
+        };
+        let directory = Directory::new(
+            vec![app],
+            vec![Resource::create("dav".into(), rule, now).unwrap()],
+        );
+        let verifier = Verifier::new("https://i");
+        let target = RequestTarget::named("GET", "dav.example.com", "/").unwrap();
+        let snapshot = directory.snapshot();
+        let key_set = keys.current();
+        let inputs = Inputs {
+            snapshot: &snapshot,
+            keys: &key_set,
+            revocations: &directory.revocations,
+            scoped: &directory.scoped_keys,
+        };
+        let fresh = Credential::Fresh { client_id: "c" };
+        let source = || IpAddr::from([127, 0, 0, 1]);
+        // The dry run decides for it...
+        assert!(
+            verifier
+                .decide(
+                    &inputs,
+                    fresh,
+                    &target,
+                    source,
+                    now.timestamp(),
+                    Signatures::Uncached
+                )
+                .is_ok()
+        );
+        // ... /api/verify's decision does not.
+        let verified = verifier.verify(
+            &snapshot,
+            &key_set,
+            &directory.revocations,
+            &directory.scoped_keys,
+            fresh,
+            &target,
+            source,
+            now.timestamp(),
+        );
+        assert_eq!(verified.err(), Some(VerifyError::MissingToken));
     }
 
     #[test]
