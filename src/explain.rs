@@ -445,7 +445,7 @@ impl Explained<'_> {
             (AuthMethod::ClientCredentials, false) => "access_token",
         };
         let groups = match (token.method, application) {
-            (AuthMethod::ApiKey, Some(application)) => application.groups.clone(),
+            (AuthMethod::ApiKey, Some(application)) => application.groups.to_vec(),
             (AuthMethod::ApiKey, None) => Vec::new(),
             (AuthMethod::ClientCredentials, _) => token.groups.clone(),
         };
