@@ -51,10 +51,6 @@ pub struct ExplainArgs {
     /// short form); - reads standard input
     #[arg(long, group = "credential", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// The access token or API key itself (visible to other users in the
-    /// process list: prefer --token-file)
-    #[arg(long, group = "credential", value_name = "TOKEN")]
-    pub token: Option<String>,
     /// A fresh token of this application, as the token endpoint would issue it now
     #[arg(long, group = "credential")]
     pub client_id: Option<String>,
@@ -65,15 +61,17 @@ pub struct ExplainArgs {
 
 impl ExplainArgs {
     fn body(self) -> Result<Value, String> {
-        let token = match (&self.token_file, self.token) {
-            (Some(path), _) if path.as_os_str() == "-" => {
+        // From a file or standard input only, as every secret this CLI
+        // takes: an argument is visible to other users in the process list.
+        let token = match &self.token_file {
+            Some(path) if path.as_os_str() == "-" => {
                 let mut text = String::new();
                 std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
                     .map_err(|e| format!("standard input: {e}"))?;
                 Some(text.trim().to_string())
             }
-            (Some(path), _) => Some(read_token(path)?),
-            (None, token) => token,
+            Some(path) => Some(read_token(path)?),
+            None => None,
         };
         let mut body = json!({ "method": self.method, "host": self.host, "path": self.path });
         for (field, value) in [

@@ -750,8 +750,8 @@ async fn the_cli_prints_the_same_decision() {
             "/",
             "--client-id",
             "canister",
-            "--token",
-            "x",
+            "--token-file",
+            "-",
         ])
         .env("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN)
         .output()
