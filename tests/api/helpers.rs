@@ -138,6 +138,34 @@ impl AdminApi {
             .await
     }
 
+    /// `POST /applications/{client_id}/revoke-tokens`.
+    pub async fn revoke_tokens(&self, client_id: &str) -> Answer {
+        let path = format!("/applications/{client_id}/revoke-tokens");
+        call(self.request(reqwest::Method::POST, &path)).await
+    }
+
+    /// `POST /applications/{client_id}/api-keys`.
+    pub async fn create_api_key(&self, client_id: &str, body: &Value) -> Answer {
+        self.post(&format!("/applications/{client_id}/api-keys"), body)
+            .await
+    }
+
+    /// `GET /applications/{client_id}/api-keys{query}`.
+    pub async fn api_keys(&self, client_id: &str, query: &str) -> Answer {
+        self.get(&format!("/applications/{client_id}/api-keys{query}"))
+            .await
+    }
+
+    /// `DELETE /api-keys/{id}`.
+    pub async fn revoke_api_key(&self, id: &str) -> Answer {
+        self.delete(&format!("/api-keys/{id}")).await
+    }
+
+    /// `GET /audit{query}`.
+    pub async fn audit(&self, query: &str) -> Answer {
+        self.get(&format!("/audit{query}")).await
+    }
+
     /// `POST /resources`.
     pub async fn create_resource(&self, body: &Value) -> Answer {
         self.post("/resources", body).await
