@@ -294,16 +294,7 @@ impl TestApp {
         self.admin_api().register(&body).await
     }
 
-    /// `POST /oauth/token` with Basic authentication and extra form fields.
-    pub async fn token_basic(
-        &self,
-        client: &TestClient,
-        form: &[(&str, &str)],
-    ) -> reqwest::Response {
-        self.token_request(client, form).send().await.unwrap()
-    }
-
-    /// `token_basic`, the answer read.
+    /// `POST /oauth/token` with Basic authentication and these form fields.
     pub async fn token(&self, client: &TestClient, form: &[(&str, &str)]) -> Answer {
         call(self.token_request(client, form)).await
     }
