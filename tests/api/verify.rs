@@ -71,7 +71,25 @@ async fn valid_token_gets_the_identity_headers() {
     assert_eq!(h["remote-client-id"], "canister");
     assert_eq!(h["remote-auth-method"], "client_credentials");
     assert_eq!(h["remote-scope"], "webdav:read");
-    assert!(h.get("remote-email").is_none());
+    // These six and no other identity header (no code sets Remote-Email
+    // for a token: only an upstream session's answer carries one).
+    let mut identity: Vec<&str> = h
+        .keys()
+        .map(|name| name.as_str())
+        .filter(|name| name.starts_with("remote-"))
+        .collect();
+    identity.sort_unstable();
+    assert_eq!(
+        identity,
+        [
+            "remote-auth-method",
+            "remote-client-id",
+            "remote-groups",
+            "remote-name",
+            "remote-scope",
+            "remote-user"
+        ]
+    );
 
     // The scheme is case-insensitive, and any method of /api/verify works.
     let response = call(
