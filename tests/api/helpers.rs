@@ -156,6 +156,11 @@ impl AdminApi {
             .await
     }
 
+    /// `PATCH /api-keys/{id}`.
+    pub async fn update_api_key(&self, id: &str, body: &Value) -> Answer {
+        self.patch(&format!("/api-keys/{id}"), body).await
+    }
+
     /// `DELETE /api-keys/{id}`.
     pub async fn revoke_api_key(&self, id: &str) -> Answer {
         self.delete(&format!("/api-keys/{id}")).await
