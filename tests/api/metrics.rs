@@ -6,19 +6,19 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, python_has, spawn_app};
+use crate::helpers::{TestApp, call, call_text, python_has, spawn_app};
 
 /// Every sample as "name{label=value,…}" → value, via prometheus_client.
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
+    let response = call_text(app.client.get(app.url("/metrics"))).await;
+    assert_eq!(response.status, 200);
     assert!(
-        response.headers()["content-type"]
+        response.headers["content-type"]
             .to_str()
             .unwrap()
             .starts_with("text/plain")
     );
-    let text = response.text().await.unwrap();
+    let text = response.text;
     let parser = r#"
 import json, sys
 from prometheus_client.parser import text_string_to_metric_families
@@ -75,20 +75,18 @@ async fn metrics_parse_and_move_with_traffic() {
     let before = scrape(&app).await;
 
     app.access_token(&client, &[]).await;
-    let granted = app
-        .verify("GET", "dav.example.com", "/")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(granted.status(), 200);
-    let denied = app
-        .verify("GET", "dav.example.com", "/")
-        .bearer_auth("garbage")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(denied.status(), 401);
+    let granted = call(
+        app.verify("GET", "dav.example.com", "/")
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(granted.status, 200);
+    let denied = call(
+        app.verify("GET", "dav.example.com", "/")
+            .bearer_auth("garbage"),
+    )
+    .await;
+    assert_eq!(denied.status, 401);
     let after = scrape(&app).await;
 
     let moved = |key: &str| sample(&after, key) - sample(&before, key);
@@ -121,22 +119,16 @@ async fn metrics_parse_and_move_with_traffic() {
     assert_eq!(sample(&after, "gatehouse_revoked_api_keys{}"), 0.0);
 
     // Revocation shows in the gauge.
-    let minted: Value = app
-        .admin(reqwest::Method::POST, "/applications/canister/api-keys")
-        .json(&json!({"name": "k"}))
-        .send()
+    let minted = app
+        .admin_api()
+        .create_api_key("canister", &json!({"name": "k"}))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    app.admin(
+        .body;
+    call(app.admin(
         reqwest::Method::DELETE,
         &format!("/api-keys/{}", minted["id"].as_str().unwrap()),
-    )
-    .send()
-    .await
-    .unwrap();
+    ))
+    .await;
     assert_eq!(
         sample(&scrape(&app).await, "gatehouse_revoked_api_keys{}"),
         1.0
@@ -155,15 +147,14 @@ async fn expired_token_revocations_are_dropped_by_housekeeping() {
         .create_application(json!({"client_id": "canister"}))
         .await;
     let token = app.access_token(&client, &[]).await;
-    let revoked = app
-        .client
-        .post(app.url("/oauth/revoke"))
-        .basic_auth(&client.client_id, Some(&client.secret))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
+    let revoked = call(
+        app.client
+            .post(app.url("/oauth/revoke"))
+            .basic_auth(&client.client_id, Some(&client.secret))
+            .form(&[("token", token.as_str())]),
+    )
+    .await;
+    assert_eq!(revoked.status, 200);
     let held =
         |samples: &HashMap<String, f64>| sample(samples, "gatehouse_revoked_access_tokens{}");
     assert_eq!(held(&scrape(&app).await), 1.0);
