@@ -28,8 +28,10 @@ pub struct Answer {
     pub headers: reqwest::header::HeaderMap,
     /// The body parsed as JSON; `Null` when it is empty.
     pub body: Value,
-    /// The body as text.
+    /// The body as text (lossy where it is not UTF-8).
     pub text: String,
+    /// The body as sent.
+    pub bytes: Vec<u8>,
 }
 
 impl Answer {
@@ -40,6 +42,12 @@ impl Answer {
             .unwrap_or_else(|| panic!("no {name} header in {self:?}"))
             .to_str()
             .unwrap()
+    }
+
+    /// The body parsed as JSON (for an answer read by `call_text`).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
 
     /// The body, after checking the status.
@@ -53,9 +61,8 @@ impl Answer {
 /// must be JSON (`call_text` for the others).
 pub async fn call(request: reqwest::RequestBuilder) -> Answer {
     let mut answer = call_text(request).await;
-    if !answer.text.is_empty() {
-        answer.body = serde_json::from_str(&answer.text)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", answer.text));
+    if !answer.bytes.is_empty() {
+        answer.body = answer.json();
     }
     answer
 }
@@ -63,11 +70,15 @@ pub async fn call(request: reqwest::RequestBuilder) -> Answer {
 /// Sends `request` and reads the answer, the body as text only.
 pub async fn call_text(request: reqwest::RequestBuilder) -> Answer {
     let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap().to_vec();
     Answer {
-        status: response.status(),
-        headers: response.headers().clone(),
+        status,
+        headers,
         body: Value::Null,
-        text: response.text().await.unwrap(),
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
     }
 }
 
@@ -164,6 +175,11 @@ impl AdminApi {
     /// `DELETE /api-keys/{id}`.
     pub async fn revoke_api_key(&self, id: &str) -> Answer {
         self.delete(&format!("/api-keys/{id}")).await
+    }
+
+    /// `DELETE /keys/{kid}`.
+    pub async fn retire_key(&self, kid: &str) -> Answer {
+        self.delete(&format!("/keys/{kid}")).await
     }
 
     /// `GET /audit{query}`.
