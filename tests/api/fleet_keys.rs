@@ -78,12 +78,10 @@ async fn scopes_narrow_on_replicas_and_last_use_comes_back_from_them() {
 
     // Narrowed on the primary: PROPFIND no more, on the replica within a second.
     let patched = fleet
-        .admin(Method::PATCH, &format!("/api-keys/{id}"))
-        .json(&json!({"methods": ["GET"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patched.status(), 200);
+        .admin_api()
+        .update_api_key(&id, &json!({"methods": ["GET"]}))
+        .await;
+    assert_eq!(patched.status, 200);
     let took = until("the narrowed scopes reach the replica", async || {
         verify(&fleet, replica, "PROPFIND", &key, "198.51.100.7").await == 403
     })
