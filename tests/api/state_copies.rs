@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, Node, json_of};
+use crate::helpers::{ADMIN_TOKEN, Node, call_text, json_of};
 
 const NODE_ENV: &[(&str, &str)] = &[("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN)];
 
@@ -36,7 +36,7 @@ async fn send(node: &Node, method: Method, path: &str, body: Option<Value>) {
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let status = request.send().await.unwrap().status();
+    let status = call_text(request).await.status;
     assert!(status.is_success(), "{path}: {status}");
 }
 
