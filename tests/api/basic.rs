@@ -94,11 +94,10 @@ async fn basic_credentials_verify_like_the_key_as_a_bearer() {
     assert_eq!(answer.headers["remote-auth-method"], "basic_api_key");
     let answer = verify_with(&app, "GET", DAV, Some(&basic("other", short))).await;
     assert_eq!(answer.status, 401, "under another user it is another key");
-    let revoked = call(app.admin(
-        Method::DELETE,
-        &format!("/api-keys/{}", minted["id"].as_str().unwrap()),
-    ))
-    .await;
+    let revoked = app
+        .admin_api()
+        .revoke_api_key(minted["id"].as_str().unwrap())
+        .await;
     assert_eq!(revoked.status, 204);
     let answer = verify_with(&app, "GET", DAV, Some(&basic("canister", short))).await;
     assert_eq!(answer.status, 401, "revoked in either form");

@@ -124,11 +124,8 @@ async fn metrics_parse_and_move_with_traffic() {
         .create_api_key("canister", &json!({"name": "k"}))
         .await
         .body;
-    call(app.admin(
-        reqwest::Method::DELETE,
-        &format!("/api-keys/{}", minted["id"].as_str().unwrap()),
-    ))
-    .await;
+    let id = minted["id"].as_str().unwrap();
+    app.admin_api().revoke_api_key(id).await;
     assert_eq!(
         sample(&scrape(&app).await, "gatehouse_revoked_api_keys{}"),
         1.0
