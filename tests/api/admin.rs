@@ -1,4 +1,4 @@
-//! The admin API for applications (SPEC §8).
+//! The admin API for applications (`/admin/v1/applications`).
 
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -1,4 +1,4 @@
-//! API keys, revocation, introspection, and key rotation (SPEC §5, §6, §8).
+//! API keys, revocation, introspection, and key rotation.
 
 use chrono::Duration;
 use reqwest::Method;

@@ -1,5 +1,5 @@
 //! Basic credentials, the Basic challenge, scoped keys, last use and
-//! expiry (SPEC §5a), against the real server in process.
+//! expiry, against the real server in process.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

@@ -1,4 +1,4 @@
-//! Discovery, JWKS, health (SPEC §8).
+//! Discovery, JWKS, health.
 
 use serde_json::json;
 

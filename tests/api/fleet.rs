@@ -1,4 +1,4 @@
-//! A primary and two replicas as real processes on loopback (SPEC §7).
+//! A primary and two replicas as real processes on loopback.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

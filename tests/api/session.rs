@@ -1,4 +1,4 @@
-//! Session fallback (SPEC §4): requests without a bearer token go to the
+//! Session fallback: requests without a bearer token go to the
 //! configured upstream verify endpoint, a second real HTTP server here.
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};

@@ -1,4 +1,4 @@
-//! `POST /oauth/token` (SPEC §3).
+//! `POST /oauth/token`: the client credentials grant (RFC 6749 §4.4).
 
 use chrono::Duration;
 use serde_json::{Value, json};

@@ -1,4 +1,4 @@
-//! `/api/verify` (SPEC §4): every outcome, over HTTP.
+//! `/api/verify`: every outcome, over HTTP.
 
 use chrono::Duration;
 use reqwest::StatusCode;
