@@ -73,9 +73,7 @@ async fn basic_authentication_issues_an_rfc9068_token() {
     );
     assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
 
-    let jwks = call(app.client.get(app.url("/.well-known/jwks.json")))
-        .await
-        .body;
+    let jwks = app.get("/.well-known/jwks.json").await.body;
     assert!(
         signature_valid(token, &jwks),
         "signature must verify against the JWKS"
@@ -136,28 +134,15 @@ async fn scope_and_audience_shape_the_token() {
     assert!(claims.get("scope").is_none());
     assert_eq!(claims["groups"], json!([]));
 
-    let response = app
-        .token(
-            &no_scopes,
-            &[
-                ("grant_type", "client_credentials"),
-                ("resource", "https://dav.example.com/"),
-            ],
-        )
-        .await;
-    let body = response.body;
-    let (_, claims) = jwt_parts(body["access_token"].as_str().unwrap());
-    assert_eq!(claims["aud"], "https://dav.example.com/");
-
-    let response = app
-        .token(
-            &no_scopes,
-            &[("grant_type", "client_credentials"), ("audience", "webdav")],
-        )
-        .await;
-    let body = response.body;
-    let (_, claims) = jwt_parts(body["access_token"].as_str().unwrap());
-    assert_eq!(claims["aud"], "webdav");
+    for (field, audience) in [
+        ("resource", "https://dav.example.com/"),
+        ("audience", "webdav"),
+    ] {
+        let form = [("grant_type", "client_credentials"), (field, audience)];
+        let body = app.token(&no_scopes, &form).await.body;
+        let (_, claims) = jwt_parts(body["access_token"].as_str().unwrap());
+        assert_eq!(claims["aud"], audience, "{field}");
+    }
 
     let response = app
         .token(
