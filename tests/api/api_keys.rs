@@ -352,9 +352,7 @@ async fn rotation_keeps_old_credentials_valid_and_signs_with_the_new_key() {
     let new_key = mint_key(&app, "k2").await;
     assert_eq!(jwt_parts(&new_key).0["kid"], new_kid);
 
-    let jwks = call(app.client.get(app.url("/.well-known/jwks.json")))
-        .await
-        .body;
+    let jwks = app.get("/.well-known/jwks.json").await.body;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()

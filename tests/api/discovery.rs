@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{call, spawn_app};
+use crate::helpers::spawn_app;
 
 #[actix_web::test]
 async fn metadata_documents_describe_the_endpoints() {
@@ -11,12 +11,10 @@ async fn metadata_documents_describe_the_endpoints() {
         .await;
     app.create_application(json!({"client_id": "b", "scopes": ["webdav:read"]}))
         .await;
-    let oauth = call(
-        app.client
-            .get(app.url("/.well-known/oauth-authorization-server")),
-    )
-    .await
-    .body;
+    let oauth = app
+        .get("/.well-known/oauth-authorization-server")
+        .await
+        .body;
     let issuer = app.address.as_str();
     assert_eq!(oauth["issuer"], issuer);
     assert_eq!(oauth["token_endpoint"], format!("{issuer}/oauth/token"));
@@ -38,16 +36,14 @@ async fn metadata_documents_describe_the_endpoints() {
         json!(["client_secret_basic", "client_secret_post"])
     );
     assert_eq!(oauth["scopes_supported"], json!(["webdav:read", "z"]));
-    let openid = call(app.client.get(app.url("/.well-known/openid-configuration")))
-        .await
-        .body;
+    let openid = app.get("/.well-known/openid-configuration").await.body;
     assert_eq!(openid, oauth);
 }
 
 #[actix_web::test]
 async fn jwks_lists_the_signing_key() {
     let app = spawn_app().await;
-    let response = call(app.client.get(app.url("/.well-known/jwks.json"))).await;
+    let response = app.get("/.well-known/jwks.json").await;
     assert_eq!(response.status, 200);
     assert!(
         response.headers["cache-control"]
@@ -72,11 +68,11 @@ async fn jwks_lists_the_signing_key() {
 #[actix_web::test]
 async fn health_and_readiness() {
     let app = spawn_app().await;
-    let response = call(app.client.get(app.url("/healthz"))).await;
+    let response = app.get("/healthz").await;
     assert_eq!(response.status, 200);
-    let response = call(app.client.get(app.url("/readyz"))).await;
+    let response = app.get("/readyz").await;
     assert_eq!(response.status, 200);
-    let response = call(app.client.get(app.url("/no/such/path"))).await;
+    let response = app.get("/no/such/path").await;
     assert_eq!(response.status, 404);
     let body = response.body;
     assert_eq!(body["error"], "not_found");

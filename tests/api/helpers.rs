@@ -276,6 +276,11 @@ impl TestApp {
         AdminApi::new(self.client.clone(), &self.address)
     }
 
+    /// `GET {path}`, the answer read.
+    pub async fn get(&self, path: &str) -> Answer {
+        call(self.client.get(self.url(path))).await
+    }
+
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.admin_api().request(method, path)
     }
@@ -464,6 +469,11 @@ impl Node {
     /// This node's admin API.
     pub fn admin_api(&self) -> AdminApi {
         AdminApi::new(http_client(), self.url(""))
+    }
+
+    /// `GET {path}`, the answer read.
+    pub async fn get(&self, path: &str) -> Answer {
+        call(http_client().get(self.url(path))).await
     }
 
     /// An admin API request (the test admin token).

@@ -109,12 +109,7 @@ fn write_legacy_key(keys: &Path, name: &str) {
 }
 
 async fn jwks_kids(node: &Node) -> Vec<String> {
-    let jwks: Value = reqwest::get(node.url("/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = node.get("/.well-known/jwks.json").await.body;
     let mut kids: Vec<String> = jwks["keys"]
         .as_array()
         .unwrap()

@@ -8,7 +8,7 @@ use gatehouse::clock::Clock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, call, json_of, jwt_parts, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, json_of, jwt_parts, spawn_app, spawn_app_with};
 
 async fn keys(app: &TestApp) -> Vec<Value> {
     let body = json_of(app.admin(Method::GET, "/keys")).await;
@@ -24,7 +24,7 @@ async fn key(app: &TestApp, kid: &str) -> Value {
 }
 
 async fn jwks(app: &TestApp) -> (Vec<String>, String) {
-    let response = call(app.client.get(app.url("/.well-known/jwks.json"))).await;
+    let response = app.get("/.well-known/jwks.json").await;
     let cache = response.headers["cache-control"]
         .to_str()
         .unwrap()

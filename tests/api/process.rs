@@ -147,12 +147,10 @@ async fn configuration_layers_override_in_order() {
     // Node::start passes --listen, which wins over both.
     assert_ne!(node.port, file_port);
     assert_ne!(node.port, env_port);
-    let metadata: Value = reqwest::get(node.url("/.well-known/oauth-authorization-server"))
+    let metadata = node
+        .get("/.well-known/oauth-authorization-server")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .body;
     assert_eq!(
         metadata["issuer"], "https://auth.example.com",
         "the file's issuer applies"
@@ -255,12 +253,7 @@ async fn keys_subcommands_manage_the_key_directory() {
 
     // A node started on this directory signs with the rotated key and publishes all three.
     let node = Node::start(dir.path(), &ADMIN_ENV).await;
-    let jwks: Value = reqwest::get(node.url("/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = node.get("/.well-known/jwks.json").await.body;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 3);
     let secret = create(&node, "canister").await;
     let body: Value = token(&node, "canister", &secret).await.body;
@@ -431,7 +424,9 @@ async fn client_secret_variable_does_not_upset_the_server_config() {
     ];
     let node = Node::start(dir.path(), &env).await;
     assert_eq!(
-        reqwest::get(node.url("/readyz")).await.unwrap().status(),
+        call_text(crate::helpers::http_client().get(node.url("/readyz")))
+            .await
+            .status,
         200
     );
 }

@@ -22,7 +22,7 @@ async fn primary() -> TestApp {
 #[actix_web::test]
 async fn state_needs_the_replica_token_and_replication_configured() {
     let app = primary().await;
-    let response = call(app.client.get(app.url("/internal/v1/state"))).await;
+    let response = app.get("/internal/v1/state").await;
     assert_eq!(response.status, 401);
     let response = call(
         app.client
@@ -95,9 +95,7 @@ async fn a_snapshot_carries_the_whole_state_and_changes_follow_it() {
         "digests travel, for token issuance"
     );
     assert_eq!(document["resources"][0]["id"], "dav");
-    let jwks = call(app.client.get(app.url("/.well-known/jwks.json")))
-        .await
-        .body;
+    let jwks = app.get("/.well-known/jwks.json").await.body;
     assert_eq!(document["public_keys"][0][0], jwks["keys"][0]["kid"]);
     assert_eq!(document["public_keys"][0][1], jwks["keys"][0]["x"]);
 

@@ -183,9 +183,7 @@ async fn tampered_and_forged_tokens_are_401() {
     none["alg"] = json!("none");
     let alg_none = format!("{}.{}.", b64(&none), parts[1]);
     // HS256 keyed with the public key's bytes (algorithm confusion).
-    let jwks = call(app.client.get(app.url("/.well-known/jwks.json")))
-        .await
-        .body;
+    let jwks = app.get("/.well-known/jwks.json").await.body;
     let x = jwks["keys"][0]["x"].as_str().unwrap();
     let mut hs = header.clone();
     hs["alg"] = json!("HS256");
