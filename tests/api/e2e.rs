@@ -69,6 +69,17 @@ pub async fn start_caddy(app: &TestApp, backend_port: u16, site_host: &str) -> (
 /// deploy/nginx/gatehouse.conf as shipped, with the upstreams, the listen
 /// port and the protected server's names replaced, inside a minimal
 /// nginx.conf.
+/// What nginx started by `start_nginx` and the WebDAV server behind it
+/// said, nginx's error log included.
+pub fn nginx_diagnostics(app: &TestApp, nginx: &Peer, webdav: &Peer) -> String {
+    let error_log = app
+        .dir
+        .path()
+        .join(format!("nginx-{}/error.log", nginx.port));
+    let error_log = std::fs::read_to_string(error_log).unwrap_or_default();
+    format!("{}\n{error_log}\n{}", nginx.output(), webdav.output())
+}
+
 pub async fn start_nginx(app: &TestApp, backend_port: u16, server_names: &str) -> Peer {
     let port = free_port();
     let dir = app.dir.path().join(format!("nginx-{port}"));
@@ -259,13 +270,7 @@ async fn canister_uses_webdav_through_nginx() {
     let token = app.access_token(&canister, &[]).await;
     let intruder_token = app.access_token(&intruder, &[]).await;
     webdav_through_proxy(&app, nginx.port, &token, &intruder_token, || {
-        let error_log = std::fs::read_to_string(
-            app.dir
-                .path()
-                .join(format!("nginx-{}/error.log", nginx.port)),
-        )
-        .unwrap_or_default();
-        format!("{}\n{error_log}\n{}", nginx.output(), webdav.output())
+        nginx_diagnostics(&app, &nginx, &webdav)
     })
     .await;
 }

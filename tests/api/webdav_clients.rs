@@ -8,14 +8,14 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
 use crate::basic::{basic, mint};
-use crate::e2e::{start_caddy, start_nginx, start_webdav};
-use crate::helpers::{TestApp, call_text, command_exists, python_has};
+use crate::e2e::{nginx_diagnostics, start_caddy, start_nginx, start_webdav};
+use crate::helpers::{TestApp, call_text, command_exists, output_with_input, python_has};
 
 /// Caddy's and nginx's sites here answer for whatever host the client
 /// names: the clients are pointed at 127.0.0.1, and the rule is for it.
@@ -227,21 +227,12 @@ fn cadaver_session(app: &TestApp, port: u16, key: &str, diagnostics: &dyn Fn() -
     std::fs::set_permissions(&netrc, std::fs::Permissions::from_mode(0o600)).unwrap();
     let local = home.join("hello.txt");
     std::fs::write(&local, "hello from cadaver\n").unwrap();
-    let mut child = client_command("cadaver", &home)
+    let mut cadaver = client_command("cadaver", &home);
+    cadaver
         .current_dir(&home)
-        .arg(format!("http://{HOST}:{port}/"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"mkcol cadaver\nput hello.txt cadaver/hello.txt\nls cadaver\nget cadaver/hello.txt back.txt\nquit\n")
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+        .arg(format!("http://{HOST}:{port}/"));
+    let script = "mkcol cadaver\nput hello.txt cadaver/hello.txt\nls cadaver\nget cadaver/hello.txt back.txt\nquit\n";
+    let output = output_with_input(&mut cadaver, script.as_bytes());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("hello.txt") && !stdout.contains("failed"),
@@ -481,13 +472,7 @@ async fn webdav_clients_get_in_through_nginx() {
     let relay = Relay::start(webdav.port);
     let nginx = start_nginx(&app, relay.port, HOST).await;
     every_client_through(&app, nginx.port, &relay, &|| {
-        let error_log = std::fs::read_to_string(
-            app.dir
-                .path()
-                .join(format!("nginx-{}/error.log", nginx.port)),
-        )
-        .unwrap_or_default();
-        format!("{}\n{error_log}\n{}", nginx.output(), webdav.output())
+        nginx_diagnostics(&app, &nginx, &webdav)
     })
     .await;
 }
