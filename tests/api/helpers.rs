@@ -658,6 +658,29 @@ pub fn command_exists(program: &str, version_flag: &str) -> bool {
     peer_available(program, present)
 }
 
+/// Runs `command` with `input` on its stdin; its output and exit status.
+pub fn output_with_input(command: &mut Command, input: &[u8]) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Fails the test, with what the process wrote to stderr, unless it
+/// exited successfully.
+#[track_caller]
+pub fn assert_succeeded(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// A third-party server process, killed when dropped.
 pub struct Peer {
     child: Child,

@@ -2,11 +2,11 @@
 //! (Python prometheus_client), and its counters move with the traffic.
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, call, call_text, python_has, spawn_app};
+use crate::helpers::{TestApp, call, call_text, output_with_input, python_has, spawn_app};
 
 /// Every sample as "name{label=value,…}" → value, via prometheus_client.
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
@@ -29,21 +29,8 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         out[f"{s.name}{{{labels}}}"] = s.value
 print(json.dumps(out))
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", parser])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let mut python = Command::new("python3");
+    let output = output_with_input(python.args(["-c", parser]), text.as_bytes());
     assert!(
         output.status.success(),
         "not valid exposition format: {}\n{text}",

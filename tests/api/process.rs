@@ -5,7 +5,9 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, Answer, Node, call, call_text, free_port, gatehouse_command};
+use crate::helpers::{
+    ADMIN_TOKEN, Answer, Node, assert_succeeded, call, call_text, free_port, gatehouse_command,
+};
 
 async fn create(node: &Node, client_id: &str) -> String {
     let body = json!({"client_id": client_id, "groups": ["media"], "scopes": ["webdav"]});
@@ -213,11 +215,7 @@ async fn healthcheck_reports_the_local_node() {
         .map(|(k, v)| (*k, v.to_str().unwrap()))
         .collect();
     let output = run(dir.path(), &["healthcheck", "--listen", &listen], &without);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
 }
 
 #[actix_web::test]
@@ -288,11 +286,7 @@ async fn token_helper_prints_a_token_and_reuses_it_until_near_expiry() {
         cache.to_str().unwrap(),
     ];
     let printed = |output: Output| {
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(&output);
         String::from_utf8(output.stdout).unwrap().trim().to_string()
     };
     let run_args = |args: Vec<String>, env: &[(&str, &str)]| {
@@ -443,11 +437,7 @@ async fn admin_cli_wraps_the_admin_api() {
         run(dir.path(), &all, &[])
     };
     let ok = |output: Output| -> Value {
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(&output);
         serde_json::from_slice(&output.stdout).unwrap()
     };
 
