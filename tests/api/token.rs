@@ -44,6 +44,15 @@ fn assert_oauth_error(response: Answer, status: u16, error: &str) -> Value {
     body
 }
 
+/// `POST /oauth/token` as `who` from `addr`. The test talks from
+/// loopback, a trusted proxy, so X-Forwarded-For names the client address.
+async fn token_from(app: &TestApp, addr: &str, who: &TestClient) -> Answer {
+    let request = app.client.post(app.url("/oauth/token"));
+    let request = request.header("X-Forwarded-For", addr);
+    let request = request.basic_auth(&who.client_id, Some(&who.secret));
+    call(request.form(&[("grant_type", "client_credentials")])).await
+}
+
 #[actix_web::test]
 async fn basic_authentication_issues_an_rfc9068_token() {
     let (app, client) = app_with_canister().await;
@@ -439,19 +448,7 @@ async fn failures_for_a_client_never_lock_out_its_rightful_holder() {
         client_id: "canister".into(),
         secret: "gcs_guess".into(),
     };
-    let form = [("grant_type", "client_credentials")];
-    // The test talks from loopback, a trusted proxy, so X-Forwarded-For
-    // names the client address.
-    let from = async |addr: String, who: &TestClient| {
-        call(
-            app.client
-                .post(app.url("/oauth/token"))
-                .header("X-Forwarded-For", addr)
-                .basic_auth(&who.client_id, Some(&who.secret))
-                .form(&form),
-        )
-        .await
-    };
+    let from = async |addr: String, who: &TestClient| token_from(&app, &addr, who).await;
     // 40 wrong secrets from one address: it is refused, with Retry-After.
     let mut statuses = Vec::new();
     for _ in 0..40 {
@@ -487,17 +484,7 @@ async fn a_locked_address_still_serves_the_clients_that_worked_from_it() {
     let newcomer = app
         .create_application(json!({"client_id": "newcomer"}))
         .await;
-    let form = [("grant_type", "client_credentials")];
-    let from = async |who: &TestClient| {
-        call(
-            app.client
-                .post(app.url("/oauth/token"))
-                .header("X-Forwarded-For", "198.51.100.20")
-                .basic_auth(&who.client_id, Some(&who.secret))
-                .form(&form),
-        )
-        .await
-    };
+    let from = async |who: &TestClient| token_from(&app, "198.51.100.20", who).await;
     assert_eq!(from(&victim).await.status, 200);
     for n in 0..10 {
         let guess = TestClient {
@@ -527,19 +514,7 @@ async fn repeated_failures_from_one_address_are_refused_for_that_address_only() 
     let client = app
         .create_application(json!({"client_id": "canister"}))
         .await;
-    let form = [("grant_type", "client_credentials")];
-    // The test talks from loopback, a trusted proxy, so X-Forwarded-For
-    // names the client address.
-    let from = async |addr: &'static str, who: &TestClient| {
-        call(
-            app.client
-                .post(app.url("/oauth/token"))
-                .header("X-Forwarded-For", addr)
-                .basic_auth(&who.client_id, Some(&who.secret))
-                .form(&form),
-        )
-        .await
-    };
+    let from = async |addr: &str, who: &TestClient| token_from(&app, addr, who).await;
     for n in 0..3 {
         let guess = TestClient {
             client_id: format!("guess-{n}"),
