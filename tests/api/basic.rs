@@ -437,30 +437,16 @@ async fn listings_show_last_use_and_filter_by_use_and_expiry() {
     setup(&app).await;
     let (_, used) = key(&app, "canister", json!({"name": "used"})).await;
     key(&app, "canister", json!({"name": "never"})).await;
-    key(
-        &app,
-        "canister",
-        json!({"name": "day", "expires_in": 86_400 - 60}),
-    )
-    .await;
-    key(
-        &app,
-        "canister",
-        json!({"name": "week", "expires_in": 6 * 86_400}),
-    )
-    .await;
-    key(
-        &app,
-        "canister",
-        json!({"name": "month", "expires_in": 20 * 86_400}),
-    )
-    .await;
-    key(
-        &app,
-        "canister",
-        json!({"name": "year", "expires_in": 365 * 86_400}),
-    )
-    .await;
+    let day = 86_400;
+    for (name, expires_in) in [
+        ("day", day - 60),
+        ("week", 6 * day),
+        ("month", 20 * day),
+        ("year", 365 * day),
+    ] {
+        let body = json!({"name": name, "expires_in": expires_in});
+        key(&app, "canister", body).await;
+    }
     let (gone_id, _) = key(
         &app,
         "canister",
