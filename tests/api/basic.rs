@@ -9,9 +9,7 @@ use serde_json::{Value, json};
 
 use gatehouse::clock::Clock as _;
 
-use crate::helpers::{
-    Answer, TestApp, call, json_of, metric, refused_field, spawn_app, spawn_app_with,
-};
+use crate::helpers::{Answer, TestApp, call, metric, refused_field, spawn_app, spawn_app_with};
 
 /// Takes Basic, and challenges for it.
 const DAV: &str = "dav.example.com";
@@ -164,7 +162,9 @@ async fn basic_credentials_verify_like_the_key_as_a_bearer() {
 }
 
 async fn rotate_secret(app: &TestApp, client_id: &str) -> String {
-    let body = json_of(app.admin(Method::POST, &format!("/applications/{client_id}/secret"))).await;
+    let body = call(app.admin(Method::POST, &format!("/applications/{client_id}/secret")))
+        .await
+        .body;
     body["client_secret"].as_str().unwrap().to_string()
 }
 
@@ -501,7 +501,11 @@ async fn listings_show_last_use_and_filter_by_use_and_expiry() {
     assert_eq!(gauge(&app, "1d").await, 0.0);
     assert_eq!(gauge(&app, "7d").await, 1.0);
     // Every application's keys, with the same filters.
-    let fleet = json_of(app.admin(Method::GET, "/api-keys?expires_within=30d")).await;
+    let fleet = app
+        .admin_api()
+        .get("/api-keys?expires_within=30d")
+        .await
+        .body;
     assert_eq!(
         names(fleet["api_keys"].as_array().unwrap()),
         ["month", "week"]

@@ -3,10 +3,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, AdminApi, Answer, Node, call, free_port, json_of};
+use crate::helpers::{ADMIN_TOKEN, AdminApi, Answer, Node, call, free_port};
 
 pub(crate) const REPLICA_TOKEN: &str = "fleet-replica-token-0123456789abcdef";
 pub(crate) const DAV: &str = "dav.example.com";
@@ -151,18 +150,13 @@ impl TestFleet {
         AdminApi::new(self.client.clone(), &self.primary_url)
     }
 
-    pub(crate) fn admin(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.admin_api().request(method, path)
-    }
-
     /// Canister (group media) and a rule for DAV; returns its secret.
     /// A new API key for canister: the admin API's answer.
     pub(crate) async fn mint_api_key(&self) -> Value {
-        json_of(
-            self.admin(Method::POST, "/applications/canister/api-keys")
-                .json(&json!({"name": "k"})),
-        )
-        .await
+        self.admin_api()
+            .create_api_key("canister", &json!({"name": "k"}))
+            .await
+            .body
     }
 
     pub(crate) async fn register(&self) -> String {

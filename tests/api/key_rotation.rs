@@ -5,13 +5,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 use gatehouse::clock::Clock;
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, json_of, jwt_parts, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, jwt_parts, spawn_app, spawn_app_with};
 
 async fn keys(app: &TestApp) -> Vec<Value> {
-    let body = json_of(app.admin(Method::GET, "/keys")).await;
+    let body = app.admin_api().keys().await.body;
     body["keys"].as_array().unwrap().clone()
 }
 
@@ -133,11 +132,11 @@ async fn an_old_key_leaves_the_jwks_once_nothing_live_carries_it() {
         .await;
     let first = token_kid(&app, &client).await;
     let old_token = app.access_token(&client, &[]).await;
-    let minted = json_of(
-        app.admin(Method::POST, "/applications/canister/api-keys")
-            .json(&json!({"name": "backup"})),
-    )
-    .await;
+    let minted = app
+        .admin_api()
+        .create_api_key("canister", &json!({"name": "backup"}))
+        .await
+        .body;
     let api_key = minted["api_key"].as_str().unwrap().to_string();
     let (_, cache) = jwks(&app).await;
     assert_eq!(cache, "public, max-age=60");

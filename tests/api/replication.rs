@@ -2,7 +2,6 @@
 //! long-poll of changes (or a snapshot) behind the replica token.
 
 use gatehouse::config::Secret;
-use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{Answer, TestApp, call, call_text, spawn_app, spawn_app_with};
@@ -208,11 +207,11 @@ async fn usage_reports_are_held_to_what_a_replica_may_say() {
     let app = primary().await;
     app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
         .await;
-    let minted = crate::helpers::json_of(
-        app.admin(Method::POST, "/applications/canister/api-keys")
-            .json(&json!({"name": "k"})),
-    )
-    .await;
+    let minted = app
+        .admin_api()
+        .create_api_key("canister", &json!({"name": "k"}))
+        .await
+        .body;
     let id = minted["id"].as_str().unwrap();
     let report = json!({"uses": [
         {"id": id, "at": "2999-01-01T00:00:42Z", "from": "203.0.113.77/32"},
@@ -241,8 +240,7 @@ async fn usage_reports_are_held_to_what_a_replica_may_say() {
         assert_eq!(response.status, 400, "{bad}");
     }
 
-    let listed =
-        crate::helpers::json_of(app.admin(Method::GET, "/applications/canister/api-keys")).await;
+    let listed = app.admin_api().api_keys("canister", "").await.body;
     let key = &listed["api_keys"][0];
     assert_eq!(key["last_used_from"], "203.0.113.0/24");
     let at = chrono::DateTime::parse_from_rfc3339(key["last_used_at"].as_str().unwrap()).unwrap();
@@ -256,11 +254,11 @@ async fn a_replica_that_does_not_enforce_scopes_is_refused_once_a_key_has_them()
     let app = primary().await;
     app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
         .await;
-    let plain = crate::helpers::json_of(
-        app.admin(Method::POST, "/applications/canister/api-keys")
-            .json(&json!({"name": "unscoped"})),
-    )
-    .await;
+    let plain = app
+        .admin_api()
+        .create_api_key("canister", &json!({"name": "unscoped"}))
+        .await
+        .body;
     // Without scoped keys every replica may follow, old or new.
     for query in ["", "?features=scopes"] {
         assert_eq!(call_text(state(&app, query)).await.status, 200, "{query}");

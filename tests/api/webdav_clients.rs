@@ -308,7 +308,7 @@ async fn challenges_through(app: &TestApp, port: u16, key: &str, other_key: &str
         );
     }
     // The rule no longer takes Basic: the same good credentials are none.
-    let rules: Value = crate::helpers::json_of(app.admin(reqwest::Method::GET, "/resources")).await;
+    let rules: Value = app.admin_api().get("/resources").await.body;
     let id = rules["resources"][0]["id"].as_str().unwrap().to_string();
     let set_basic = async |on: bool| {
         let path = format!("/resources/{id}");
