@@ -2,7 +2,7 @@
 //! long-poll of changes (or a snapshot) behind the replica token.
 
 use gatehouse::config::Secret;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{Answer, TestApp, call, call_text, spawn_app, spawn_app_with};
 
@@ -12,6 +12,20 @@ fn state(app: &TestApp, query: &str) -> reqwest::RequestBuilder {
     app.client
         .get(app.url(&format!("/internal/v1/state{query}")))
         .bearer_auth(REPLICA_TOKEN)
+}
+
+/// A primary with canister (group media) and one API key for it, named
+/// `name`: the admin API's answer.
+async fn primary_with_key(name: &str) -> (TestApp, Value) {
+    let app = primary().await;
+    app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
+        .await;
+    let minted = app
+        .admin_api()
+        .create_api_key("canister", &json!({ "name": name }))
+        .await
+        .body;
+    (app, minted)
 }
 
 async fn primary() -> TestApp {
@@ -147,14 +161,7 @@ async fn a_snapshot_carries_the_whole_state_and_changes_follow_it() {
 
 #[actix_web::test]
 async fn a_waiting_request_wakes_with_a_revocation() {
-    let app = primary().await;
-    app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
-        .await;
-    let minted = app
-        .admin_api()
-        .create_api_key("canister", &json!({"name": "k"}))
-        .await
-        .body;
+    let (app, minted) = primary_with_key("k").await;
     let id = minted["id"].as_str().unwrap().to_string();
     let at = position(&call(state(&app, "")).await);
 
@@ -204,14 +211,7 @@ async fn a_waiting_request_wakes_with_a_revocation() {
 /// address is kept as its network only (an id of no key is dropped too).
 #[actix_web::test]
 async fn usage_reports_are_held_to_what_a_replica_may_say() {
-    let app = primary().await;
-    app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
-        .await;
-    let minted = app
-        .admin_api()
-        .create_api_key("canister", &json!({"name": "k"}))
-        .await
-        .body;
+    let (app, minted) = primary_with_key("k").await;
     let id = minted["id"].as_str().unwrap();
     let report = json!({"uses": [
         {"id": id, "at": "2999-01-01T00:00:42Z", "from": "203.0.113.77/32"},
@@ -251,14 +251,7 @@ async fn usage_reports_are_held_to_what_a_replica_may_say() {
 
 #[actix_web::test]
 async fn a_replica_that_does_not_enforce_scopes_is_refused_once_a_key_has_them() {
-    let app = primary().await;
-    app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
-        .await;
-    let plain = app
-        .admin_api()
-        .create_api_key("canister", &json!({"name": "unscoped"}))
-        .await
-        .body;
+    let (app, plain) = primary_with_key("unscoped").await;
     // Without scoped keys every replica may follow, old or new.
     for query in ["", "?features=scopes"] {
         assert_eq!(call_text(state(&app, query)).await.status, 200, "{query}");
