@@ -175,7 +175,9 @@ async fn an_old_key_directory_works_and_migrates_with_the_same_kids() {
     assert_eq!(listing.matches("\tpkcs8-v1").count(), 2, "{listing}");
     assert!(gatehouse(dir.path(), &["keys", "migrate"]).contains("already"));
     if openssl {
-        for pem in pem_files(&keys) {
+        let pems = pem_files(&keys);
+        assert_eq!(pems.len(), 2, "{pems:?}");
+        for pem in pems {
             assert!(kids.contains(&openssl_kid(&pem).unwrap()));
         }
     }
