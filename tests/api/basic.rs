@@ -184,9 +184,8 @@ async fn a_challenge_rule_asks_for_basic_credentials() {
     let answer = verify_with(&app, "GET", DAV, Some(&basic("canister", "nope"))).await;
     assert_eq!(answer.status, 401);
     assert!(
-        answer.headers["www-authenticate"]
-            .to_str()
-            .unwrap()
+        answer
+            .header("www-authenticate")
             .starts_with("Basic realm=")
     );
     // Without a challenge: the session fallback's 401, a Bearer challenge.

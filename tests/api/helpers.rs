@@ -67,7 +67,8 @@ pub async fn call(request: reqwest::RequestBuilder) -> Answer {
     answer
 }
 
-/// Sends `request` and reads the answer, the body as text only.
+/// Sends `request` and reads the answer, the body left unparsed (text
+/// and bytes): for what a proxy, WebDAV or `/metrics` answers.
 pub async fn call_text(request: reqwest::RequestBuilder) -> Answer {
     let response = request.send().await.unwrap();
     let status = response.status();

@@ -24,10 +24,7 @@ async fn key(app: &TestApp, kid: &str) -> Value {
 
 async fn jwks(app: &TestApp) -> (Vec<String>, String) {
     let response = app.get("/.well-known/jwks.json").await;
-    let cache = response.headers["cache-control"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let cache = response.header("cache-control").to_string();
     let body = response.body;
     let kids = body["keys"]
         .as_array()

@@ -12,12 +12,7 @@ use crate::helpers::{TestApp, call, call_text, output_with_input, python_has, sp
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
     let response = call_text(app.client.get(app.url("/metrics"))).await;
     assert_eq!(response.status, 200);
-    assert!(
-        response.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+    assert!(response.header("content-type").starts_with("text/plain"));
     let text = response.text;
     let parser = r#"
 import json, sys

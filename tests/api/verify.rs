@@ -497,14 +497,7 @@ async fn repeated_forged_tokens_from_one_address_get_429() {
     }
     let response = from("198.51.100.7", &token).await;
     assert_eq!(response.status, 429);
-    assert!(
-        response.headers["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            >= 1
-    );
+    assert!(response.header("retry-after").parse::<u64>().unwrap() >= 1);
     assert_eq!(from("203.0.113.5", &token).await.status, 200);
     app.clock.advance(Duration::seconds(61));
     assert_eq!(from("198.51.100.7", &token).await.status, 200);
