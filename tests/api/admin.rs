@@ -1,66 +1,51 @@
-//! The admin API for applications (SPEC §8).
+//! The admin API for applications (`/admin/v1/applications`).
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, Node, spawn_app};
+use crate::helpers::{ADMIN_TOKEN, Answer, Node, call, http_client, spawn_app};
 
-async fn assert_error(response: reqwest::Response, status: u16, error: &str) -> Value {
-    assert_eq!(response.status(), status);
-    let body: Value = response.json().await.unwrap();
+fn assert_error(response: Answer, status: u16, error: &str) -> Value {
+    assert_eq!(response.status, status);
+    let body = response.body;
     assert_eq!(body["error"], error, "{body}");
     assert!(body["error_description"].is_string());
     body
+}
+
+/// The status of `GET /admin/v1/applications` on `node` with `token`.
+async fn list_with(node: &Node, token: &str) -> reqwest::StatusCode {
+    let request = http_client().get(node.url("/admin/v1/applications"));
+    call(request.bearer_auth(token)).await.status
 }
 
 #[actix_web::test]
 async fn requires_the_admin_token() {
     let app = spawn_app().await;
     let url = app.url("/admin/v1/applications");
-    let response = app.client.get(&url).send().await.unwrap();
-    assert!(
-        response.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Bearer")
-    );
-    assert_error(response, 401, "invalid_token").await;
-    let response = app
-        .client
-        .get(&url)
-        .bearer_auth("wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 401, "invalid_token").await;
-    let response = app
-        .client
-        .get(&url)
-        .basic_auth("admin", Some(ADMIN_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 401, "invalid_token").await;
+    let response = call(app.client.get(&url)).await;
+    assert!(response.header("www-authenticate").starts_with("Bearer"));
+    assert_error(response, 401, "invalid_token");
+    let response = call(app.client.get(&url).bearer_auth("wrong")).await;
+    assert_error(response, 401, "invalid_token");
+    let response = call(app.client.get(&url).basic_auth("admin", Some(ADMIN_TOKEN))).await;
+    assert_error(response, 401, "invalid_token");
     // The token is checked before the body is looked at.
-    let response = app.client.post(&url).body("not json").send().await.unwrap();
-    assert_error(response, 401, "invalid_token").await;
+    let response = call(app.client.post(&url).body("not json")).await;
+    assert_error(response, 401, "invalid_token");
 }
 
 #[actix_web::test]
 async fn application_lifecycle() {
     let app = spawn_app().await;
-    let response = app
-        .admin(Method::POST, "/applications")
-        .json(&json!({"client_id": "canister", "name": "Canister", "groups": ["Media"], "scopes": ["webdav"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    let body = json!({"client_id": "canister", "name": "Canister", "groups": ["Media"], "scopes": ["webdav"]});
+    let response = app.admin_api().create_application(&body).await;
+    assert_eq!(response.status, 201);
     assert_eq!(
-        response.headers()["location"],
+        response.headers["location"],
         "/admin/v1/applications/canister"
     );
-    let created: Value = response.json().await.unwrap();
+    let created = response.body;
     let secret = created["client_secret"].as_str().unwrap();
     // 256 random bits, base64url-encoded, behind a 4-character prefix.
     assert!(secret.starts_with("gcs_") && secret.len() >= 4 + 43);
@@ -69,57 +54,32 @@ async fn application_lifecycle() {
     assert_eq!(created["access_token_ttl"], 3600);
     assert!(created["created_at"].is_string() && created["updated_at"].is_string());
 
-    let fetched: Value = app
-        .admin(Method::GET, "/applications/canister")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fetched = app.admin_api().application("canister").await.body;
     assert!(fetched.get("client_secret").is_none());
     assert_eq!(fetched["name"], "Canister");
-    let listed: Value = app
-        .admin(Method::GET, "/applications")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = app.admin_api().get("/applications").await.body;
     assert_eq!(listed["applications"].as_array().unwrap().len(), 1);
     assert!(!listed.to_string().contains(secret));
 
     let response = app
-        .admin(Method::PATCH, "/applications/canister")
-        .json(&json!({"groups": ["ops"], "access_token_ttl": 120}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let patched: Value = response.json().await.unwrap();
+        .admin_api()
+        .update_application(
+            "canister",
+            &json!({"groups": ["ops"], "access_token_ttl": 120}),
+        )
+        .await;
+    assert_eq!(response.status, 200);
+    let patched = response.body;
     assert_eq!(patched["groups"], json!(["ops"]));
     assert_eq!(patched["access_token_ttl"], 120);
     assert_eq!(patched["name"], "Canister");
 
-    let response = app
-        .admin(Method::DELETE, "/applications/canister")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
-    let response = app
-        .admin(Method::GET, "/applications/canister")
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 404, "not_found").await;
-    let response = app
-        .admin(Method::DELETE, "/applications/canister")
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 404, "not_found").await;
+    let response = app.admin_api().delete_application("canister").await;
+    assert_eq!(response.status, 204);
+    let response = app.admin_api().application("canister").await;
+    assert_error(response, 404, "not_found");
+    let response = app.admin_api().delete_application("canister").await;
+    assert_error(response, 404, "not_found");
 }
 
 #[actix_web::test]
@@ -127,14 +87,11 @@ async fn generates_a_client_id_when_none_is_given() {
     let app = spawn_app().await;
     let client = app.create_application(json!({"name": "anonymous"})).await;
     assert!(client.client_id.starts_with("app-"));
-    let fetched: Value = app
-        .admin(Method::GET, &format!("/applications/{}", client.client_id))
-        .send()
+    let fetched = app
+        .admin_api()
+        .get(&format!("/applications/{}", client.client_id))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .body;
     assert_eq!(fetched["name"], "anonymous");
 }
 
@@ -144,12 +101,10 @@ async fn duplicate_client_id_is_a_conflict() {
     app.create_application(json!({"client_id": "canister"}))
         .await;
     let response = app
-        .admin(Method::POST, "/applications")
-        .json(&json!({"client_id": "canister"}))
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 409, "conflict").await;
+        .admin_api()
+        .create_application(&json!({"client_id": "canister"}))
+        .await;
+    assert_error(response, 409, "conflict");
 }
 
 #[actix_web::test]
@@ -171,22 +126,15 @@ async fn invalid_fields_are_named() {
         (json!({"active": "yes"}), "active"),
     ];
     for (body, field) in cases {
-        let response = app
-            .admin(Method::POST, "/applications")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let error = assert_error(response, 400, "invalid_request").await;
+        let response = app.admin_api().create_application(&body).await;
+        let error = assert_error(response, 400, "invalid_request");
         assert_eq!(error["field"], field, "{body} -> {error}");
     }
     let response = app
-        .admin(Method::POST, "/applications")
-        .json(&json!({"client_id": "x", "colour": "blue"}))
-        .send()
-        .await
-        .unwrap();
-    let error = assert_error(response, 400, "invalid_request").await;
+        .admin_api()
+        .create_application(&json!({"client_id": "x", "colour": "blue"}))
+        .await;
+    let error = assert_error(response, 400, "invalid_request");
     assert!(
         error["error_description"]
             .as_str()
@@ -197,78 +145,57 @@ async fn invalid_fields_are_named() {
     app.create_application(json!({"client_id": "canister"}))
         .await;
     let response = app
-        .admin(Method::PATCH, "/applications/canister")
-        .json(&json!({"access_token_ttl": 5}))
-        .send()
-        .await
-        .unwrap();
-    let error = assert_error(response, 400, "invalid_request").await;
+        .admin_api()
+        .update_application("canister", &json!({"access_token_ttl": 5}))
+        .await;
+    let error = assert_error(response, 400, "invalid_request");
     assert_eq!(error["field"], "access_token_ttl");
     let response = app
-        .admin(Method::POST, "/applications/canister/secret")
-        .json(&json!({"grace_period": 99_999_999}))
-        .send()
-        .await
-        .unwrap();
-    let error = assert_error(response, 400, "invalid_request").await;
+        .admin_api()
+        .rotate_secret("canister", &json!({"grace_period": 99_999_999}))
+        .await;
+    let error = assert_error(response, 400, "invalid_request");
     assert_eq!(error["field"], "grace_period");
 }
 
 #[actix_web::test]
 async fn bodies_must_be_json_and_small() {
     let app = spawn_app().await;
-    let response = app
-        .admin(Method::POST, "/applications")
-        .header("content-type", "text/plain")
-        .body(r#"{"client_id":"x"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 415, "unsupported_media_type").await;
-    let response = app
-        .admin(Method::POST, "/applications")
-        .body(r#"{"client_id":"x"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 415, "unsupported_media_type").await;
-    let response = app
-        .admin(Method::POST, "/applications")
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 400, "invalid_request").await;
-    let response = app
-        .admin(Method::POST, "/applications")
-        .header("content-type", "application/json")
-        .body(vec![0xff, 0xfe, 0x00])
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 400, "invalid_request").await;
+    let response = call(
+        app.admin(Method::POST, "/applications")
+            .header("content-type", "text/plain")
+            .body(r#"{"client_id":"x"}"#),
+    )
+    .await;
+    assert_error(response, 415, "unsupported_media_type");
+    let response = call(
+        app.admin(Method::POST, "/applications")
+            .body(r#"{"client_id":"x"}"#),
+    )
+    .await;
+    assert_error(response, 415, "unsupported_media_type");
+    let response = call(
+        app.admin(Method::POST, "/applications")
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
+    assert_error(response, 400, "invalid_request");
+    let response = call(
+        app.admin(Method::POST, "/applications")
+            .header("content-type", "application/json")
+            .body(vec![0xff, 0xfe, 0x00]),
+    )
+    .await;
+    assert_error(response, 400, "invalid_request");
     let huge = json!({"name": "x".repeat(100 * 1024)});
-    let response = app
-        .admin(Method::POST, "/applications")
-        .json(&huge)
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 413, "payload_too_large").await;
+    let response = app.admin_api().create_application(&huge).await;
+    assert_error(response, 413, "payload_too_large");
     // Unknown paths and methods answer in JSON too.
-    let response = app
-        .admin(Method::GET, "/nothing-here")
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 404, "not_found").await;
-    let response = app
-        .admin(Method::PUT, "/applications")
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 405, "method_not_allowed").await;
+    let response = app.admin_api().get("/nothing-here").await;
+    assert_error(response, 404, "not_found");
+    let response = call(app.admin(Method::PUT, "/applications")).await;
+    assert_error(response, 405, "method_not_allowed");
     // Still serving.
     app.create_application(json!({"client_id": "after"})).await;
 }
@@ -287,14 +214,7 @@ async fn generated_admin_token_is_written_once_with_mode_0600() {
             0o600
         );
     }
-    let client = crate::helpers::http_client();
-    let list = |token: String| {
-        client
-            .get(node.url("/admin/v1/applications"))
-            .bearer_auth(token)
-            .send()
-    };
-    assert_eq!(list(token.clone()).await.unwrap().status(), 200);
+    assert_eq!(list_with(&node, &token).await, 200);
     let log = node.kill9();
     assert!(log.contains("data/admin-token"), "the log names the file");
     assert!(!log.contains(&token), "the log never holds the token");
@@ -303,13 +223,7 @@ async fn generated_admin_token_is_written_once_with_mode_0600() {
     std::fs::remove_file(&path).unwrap();
     let node = Node::start(dir.path(), &[]).await;
     assert!(!path.exists());
-    let response = client
-        .get(node.url("/admin/v1/applications"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(list_with(&node, &token).await, 200);
 }
 
 #[actix_web::test]
@@ -324,12 +238,8 @@ async fn configured_admin_token_replaces_the_generated_one() {
     )
     .await;
     assert!(!dir.path().join("data/admin-token").exists());
-    let client = crate::helpers::http_client();
-    let response = client
-        .get(node.url("/admin/v1/applications"))
-        .bearer_auth("from-the-environment-0123456789abcdef")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(
+        list_with(&node, "from-the-environment-0123456789abcdef").await,
+        200
+    );
 }

@@ -1,5 +1,5 @@
 //! Basic credentials, the Basic challenge, scoped keys, last use and
-//! expiry (SPEC §5a), against the real server in process.
+//! expiry, against the real server in process.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use gatehouse::clock::Clock as _;
 
-use crate::helpers::{TestApp, json_of, metric, refused_field, spawn_app, spawn_app_with};
+use crate::helpers::{Answer, TestApp, call, metric, refused_field, spawn_app, spawn_app_with};
 
 /// Takes Basic, and challenges for it.
 const DAV: &str = "dav.example.com";
@@ -35,14 +35,9 @@ async fn setup(app: &TestApp) {
 }
 
 pub async fn mint(app: &TestApp, client_id: &str, body: Value) -> Value {
-    let response = app
-        .admin(Method::POST, &format!("/applications/{client_id}/api-keys"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
+    let response = app.admin_api().create_api_key(client_id, &body).await;
+    assert_eq!(response.status, 201);
+    response.body
 }
 
 async fn key(app: &TestApp, client_id: &str, body: Value) -> (String, String) {
@@ -62,13 +57,13 @@ async fn verify_with(
     method: &str,
     host: &str,
     authorization: Option<&str>,
-) -> reqwest::Response {
+) -> Answer {
     let request = app.verify(method, host, "/photos/a.jpg");
     let request = match authorization {
         Some(value) => request.header("Authorization", value),
         None => request,
     };
-    request.send().await.unwrap()
+    call(request).await
 }
 
 #[actix_web::test]
@@ -78,14 +73,14 @@ async fn basic_credentials_verify_like_the_key_as_a_bearer() {
     let (_, key) = key(&app, "canister", json!({"name": "dav"})).await;
 
     let answer = verify_with(&app, "GET", DAV, Some(&basic("canister", &key))).await;
-    assert_eq!(answer.status(), 200);
-    assert_eq!(answer.headers()["remote-auth-method"], "basic_api_key");
-    assert_eq!(answer.headers()["remote-user"], "canister");
-    assert_eq!(answer.headers()["remote-groups"], "media");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.headers["remote-auth-method"], "basic_api_key");
+    assert_eq!(answer.headers["remote-user"], "canister");
+    assert_eq!(answer.headers["remote-groups"], "media");
     // The scheme in any case, as RFC 7617 allows.
     let lower = basic("canister", &key).replacen("Basic", "bAsIc", 1);
     assert_eq!(
-        verify_with(&app, "GET", QUIET, Some(&lower)).await.status(),
+        verify_with(&app, "GET", QUIET, Some(&lower)).await.status,
         200
     );
     // The short form of the key, for clients that cut passwords at 255.
@@ -93,39 +88,35 @@ async fn basic_credentials_verify_like_the_key_as_a_bearer() {
     let short = minted["basic_password"].as_str().unwrap();
     assert!(short.len() <= 255 && minted["api_key"].as_str().unwrap().len() > 255);
     let answer = verify_with(&app, "GET", DAV, Some(&basic("canister", short))).await;
-    assert_eq!(answer.status(), 200);
-    assert_eq!(answer.headers()["remote-auth-method"], "basic_api_key");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.headers["remote-auth-method"], "basic_api_key");
     let answer = verify_with(&app, "GET", DAV, Some(&basic("other", short))).await;
-    assert_eq!(answer.status(), 401, "under another user it is another key");
+    assert_eq!(answer.status, 401, "under another user it is another key");
     let revoked = app
-        .admin(
-            Method::DELETE,
-            &format!("/api-keys/{}", minted["id"].as_str().unwrap()),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 204);
+        .admin_api()
+        .revoke_api_key(minted["id"].as_str().unwrap())
+        .await;
+    assert_eq!(revoked.status, 204);
     let answer = verify_with(&app, "GET", DAV, Some(&basic("canister", short))).await;
-    assert_eq!(answer.status(), 401, "revoked in either form");
+    assert_eq!(answer.status, 401, "revoked in either form");
     // The same key as a bearer is still an api_key.
     let bearer = format!("Bearer {key}");
     let answer = verify_with(&app, "GET", DAV, Some(&bearer)).await;
-    assert_eq!(answer.status(), 200);
-    assert_eq!(answer.headers()["remote-auth-method"], "api_key");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.headers["remote-auth-method"], "api_key");
 
     // Where no rule asked for Basic, it is no credential: 401, the Bearer
     // challenge without an error, as for a request without any.
     let answer = verify_with(&app, "GET", BEARER_ONLY, Some(&basic("canister", &key))).await;
-    assert_eq!(answer.status(), 401);
+    assert_eq!(answer.status, 401);
     assert_eq!(
-        answer.headers()["www-authenticate"],
+        answer.headers["www-authenticate"],
         r#"Bearer realm="gatehouse""#
     );
     assert_eq!(
         verify_with(&app, "GET", BEARER_ONLY, Some(&bearer))
             .await
-            .status(),
+            .status,
         200
     );
     // Nor is any other Basic there a failed login: a browser resending a
@@ -136,19 +127,19 @@ async fn basic_credentials_verify_like_the_key_as_a_bearer() {
             STANDARD.encode(format!("someone:guess{attempt}"))
         );
         let answer = verify_with(&app, "GET", BEARER_ONLY, Some(&password)).await;
-        assert_eq!(answer.status(), 401, "attempt {attempt}");
-        let challenge = &answer.headers()["www-authenticate"];
+        assert_eq!(answer.status, 401, "attempt {attempt}");
+        let challenge = &answer.headers["www-authenticate"];
         assert_eq!(
             challenge, r#"Bearer realm="gatehouse""#,
             "attempt {attempt}"
         );
         let garbage = verify_with(&app, "GET", BEARER_ONLY, Some("Basic !!!")).await;
-        assert_eq!(garbage.status(), 401, "attempt {attempt}");
+        assert_eq!(garbage.status, 401, "attempt {attempt}");
     }
     assert_eq!(
         verify_with(&app, "GET", BEARER_ONLY, Some(&bearer))
             .await
-            .status(),
+            .status,
         200,
         "the address is not locked out"
     );
@@ -165,13 +156,15 @@ async fn basic_credentials_verify_like_the_key_as_a_bearer() {
     assert_eq!(
         verify_with(&app, "GET", QUIET, Some(&basic("canister", &token)))
             .await
-            .status(),
+            .status,
         401
     );
 }
 
 async fn rotate_secret(app: &TestApp, client_id: &str) -> String {
-    let body = json_of(app.admin(Method::POST, &format!("/applications/{client_id}/secret"))).await;
+    let body = call(app.admin(Method::POST, &format!("/applications/{client_id}/secret")))
+        .await
+        .body;
     body["client_secret"].as_str().unwrap().to_string()
 }
 
@@ -180,27 +173,26 @@ async fn a_challenge_rule_asks_for_basic_credentials() {
     let app = spawn_app().await;
     setup(&app).await;
     let answer = verify_with(&app, "PROPFIND", DAV, None).await;
-    assert_eq!(answer.status(), 401);
+    assert_eq!(answer.status, 401);
     assert_eq!(
-        answer.headers()["www-authenticate"],
+        answer.headers["www-authenticate"],
         r#"Basic realm="Canister's files", charset="UTF-8""#
     );
-    let body: Value = answer.json().await.unwrap();
+    let body = answer.body;
     assert_eq!(body["error"], "unauthorized");
     // Wrong credentials: asked again, so that the password prompt returns.
     let answer = verify_with(&app, "GET", DAV, Some(&basic("canister", "nope"))).await;
-    assert_eq!(answer.status(), 401);
+    assert_eq!(answer.status, 401);
     assert!(
-        answer.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
+        answer
+            .header("www-authenticate")
             .starts_with("Basic realm=")
     );
     // Without a challenge: the session fallback's 401, a Bearer challenge.
     let answer = verify_with(&app, "GET", QUIET, None).await;
-    assert_eq!(answer.status(), 401);
+    assert_eq!(answer.status, 401);
     assert_eq!(
-        answer.headers()["www-authenticate"],
+        answer.headers["www-authenticate"],
         r#"Bearer realm="gatehouse""#
     );
 
@@ -211,12 +203,12 @@ async fn a_challenge_rule_asks_for_basic_credentials() {
         assert_eq!(refused_field(create, &body).await, "realm", "{realm:?}");
     }
     let response = app
-        .admin(Method::POST, "/resources")
-        .json(&json!({"host": "x.example.com", "allowed_groups": ["media"], "challenge": "digest"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
+        .admin_api()
+        .create_resource(
+            &json!({"host": "x.example.com", "allowed_groups": ["media"], "challenge": "digest"}),
+        )
+        .await;
+    assert_eq!(response.status, 400);
     // A default realm, and a rule changed by PATCH.
     let rule = app
         .create_resource(
@@ -225,20 +217,18 @@ async fn a_challenge_rule_asks_for_basic_credentials() {
         .await;
     let answer = verify_with(&app, "GET", "y.example.com", None).await;
     assert_eq!(
-        answer.headers()["www-authenticate"],
+        answer.headers["www-authenticate"],
         r#"Basic realm="gatehouse", charset="UTF-8""#
     );
     let id = rule["id"].as_str().unwrap();
     let patched = app
-        .admin(Method::PATCH, &format!("/resources/{id}"))
-        .json(&json!({"challenge": null}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patched.status(), 200);
+        .admin_api()
+        .patch(&format!("/resources/{id}"), &json!({"challenge": null}))
+        .await;
+    assert_eq!(patched.status, 200);
     let answer = verify_with(&app, "GET", "y.example.com", None).await;
     assert_eq!(
-        answer.headers()["www-authenticate"],
+        answer.headers["www-authenticate"],
         r#"Bearer realm="gatehouse""#
     );
 }
@@ -252,12 +242,8 @@ async fn hostile_basic_credentials_are_refused_and_then_throttled() {
     setup(&app).await;
     let (_, good) = key(&app, "canister", json!({"name": "good"})).await;
     let (revoked_id, revoked) = key(&app, "canister", json!({"name": "revoked"})).await;
-    let gone = app
-        .admin(Method::DELETE, &format!("/api-keys/{revoked_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(gone.status(), 204);
+    let gone = app.admin_api().revoke_api_key(&revoked_id).await;
+    assert_eq!(gone.status, 204);
     let (_, expiring) = key(&app, "canister", json!({"name": "short", "expires_in": 60})).await;
     let (_, others) = key(&app, "other", json!({"name": "other's"})).await;
     app.clock.advance(Duration::seconds(120));
@@ -282,24 +268,18 @@ async fn hostile_basic_credentials_are_refused_and_then_throttled() {
             .header("X-Forwarded-For", addr.to_string())
     };
     for (what, value) in &hostile {
-        let answer = from("198.51.100.7", value).send().await.unwrap();
-        assert_eq!(answer.status(), 401, "{what}");
-        let body: Value = answer.json().await.unwrap();
+        let answer = call(from("198.51.100.7", value)).await;
+        assert_eq!(answer.status, 401, "{what}");
+        let body = answer.body;
         assert!(body["error_description"].is_string(), "{what}");
     }
     // The address is locked out now, even for the right credentials.
-    let answer = from("198.51.100.7", &basic("canister", &good))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 429);
-    assert!(answer.headers().contains_key("retry-after"));
+    let answer = call(from("198.51.100.7", &basic("canister", &good))).await;
+    assert_eq!(answer.status, 429);
+    assert!(answer.headers.contains_key("retry-after"));
     // Another address is not.
-    let answer = from("203.0.113.5", &basic("canister", &good))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
+    let answer = call(from("203.0.113.5", &basic("canister", &good))).await;
+    assert_eq!(answer.status, 200);
     assert_eq!(hostile.len() as u32, limit, "exactly the limit, then 429");
 }
 
@@ -324,103 +304,73 @@ async fn scoped_keys_are_refused_outside_their_scopes() {
     assert_eq!(minted["source_cidrs"], json!(["198.51.100.0/24"]));
     let key = minted["api_key"].as_str().unwrap();
     let id = minted["id"].as_str().unwrap();
-    let check = |method: &str, host: &str, addr: &str| {
-        app.verify(method, host, "/photos/")
-            .bearer_auth(key)
-            .header("X-Forwarded-For", addr.to_string())
-            .send()
-    };
-    let reason = |answer: &reqwest::Response| {
-        answer.headers()["x-auth-reason"]
-            .to_str()
-            .unwrap()
-            .to_string()
-    };
-    assert_eq!(
-        check("GET", DAV, "198.51.100.7").await.unwrap().status(),
-        200
-    );
-    assert_eq!(
-        check("PROPFIND", DAV, "198.51.100.200")
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let answer = check("GET", "other.example.com", "198.51.100.7")
+    let check = async |method: &str, host: &str, addr: &str| {
+        call(
+            app.verify(method, host, "/photos/")
+                .bearer_auth(key)
+                .header("X-Forwarded-For", addr.to_string()),
+        )
         .await
-        .unwrap();
-    assert_eq!(answer.status(), 403);
+    };
+    let reason = |answer: &Answer| answer.header("x-auth-reason").to_string();
+    assert_eq!(check("GET", DAV, "198.51.100.7").await.status, 200);
+    assert_eq!(check("PROPFIND", DAV, "198.51.100.200").await.status, 200);
+    let answer = check("GET", "other.example.com", "198.51.100.7").await;
+    assert_eq!(answer.status, 403);
     assert!(reason(&answer).contains("host"), "{}", reason(&answer));
-    let answer = check("PUT", DAV, "198.51.100.7").await.unwrap();
-    assert_eq!(answer.status(), 403);
+    let answer = check("PUT", DAV, "198.51.100.7").await;
+    assert_eq!(answer.status, 403);
     assert!(reason(&answer).contains("method"));
-    let answer = check("GET", DAV, "203.0.113.7").await.unwrap();
-    assert_eq!(answer.status(), 403);
+    let answer = check("GET", DAV, "203.0.113.7").await;
+    assert_eq!(answer.status, 403);
     assert!(reason(&answer).contains("address"));
     // A method override is a method too.
-    let answer = app
-        .verify("GET", DAV, "/photos/")
-        .bearer_auth(key)
-        .header("X-Forwarded-For", "198.51.100.7")
-        .header("X-HTTP-Method-Override", "DELETE")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 403);
+    let answer = call(
+        app.verify("GET", DAV, "/photos/")
+            .bearer_auth(key)
+            .header("X-Forwarded-For", "198.51.100.7")
+            .header("X-HTTP-Method-Override", "DELETE"),
+    )
+    .await;
+    assert_eq!(answer.status, 403);
     // The same as Basic.
-    let answer = app
-        .verify("PUT", DAV, "/photos/")
-        .header("Authorization", basic("canister", key))
-        .header("X-Forwarded-For", "198.51.100.7")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 403);
+    let answer = call(
+        app.verify("PUT", DAV, "/photos/")
+            .header("Authorization", basic("canister", key))
+            .header("X-Forwarded-For", "198.51.100.7"),
+    )
+    .await;
+    assert_eq!(answer.status, 403);
 
     // Narrowed by PATCH: to /photos, GET only.
     let patched = app
-        .admin(Method::PATCH, &format!("/api-keys/{id}"))
-        .json(&json!({"name": "photos", "methods": ["GET"], "path_prefixes": ["/photos"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patched.status(), 200);
-    let view: Value = patched.json().await.unwrap();
+        .admin_api()
+        .update_api_key(
+            id,
+            &json!({"name": "photos", "methods": ["GET"], "path_prefixes": ["/photos"]}),
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    let view = patched.body;
     assert_eq!(view["name"], "photos");
     assert_eq!(view["methods"], json!(["GET"]));
     assert_eq!(view["hosts"], json!([DAV]), "untouched scopes stay");
-    assert_eq!(
-        check("PROPFIND", DAV, "198.51.100.7")
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
-    let outside = app
-        .verify("GET", DAV, "/photos/../private/s")
-        .bearer_auth(key)
-        .header("X-Forwarded-For", "198.51.100.7")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(outside.status(), 403);
-    assert_eq!(
-        check("GET", DAV, "198.51.100.7").await.unwrap().status(),
-        200
-    );
+    assert_eq!(check("PROPFIND", DAV, "198.51.100.7").await.status, 403);
+    let outside = call(
+        app.verify("GET", DAV, "/photos/../private/s")
+            .bearer_auth(key)
+            .header("X-Forwarded-For", "198.51.100.7"),
+    )
+    .await;
+    assert_eq!(outside.status, 403);
+    assert_eq!(check("GET", DAV, "198.51.100.7").await.status, 200);
     // Lifting a limit with null.
     let lifted = app
-        .admin(Method::PATCH, &format!("/api-keys/{id}"))
-        .json(&json!({"source_cidrs": null}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(lifted.status(), 200);
-    assert_eq!(
-        check("GET", DAV, "203.0.113.7").await.unwrap().status(),
-        200
-    );
+        .admin_api()
+        .update_api_key(id, &json!({"source_cidrs": null}))
+        .await;
+    assert_eq!(lifted.status, 200);
+    assert_eq!(check("GET", DAV, "203.0.113.7").await.status, 200);
 
     // Scopes only narrow: the rules still decide first.
     let wide = mint(
@@ -453,25 +403,16 @@ async fn scoped_keys_are_refused_outside_their_scopes() {
         assert_eq!(refused_field(mint, &body).await, field, "{body}");
     }
     let missing = app
-        .admin(Method::PATCH, "/api-keys/AAAAAAAAAAAAAAAAAAAAAA")
-        .json(&json!({"name": "x"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
+        .admin_api()
+        .update_api_key("AAAAAAAAAAAAAAAAAAAAAA", &json!({"name": "x"}))
+        .await;
+    assert_eq!(missing.status, 404);
 }
 
 async fn listing(app: &TestApp, query: &str) -> Vec<Value> {
-    let response = app
-        .admin(
-            Method::GET,
-            &format!("/applications/canister/api-keys{query}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{query}");
-    let body: Value = response.json().await.unwrap();
+    let response = app.admin_api().api_keys("canister", query).await;
+    assert_eq!(response.status, 200, "{query}");
+    let body = response.body;
     body["api_keys"].as_array().unwrap().clone()
 }
 
@@ -495,51 +436,34 @@ async fn listings_show_last_use_and_filter_by_use_and_expiry() {
     setup(&app).await;
     let (_, used) = key(&app, "canister", json!({"name": "used"})).await;
     key(&app, "canister", json!({"name": "never"})).await;
-    key(
-        &app,
-        "canister",
-        json!({"name": "day", "expires_in": 86_400 - 60}),
-    )
-    .await;
-    key(
-        &app,
-        "canister",
-        json!({"name": "week", "expires_in": 6 * 86_400}),
-    )
-    .await;
-    key(
-        &app,
-        "canister",
-        json!({"name": "month", "expires_in": 20 * 86_400}),
-    )
-    .await;
-    key(
-        &app,
-        "canister",
-        json!({"name": "year", "expires_in": 365 * 86_400}),
-    )
-    .await;
+    let day = 86_400;
+    for (name, expires_in) in [
+        ("day", day - 60),
+        ("week", 6 * day),
+        ("month", 20 * day),
+        ("year", 365 * day),
+    ] {
+        let body = json!({"name": name, "expires_in": expires_in});
+        key(&app, "canister", body).await;
+    }
     let (gone_id, _) = key(
         &app,
         "canister",
         json!({"name": "gone", "expires_in": 3600}),
     )
     .await;
-    app.admin(Method::DELETE, &format!("/api-keys/{gone_id}"))
-        .send()
-        .await
-        .unwrap();
+    app.admin_api().revoke_api_key(&gone_id).await;
 
     let all = listing(&app, "").await;
+    assert_eq!(all.len(), 7, "{all:?}");
     assert!(all.iter().all(|k| k["last_used_at"].is_null()), "{all:?}");
-    let answer = app
-        .verify("GET", QUIET, "/")
-        .header("Authorization", basic("canister", &used))
-        .header("X-Forwarded-For", "198.51.100.7")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
+    let answer = call(
+        app.verify("GET", QUIET, "/")
+            .header("Authorization", basic("canister", &used))
+            .header("X-Forwarded-For", "198.51.100.7"),
+    )
+    .await;
+    assert_eq!(answer.status, 200);
     let all = listing(&app, "").await;
     let record = all.iter().find(|k| k["name"] == "used").unwrap();
     let at =
@@ -576,7 +500,11 @@ async fn listings_show_last_use_and_filter_by_use_and_expiry() {
     assert_eq!(gauge(&app, "1d").await, 0.0);
     assert_eq!(gauge(&app, "7d").await, 1.0);
     // Every application's keys, with the same filters.
-    let fleet = json_of(app.admin(Method::GET, "/api-keys?expires_within=30d")).await;
+    let fleet = app
+        .admin_api()
+        .get("/api-keys?expires_within=30d")
+        .await
+        .body;
     assert_eq!(
         names(fleet["api_keys"].as_array().unwrap()),
         ["month", "week"]
@@ -587,16 +515,13 @@ async fn listings_show_last_use_and_filter_by_use_and_expiry() {
         "?unused_for=-1d",
         "?expires_within=7y",
     ] {
-        let response = app
-            .admin(
-                Method::GET,
-                &format!("/applications/canister/api-keys{bad}"),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 400, "{bad}");
-        let body: Value = response.json().await.unwrap();
+        let response = call(app.admin(
+            Method::GET,
+            &format!("/applications/canister/api-keys{bad}"),
+        ))
+        .await;
+        assert_eq!(response.status, 400, "{bad}");
+        let body = response.body;
         assert!(body["error_description"].is_string());
     }
 }

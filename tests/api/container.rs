@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::helpers::gatehouse_command;
+use crate::helpers::{assert_succeeded, gatehouse_command};
 
 fn read(name: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).unwrap()
@@ -89,11 +89,7 @@ fn dockerfile_environment_is_accepted_by_the_binary() {
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
 }
 
 /// deploy/compose.yaml and the Kubernetes manifests, read with a real YAML
@@ -115,11 +111,7 @@ print(json.dumps({"compose": compose, "kube": kube}))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     let docs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
 
     let services = &docs["compose"]["services"];
@@ -174,6 +166,10 @@ print(json.dumps({"compose": compose, "kube": kube}))
     std::fs::write(&token_file, "a-token-of-at-least-32-bytes-0123456789\n").unwrap();
     let mut command = gatehouse_command(dir.path());
     command.args(["keys", "list", "--keys-dir", dir.path().to_str().unwrap()]);
+    assert!(
+        env_keys.iter().any(|k| k.starts_with("GATEHOUSE_")),
+        "the manifests name no setting: {env_keys:?}"
+    );
     for key in env_keys.iter().filter(|k| k.starts_with("GATEHOUSE_")) {
         let value = match key.as_str() {
             "GATEHOUSE_ROLE" => "primary",
@@ -187,9 +183,5 @@ print(json.dumps({"compose": compose, "kube": kube}))
         command.env(key, value);
     }
     let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
 }

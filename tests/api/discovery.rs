@@ -1,6 +1,6 @@
-//! Discovery, JWKS, health (SPEC §8).
+//! Discovery, JWKS, health.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::spawn_app;
 
@@ -11,15 +11,10 @@ async fn metadata_documents_describe_the_endpoints() {
         .await;
     app.create_application(json!({"client_id": "b", "scopes": ["webdav:read"]}))
         .await;
-    let oauth: Value = app
-        .client
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
+    let oauth = app
+        .get("/.well-known/oauth-authorization-server")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .body;
     let issuer = app.address.as_str();
     assert_eq!(oauth["issuer"], issuer);
     assert_eq!(oauth["token_endpoint"], format!("{issuer}/oauth/token"));
@@ -41,35 +36,17 @@ async fn metadata_documents_describe_the_endpoints() {
         json!(["client_secret_basic", "client_secret_post"])
     );
     assert_eq!(oauth["scopes_supported"], json!(["webdav:read", "z"]));
-    let openid: Value = app
-        .client
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let openid = app.get("/.well-known/openid-configuration").await.body;
     assert_eq!(openid, oauth);
 }
 
 #[actix_web::test]
 async fn jwks_lists_the_signing_key() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["cache-control"]
-            .to_str()
-            .unwrap()
-            .contains("max-age=")
-    );
-    let jwks: Value = response.json().await.unwrap();
+    let response = app.get("/.well-known/jwks.json").await;
+    assert_eq!(response.status, 200);
+    assert!(response.header("cache-control").contains("max-age="));
+    let jwks = response.body;
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     let key = &keys[0];
@@ -86,17 +63,12 @@ async fn jwks_lists_the_signing_key() {
 #[actix_web::test]
 async fn health_and_readiness() {
     let app = spawn_app().await;
-    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let response = app
-        .client
-        .get(app.url("/no/such/path"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
-    let body: Value = response.json().await.unwrap();
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status, 200);
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status, 200);
+    let response = app.get("/no/such/path").await;
+    assert_eq!(response.status, 404);
+    let body = response.body;
     assert_eq!(body["error"], "not_found");
 }

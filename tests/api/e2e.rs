@@ -11,8 +11,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{
-    ADMIN_TOKEN, Node, Peer, TestApp, TestClient, command_exists, free_port, gatehouse_command,
-    python_has, spawn_app,
+    ADMIN_TOKEN, Node, Peer, TestApp, TestClient, call, call_text, command_exists, free_port,
+    gatehouse_command, python_has, spawn_app,
 };
 
 fn deploy_file(name: &str) -> std::path::PathBuf {
@@ -69,6 +69,17 @@ pub async fn start_caddy(app: &TestApp, backend_port: u16, site_host: &str) -> (
 /// deploy/nginx/gatehouse.conf as shipped, with the upstreams, the listen
 /// port and the protected server's names replaced, inside a minimal
 /// nginx.conf.
+/// What nginx started by `start_nginx` and the WebDAV server behind it
+/// said, nginx's error log included.
+pub fn nginx_diagnostics(app: &TestApp, nginx: &Peer, webdav: &Peer) -> String {
+    let error_log = app
+        .dir
+        .path()
+        .join(format!("nginx-{}/error.log", nginx.port));
+    let error_log = std::fs::read_to_string(error_log).unwrap_or_default();
+    format!("{}\n{error_log}\n{}", nginx.output(), webdav.output())
+}
+
 pub async fn start_nginx(app: &TestApp, backend_port: u16, server_names: &str) -> Peer {
     let port = free_port();
     let dir = app.dir.path().join(format!("nginx-{port}"));
@@ -151,88 +162,64 @@ async fn webdav_through_proxy(
 
     // Upload, list, download: the bytes survive the round trip.
     let payload: Vec<u8> = (0..64 * 1024).map(|i| (i * 7 % 251) as u8).collect();
-    let made = request("MKCOL", "dav.example.com", "/canister/")
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(made.status(), 201, "MKCOL: {}", diagnostics());
-    let put = request("PUT", "dav.example.com", "/canister/photo.raw")
-        .bearer_auth(token)
-        .body(payload.clone())
-        .send()
-        .await
-        .unwrap();
+    let made =
+        call_text(request("MKCOL", "dav.example.com", "/canister/").bearer_auth(token)).await;
+    assert_eq!(made.status, 201, "MKCOL: {}", diagnostics());
+    let put = call_text(
+        request("PUT", "dav.example.com", "/canister/photo.raw")
+            .bearer_auth(token)
+            .body(payload.clone()),
+    )
+    .await;
     assert!(
-        put.status().is_success(),
+        put.status.is_success(),
         "PUT: {} {}",
-        put.status(),
+        put.status,
         diagnostics()
     );
-    let listing = request("PROPFIND", "dav.example.com", "/canister/")
-        .bearer_auth(token)
-        .header("Depth", "1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(listing.status(), 207, "PROPFIND: {}", diagnostics());
-    assert!(listing.text().await.unwrap().contains("photo.raw"));
-    let download = request("GET", "dav.example.com", "/canister/photo.raw")
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(download.status(), 200);
-    assert_eq!(
-        download.bytes().await.unwrap().to_vec(),
-        payload,
-        "downloaded bytes differ"
-    );
+    let listing = call_text(
+        request("PROPFIND", "dav.example.com", "/canister/")
+            .bearer_auth(token)
+            .header("Depth", "1"),
+    )
+    .await;
+    assert_eq!(listing.status, 207, "PROPFIND: {}", diagnostics());
+    assert!(listing.text.contains("photo.raw"));
+    let download =
+        call_text(request("GET", "dav.example.com", "/canister/photo.raw").bearer_auth(token))
+            .await;
+    assert_eq!(download.status, 200);
+    assert_eq!(download.bytes, payload, "downloaded bytes differ");
 
     // No token: 401 with the Bearer challenge; nothing reaches WebDAV.
-    let response = request("GET", "dav.example.com", "/canister/photo.raw")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401, "{}", diagnostics());
-    assert!(
-        response.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Bearer")
-    );
+    let response = call_text(request("GET", "dav.example.com", "/canister/photo.raw")).await;
+    assert_eq!(response.status, 401, "{}", diagnostics());
+    assert!(response.header("www-authenticate").starts_with("Bearer"));
 
     // An application outside the allowed groups: 403.
-    let response = request("GET", "dav.example.com", "/canister/photo.raw")
-        .bearer_auth(intruder_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 403);
+    let response = call_text(
+        request("GET", "dav.example.com", "/canister/photo.raw").bearer_auth(intruder_token),
+    )
+    .await;
+    assert_eq!(response.status, 403);
 
     // The read-only rule serves reads and refuses writes.
-    let read = request("GET", "ro.example.com", "/canister/photo.raw")
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(read.status(), 200);
-    assert_eq!(read.bytes().await.unwrap().to_vec(), payload);
-    let write = request("PUT", "ro.example.com", "/canister/other.raw")
-        .bearer_auth(token)
-        .body("nope")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(write.status(), 403);
-    let absent = request("GET", "dav.example.com", "/canister/other.raw")
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let read =
+        call_text(request("GET", "ro.example.com", "/canister/photo.raw").bearer_auth(token)).await;
+    assert_eq!(read.status, 200);
+    assert_eq!(read.bytes, payload);
+    let write = call_text(
+        request("PUT", "ro.example.com", "/canister/other.raw")
+            .bearer_auth(token)
+            .body("nope"),
+    )
+    .await;
+    assert_eq!(write.status, 403);
+    let absent =
+        call_text(request("GET", "dav.example.com", "/canister/other.raw").bearer_auth(token))
+            .await;
     assert_eq!(
-        absent.status(),
-        404,
+        absent.status, 404,
         "the refused PUT must not have reached WebDAV"
     );
 }
@@ -248,16 +235,15 @@ async fn canister_uses_webdav_through_caddy() {
     let (caddy, auth_port) = start_caddy(&app, webdav.port, "").await;
 
     // The token comes through Caddy's auth site, as it would from outside.
-    let response = app
-        .client
-        .post(format!("http://127.0.0.1:{auth_port}/oauth/token"))
-        .basic_auth(&canister.client_id, Some(&canister.secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{}", caddy.output());
-    let body: serde_json::Value = response.json().await.unwrap();
+    let response = call(
+        app.client
+            .post(format!("http://127.0.0.1:{auth_port}/oauth/token"))
+            .basic_auth(&canister.client_id, Some(&canister.secret))
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", caddy.output());
+    let body: serde_json::Value = response.body;
     let token = body["access_token"].as_str().unwrap().to_string();
     let intruder_token = app.access_token(&intruder, &[]).await;
 
@@ -279,13 +265,7 @@ async fn canister_uses_webdav_through_nginx() {
     let token = app.access_token(&canister, &[]).await;
     let intruder_token = app.access_token(&intruder, &[]).await;
     webdav_through_proxy(&app, nginx.port, &token, &intruder_token, || {
-        let error_log = std::fs::read_to_string(
-            app.dir
-                .path()
-                .join(format!("nginx-{}/error.log", nginx.port)),
-        )
-        .unwrap_or_default();
-        format!("{}\n{error_log}\n{}", nginx.output(), webdav.output())
+        nginx_diagnostics(&app, &nginx, &webdav)
     })
     .await;
 }
@@ -385,12 +365,12 @@ async fn token_helper_and_replica_reach_the_primary_over_https() {
         ],
     )
     .await;
-    let verified = crate::helpers::http_client()
-        .get(replica.url("/api/verify"))
-        .header("X-Forwarded-Host", "dav.example.com")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(verified.status(), 200);
+    let verified = call(
+        crate::helpers::http_client()
+            .get(replica.url("/api/verify"))
+            .header("X-Forwarded-Host", "dav.example.com")
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(verified.status, 200);
 }

@@ -1,12 +1,11 @@
-//! A primary and two replicas as real processes on loopback (SPEC §7).
+//! A primary and two replicas as real processes on loopback.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, Node, free_port, json_of};
+use crate::helpers::{ADMIN_TOKEN, AdminApi, Answer, Node, call, free_port};
 
 pub(crate) const REPLICA_TOKEN: &str = "fleet-replica-token-0123456789abcdef";
 pub(crate) const DAV: &str = "dav.example.com";
@@ -97,6 +96,9 @@ impl TestFleet {
             ("GATEHOUSE_PRIMARY_URL", primary_url.as_str()),
             ("GATEHOUSE_REPLICA_TOKEN", REPLICA_TOKEN),
             ("GATEHOUSE_MAX_STALENESS", max_staleness),
+            // Polls that run ahead of a sync fail; as in test_settings,
+            // they must not lock the test's own address out.
+            ("GATEHOUSE_AUTH_FAILURE_LIMIT", "1000"),
         ];
         mount_keys(&primary_dir.path().join("keys"), &dir_a.path().join("keys"));
         let replica_a = Node::start(dir_a.path(), &replica_env).await;
@@ -146,20 +148,18 @@ impl TestFleet {
         self.primary = Some(Self::start_primary(self.primary_dir.path(), self.port).await);
     }
 
-    pub(crate) fn admin(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, format!("{}/admin/v1{path}", self.primary_url))
-            .bearer_auth(ADMIN_TOKEN)
+    /// The primary's admin API.
+    pub(crate) fn admin_api(&self) -> AdminApi {
+        AdminApi::new(self.client.clone(), &self.primary_url)
     }
 
     /// Canister (group media) and a rule for DAV; returns its secret.
     /// A new API key for canister: the admin API's answer.
     pub(crate) async fn mint_api_key(&self) -> Value {
-        json_of(
-            self.admin(Method::POST, "/applications/canister/api-keys")
-                .json(&json!({"name": "k"})),
-        )
-        .await
+        self.admin_api()
+            .create_api_key("canister", &json!({"name": "k"}))
+            .await
+            .body
     }
 
     pub(crate) async fn register(&self) -> String {
@@ -186,38 +186,29 @@ async fn replicas_follow_the_primary_and_outlive_it() {
         assert_eq!(status(&client, replica, &key).await, 200);
     }
     // A, configured without an issuer, took the primary's.
-    let metadata: Value = client
-        .get(replica_a.url("/.well-known/oauth-authorization-server"))
-        .send()
+    let metadata = call(client.get(replica_a.url("/.well-known/oauth-authorization-server")))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .body;
     assert_eq!(metadata["issuer"], ISSUER);
     // Replica A issues tokens with the mounted key; B, without one, says so.
     let issued_on_a = replica_a.issue_token("canister", &secret).await;
     assert_eq!(status(&client, replica_b, &issued_on_a).await, 200);
-    let refused = client
-        .post(replica_b.url("/oauth/token"))
-        .basic_auth("canister", Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 503);
+    let refused = call(
+        client
+            .post(replica_b.url("/oauth/token"))
+            .basic_auth("canister", Some(&secret))
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await;
+    assert_eq!(refused.status, 503);
 
     // A revocation on the primary reaches both replicas.
     let revoked_at = Instant::now();
     let response = fleet
-        .admin(
-            Method::DELETE,
-            &format!("/api-keys/{}", minted["id"].as_str().unwrap()),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+        .admin_api()
+        .revoke_api_key(minted["id"].as_str().unwrap())
+        .await;
+    assert_eq!(response.status, 204);
     until("A refuses the revoked key", async || {
         status(&client, replica_a, &key).await == 401
     })
@@ -232,15 +223,15 @@ async fn replicas_follow_the_primary_and_outlive_it() {
     );
 
     // Admin writes on a replica are refused, naming the primary.
-    let response = client
-        .post(replica_a.url("/admin/v1/applications"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"client_id": "sneaky"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 403);
-    let body: Value = response.json().await.unwrap();
+    let response = call(
+        client
+            .post(replica_a.url("/admin/v1/applications"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"client_id": "sneaky"})),
+    )
+    .await;
+    assert_eq!(response.status, 403);
+    let body = response.body;
     assert!(
         body["error_description"]
             .as_str()
@@ -279,12 +270,8 @@ async fn replicas_follow_the_primary_and_outlive_it() {
         ready(&client, replica_b).await == 200
     })
     .await;
-    let response = fleet
-        .admin(Method::POST, "/applications/canister/revoke-tokens")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let response = fleet.admin_api().revoke_tokens("canister").await;
+    assert_eq!(response.status, 200);
     until("B refuses the old token", async || {
         status(&client, replica_b, &token).await == 401
     })
@@ -349,15 +336,11 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
     };
     let rotation = async {
         actix_web::rt::time::sleep(Duration::from_millis(500)).await;
-        fleet
-            .admin(Method::POST, "/keys/rotate")
-            .send()
-            .await
-            .unwrap()
+        fleet.admin_api().rotate_keys().await
     };
     let ((checked, rejected, kids), rotated) = futures_util::future::join(traffic, rotation).await;
-    assert_eq!(rotated.status(), 202);
-    let new_kid: Value = rotated.json::<Value>().await.unwrap()["kid"].clone();
+    assert_eq!(rotated.status, 202);
+    let new_kid = rotated.body["kid"].clone();
     println!(
         "rotation under traffic: {checked} verifications, {} rejected",
         rejected.len()
@@ -372,17 +355,12 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
     );
     assert!(kids.contains(old_kid.as_str().unwrap()));
     for replica in replicas {
-        let response = client
-            .get(replica.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap();
+        let response = call(client.get(replica.url("/.well-known/jwks.json"))).await;
         assert_eq!(
-            response.headers()["cache-control"],
-            "public, max-age=1",
+            response.headers["cache-control"], "public, max-age=1",
             "replicas serve the max-age their primary's rotations wait for"
         );
-        let jwks: Value = response.json().await.unwrap();
+        let jwks = response.body;
         let kids: Vec<&Value> = jwks["keys"]
             .as_array()
             .unwrap()
@@ -402,26 +380,22 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
         kid_of(&fleet.replica_a.issue_token("canister", &secret).await) == new_kid
     })
     .await;
-    let refused = client
-        .post(fleet.replica_b.url("/oauth/token"))
-        .basic_auth("canister", Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 503);
+    let refused = call(
+        client
+            .post(fleet.replica_b.url("/oauth/token"))
+            .basic_auth("canister", Some(&secret))
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await;
+    assert_eq!(refused.status, 503);
 
     // Retiring the old key: what it signed stops verifying on every node.
     assert_eq!(status(&client, primary, &old_token).await, 200);
     let retired = fleet
-        .admin(
-            Method::DELETE,
-            &format!("/keys/{}", old_kid.as_str().unwrap()),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(retired.status(), 204);
+        .admin_api()
+        .retire_key(old_kid.as_str().unwrap())
+        .await;
+    assert_eq!(retired.status, 204);
     for node in [primary, &fleet.replica_a, &fleet.replica_b] {
         until("the retired key's token is refused", async || {
             status(&client, node, &old_token).await == 401
@@ -430,14 +404,10 @@ async fn rotation_under_traffic_rejects_no_valid_token() {
     }
     // The signing key itself cannot be retired.
     let active = fleet
-        .admin(
-            Method::DELETE,
-            &format!("/keys/{}", new_kid.as_str().unwrap()),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(active.status(), 409);
+        .admin_api()
+        .retire_key(new_kid.as_str().unwrap())
+        .await;
+    assert_eq!(active.status, 409);
 }
 
 /// Deleting and re-creating an application (same client_id) invalidates
@@ -464,21 +434,13 @@ async fn recreation_leaves_no_earlier_token_on_any_node() {
         );
         earlier.extend([from_primary, from_replica]);
 
-        let deleted = fleet
-            .admin(Method::DELETE, "/applications/canister")
-            .send()
+        let deleted = fleet.admin_api().delete_application("canister").await;
+        assert_eq!(deleted.status, 204);
+        let created = fleet
+            .admin_api()
+            .create_application(&json!({"client_id": "canister", "groups": ["media"]}))
             .await
-            .unwrap();
-        assert_eq!(deleted.status(), 204);
-        let created: Value = fleet
-            .admin(Method::POST, "/applications")
-            .json(&json!({"client_id": "canister", "groups": ["media"]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .body;
         secret = created["client_secret"].as_str().unwrap().to_string();
         let fresh = primary.issue_token("canister", &secret).await;
         until("the replica has the new application", async || {
@@ -503,14 +465,14 @@ async fn revoke_at(
     node: &Node,
     (client_id, secret): (&str, &str),
     token: &str,
-) -> reqwest::Response {
-    client
-        .post(node.url("/oauth/revoke"))
-        .basic_auth(client_id, Some(secret))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
+) -> Answer {
+    call(
+        client
+            .post(node.url("/oauth/revoke"))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("token", token)]),
+    )
+    .await
 }
 
 /// RFC 7009 revocation sent to a replica (where discovery sends clients)
@@ -521,15 +483,11 @@ async fn revocation_on_a_replica_is_carried_out_by_the_primary() {
     let mut fleet = TestFleet::start("30").await;
     let client = fleet.client.clone();
     let secret = fleet.register().await;
-    let other: Value = fleet
-        .admin(Method::POST, "/applications")
-        .json(&json!({"client_id": "other", "groups": ["media"]}))
-        .send()
+    let other = fleet
+        .admin_api()
+        .create_application(&json!({"client_id": "other", "groups": ["media"]}))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .body;
     let other_secret = other["client_secret"].as_str().unwrap().to_string();
     let minted = fleet.mint_api_key().await;
     let key = minted["api_key"].as_str().unwrap().to_string();
@@ -540,7 +498,7 @@ async fn revocation_on_a_replica_is_carried_out_by_the_primary() {
             status(&client, node, &token).await == 200
                 && revoke_at(&client, node, ("other", &other_secret), "x")
                     .await
-                    .status()
+                    .status
                     == 200
         })
         .await;
@@ -548,20 +506,20 @@ async fn revocation_on_a_replica_is_carried_out_by_the_primary() {
 
     // Wrong credentials stop at the replica, answered as the primary would.
     let refused = revoke_at(&client, &fleet.replica_a, ("canister", "wrong"), &token).await;
-    assert_eq!(refused.status(), 401);
-    assert!(refused.headers().contains_key("www-authenticate"));
-    let body: Value = refused.json().await.unwrap();
+    assert_eq!(refused.status, 401);
+    assert!(refused.headers.contains_key("www-authenticate"));
+    let body = refused.body;
     assert_eq!(body["error"], "invalid_client");
 
     // Someone else's token: 200 (RFC 7009 §2.2), and nothing happens.
     let other_try = revoke_at(&client, &fleet.replica_a, ("other", &other_secret), &token).await;
-    assert_eq!(other_try.status(), 200);
+    assert_eq!(other_try.status, 200);
     assert_eq!(status(&client, fleet.primary(), &token).await, 200);
 
     // The owner revokes at replica A: the primary refuses the token at
     // once (it answered only once it had written it), every node soon.
     let revoked = revoke_at(&client, &fleet.replica_a, ("canister", &secret), &token).await;
-    assert_eq!(revoked.status(), 200);
+    assert_eq!(revoked.status, 200);
     assert_eq!(status(&client, fleet.primary(), &token).await, 401);
     for node in &nodes[1..] {
         let took = until("the replica refuses the revoked token", async || {
@@ -576,7 +534,7 @@ async fn revocation_on_a_replica_is_carried_out_by_the_primary() {
 
     // API keys too, revoked at replica B.
     let revoked = revoke_at(&client, &fleet.replica_b, ("canister", &secret), &key).await;
-    assert_eq!(revoked.status(), 200);
+    assert_eq!(revoked.status, 200);
     for node in nodes {
         until("every node refuses the revoked key", async || {
             status(&client, node, &key).await == 401
@@ -588,7 +546,7 @@ async fn revocation_on_a_replica_is_carried_out_by_the_primary() {
     let fresh = fleet.replica_a.issue_token("canister", &secret).await;
     fleet.primary.take().unwrap().kill9();
     let unavailable = revoke_at(&client, &fleet.replica_a, ("canister", &secret), &fresh).await;
-    assert_eq!(unavailable.status(), 503);
-    let body: Value = unavailable.json().await.unwrap();
+    assert_eq!(unavailable.status, 503);
+    let body = unavailable.body;
     assert_eq!(body["error"], "temporarily_unavailable");
 }

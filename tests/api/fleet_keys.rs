@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::fleet::{DAV, TestFleet, until};
-use crate::helpers::{Node, json_of};
+use crate::helpers::Node;
 
 async fn verify(fleet: &TestFleet, node: &Node, method: &str, key: &str, from: &str) -> u16 {
     fleet
@@ -27,7 +26,7 @@ async fn verify(fleet: &TestFleet, node: &Node, method: &str, key: &str, from: &
 }
 
 async fn record(fleet: &TestFleet, id: &str) -> Value {
-    let listing = json_of(fleet.admin(Method::GET, "/applications/canister/api-keys")).await;
+    let listing = fleet.admin_api().api_keys("canister", "").await.body;
     listing["api_keys"]
         .as_array()
         .unwrap()
@@ -41,15 +40,17 @@ async fn record(fleet: &TestFleet, id: &str) -> Value {
 async fn scopes_narrow_on_replicas_and_last_use_comes_back_from_them() {
     let mut fleet = TestFleet::start("5").await;
     fleet.register().await;
-    let minted = json_of(
-        fleet
-            .admin(Method::POST, "/applications/canister/api-keys")
-            .json(&json!({
+    let minted = fleet
+        .admin_api()
+        .create_api_key(
+            "canister",
+            &json!({
                 "name": "scoped", "hosts": [DAV], "methods": ["GET", "PROPFIND"],
                 "source_cidrs": ["198.51.100.0/24"],
-            })),
-    )
-    .await;
+            }),
+        )
+        .await
+        .body;
     let key = minted["api_key"].as_str().unwrap().to_string();
     let id = minted["id"].as_str().unwrap().to_string();
     let plain = fleet.mint_api_key().await;
@@ -78,12 +79,10 @@ async fn scopes_narrow_on_replicas_and_last_use_comes_back_from_them() {
 
     // Narrowed on the primary: PROPFIND no more, on the replica within a second.
     let patched = fleet
-        .admin(Method::PATCH, &format!("/api-keys/{id}"))
-        .json(&json!({"methods": ["GET"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patched.status(), 200);
+        .admin_api()
+        .update_api_key(&id, &json!({"methods": ["GET"]}))
+        .await;
+    assert_eq!(patched.status, 200);
     let took = until("the narrowed scopes reach the replica", async || {
         verify(&fleet, replica, "PROPFIND", &key, "198.51.100.7").await == 403
     })
@@ -127,8 +126,11 @@ async fn scopes_narrow_on_replicas_and_last_use_comes_back_from_them() {
     .await;
     let used = record(&fleet, &plain_id).await;
     assert_eq!(used["last_used_from"], "198.51.100.0/24");
-    let unused =
-        json_of(fleet.admin(Method::GET, "/applications/canister/api-keys?unused_for=1h")).await;
+    let unused = fleet
+        .admin_api()
+        .api_keys("canister", "?unused_for=1h")
+        .await
+        .body;
     let stale: Vec<&str> = unused["api_keys"]
         .as_array()
         .unwrap()

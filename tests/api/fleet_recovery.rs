@@ -3,7 +3,6 @@
 //! behind, a replica that finds another store behind its primary's URL,
 //! and a primary killed between a write and its propagation.
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::fleet::{TestFleet, status, until};
@@ -24,12 +23,8 @@ async fn mint_api_key(fleet: &TestFleet) -> (String, String) {
 }
 
 async fn revoke(fleet: &TestFleet, id: &str) {
-    let response = fleet
-        .admin(Method::DELETE, &format!("/api-keys/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    let response = fleet.admin_api().revoke_api_key(id).await;
+    assert_eq!(response.status, 204);
 }
 
 async fn everywhere(fleet: &TestFleet, what: &str, credential: &str, expected: u16) {
@@ -55,12 +50,10 @@ async fn a_replica_cut_off_past_the_log_catches_up_by_snapshot() {
     let snapshots = answers(&fleet, "snapshot").await;
     for n in 0..60 {
         let response = fleet
-            .admin(Method::POST, "/applications")
-            .json(&json!({"client_id": format!("filler-{n}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
+            .admin_api()
+            .create_application(&json!({"client_id": format!("filler-{n}")}))
+            .await;
+        assert_eq!(response.status, 201);
         // Slow enough that A never falls 20 changes behind.
         actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
     }

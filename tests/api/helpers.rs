@@ -1,6 +1,7 @@
 //! Test harness: the real server, in process (`spawn_app`) or as the real
 //! binary (`Node`), each on a free port with its own sled store and keys in
-//! a temp dir.
+//! a temp dir. Requests go through `call` (one answer: status, headers,
+//! JSON body) and admin calls through `AdminApi`, shared by both.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -19,6 +20,199 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// What the server answered: status, headers and the body, read once.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    /// The body parsed as JSON; `Null` when it is empty.
+    pub body: Value,
+    /// The body as text (lossy where it is not UTF-8).
+    pub text: String,
+    /// The body as sent.
+    pub bytes: Vec<u8>,
+}
+
+impl Answer {
+    /// The value of header `name`; panics when it is absent or not text.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header in {self:?}"))
+            .to_str()
+            .unwrap()
+    }
+
+    /// The body parsed as JSON (for an answer read by `call_text`).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// The body, after checking the status.
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        self.body
+    }
+}
+
+/// Sends `request` and reads the whole answer; a body that is not empty
+/// must be JSON (`call_text` for the others).
+pub async fn call(request: reqwest::RequestBuilder) -> Answer {
+    let mut answer = call_text(request).await;
+    if !answer.bytes.is_empty() {
+        answer.body = answer.json();
+    }
+    answer
+}
+
+/// Sends `request` and reads the answer, the body left unparsed (text
+/// and bytes): for what a proxy, WebDAV or `/metrics` answers.
+pub async fn call_text(request: reqwest::RequestBuilder) -> Answer {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap().to_vec();
+    Answer {
+        status,
+        headers,
+        body: Value::Null,
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
+    }
+}
+
+/// The admin API of one node (`/admin/v1`), with the test admin token:
+/// one method per endpoint the tests use, each answering an `Answer`.
+#[derive(Clone)]
+pub struct AdminApi {
+    pub client: reqwest::Client,
+    /// The node's address, e.g. `http://127.0.0.1:8080`.
+    pub base: String,
+}
+
+impl AdminApi {
+    pub fn new(client: reqwest::Client, base: impl Into<String>) -> Self {
+        AdminApi {
+            client,
+            base: base.into(),
+        }
+    }
+
+    /// A request to `/admin/v1{path}` with the admin token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}/admin/v1{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        call(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        call(self.request(reqwest::Method::POST, path).json(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Answer {
+        call(self.request(reqwest::Method::PATCH, path).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        call(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    /// `POST /applications`.
+    pub async fn create_application(&self, body: &Value) -> Answer {
+        self.post("/applications", body).await
+    }
+
+    /// `GET /applications/{client_id}`.
+    pub async fn application(&self, client_id: &str) -> Answer {
+        self.get(&format!("/applications/{client_id}")).await
+    }
+
+    /// `PATCH /applications/{client_id}`.
+    pub async fn update_application(&self, client_id: &str, body: &Value) -> Answer {
+        self.patch(&format!("/applications/{client_id}"), body)
+            .await
+    }
+
+    /// `DELETE /applications/{client_id}`.
+    pub async fn delete_application(&self, client_id: &str) -> Answer {
+        self.delete(&format!("/applications/{client_id}")).await
+    }
+
+    /// `POST /applications/{client_id}/secret`.
+    pub async fn rotate_secret(&self, client_id: &str, body: &Value) -> Answer {
+        self.post(&format!("/applications/{client_id}/secret"), body)
+            .await
+    }
+
+    /// `POST /applications/{client_id}/revoke-tokens`.
+    pub async fn revoke_tokens(&self, client_id: &str) -> Answer {
+        let path = format!("/applications/{client_id}/revoke-tokens");
+        call(self.request(reqwest::Method::POST, &path)).await
+    }
+
+    /// `POST /applications/{client_id}/api-keys`.
+    pub async fn create_api_key(&self, client_id: &str, body: &Value) -> Answer {
+        self.post(&format!("/applications/{client_id}/api-keys"), body)
+            .await
+    }
+
+    /// `GET /applications/{client_id}/api-keys{query}`.
+    pub async fn api_keys(&self, client_id: &str, query: &str) -> Answer {
+        self.get(&format!("/applications/{client_id}/api-keys{query}"))
+            .await
+    }
+
+    /// `PATCH /api-keys/{id}`.
+    pub async fn update_api_key(&self, id: &str, body: &Value) -> Answer {
+        self.patch(&format!("/api-keys/{id}"), body).await
+    }
+
+    /// `DELETE /api-keys/{id}`.
+    pub async fn revoke_api_key(&self, id: &str) -> Answer {
+        self.delete(&format!("/api-keys/{id}")).await
+    }
+
+    /// `DELETE /keys/{kid}`.
+    pub async fn retire_key(&self, kid: &str) -> Answer {
+        self.delete(&format!("/keys/{kid}")).await
+    }
+
+    /// `GET /audit{query}`.
+    pub async fn audit(&self, query: &str) -> Answer {
+        self.get(&format!("/audit{query}")).await
+    }
+
+    /// `POST /resources`.
+    pub async fn create_resource(&self, body: &Value) -> Answer {
+        self.post("/resources", body).await
+    }
+
+    /// `POST /keys/rotate`.
+    pub async fn rotate_keys(&self) -> Answer {
+        call(self.request(reqwest::Method::POST, "/keys/rotate")).await
+    }
+
+    /// `GET /keys`.
+    pub async fn keys(&self) -> Answer {
+        self.get("/keys").await
+    }
+
+    /// Creates an application (201); its one-time secret.
+    pub async fn register(&self, body: &Value) -> TestClient {
+        let created = self.create_application(body).await;
+        assert_eq!(created.status, 201, "creating {body}: {}", created.text);
+        TestClient {
+            client_id: created.body["client_id"].as_str().unwrap().to_string(),
+            secret: created.body["client_secret"].as_str().unwrap().to_string(),
+        }
+    }
+}
 
 pub struct TestApp {
     pub address: String,
@@ -78,22 +272,24 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// This node's admin API.
+    pub fn admin_api(&self) -> AdminApi {
+        AdminApi::new(self.client.clone(), &self.address)
+    }
+
+    /// `GET {path}`, the answer read.
+    pub async fn get(&self, path: &str) -> Answer {
+        call(self.client.get(self.url(path))).await
+    }
+
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method, self.url(&format!("/admin/v1{path}")))
-            .bearer_auth(ADMIN_TOKEN)
+        self.admin_api().request(method, path)
     }
 
     /// `POST /keys/rotate`, then the clock moved past the announced
     /// signing time until the new key signs; returns its kid.
     pub async fn rotate_signing_key(&self) -> String {
-        let response = self
-            .admin(reqwest::Method::POST, "/keys/rotate")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 202);
-        let rotation: Value = response.json().await.unwrap();
+        let rotation = self.admin_api().rotate_keys().await.expect(202);
         let kid = rotation["kid"].as_str().unwrap().to_string();
         let signs_at = chrono::DateTime::parse_from_rfc3339(rotation["signs_at"].as_str().unwrap())
             .unwrap()
@@ -111,14 +307,7 @@ impl TestApp {
 
     /// The `state` of `kid` in `GET /keys`.
     pub async fn signing_key_state(&self, kid: &str) -> String {
-        let keys: Value = self
-            .admin(reqwest::Method::GET, "/keys")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let keys = self.admin_api().keys().await.body;
         keys["keys"]
             .as_array()
             .unwrap()
@@ -129,66 +318,46 @@ impl TestApp {
     }
 
     pub async fn create_application(&self, body: Value) -> TestClient {
-        let created = created(self.admin(reqwest::Method::POST, "/applications"), &body).await;
-        TestClient {
-            client_id: created["client_id"].as_str().unwrap().to_string(),
-            secret: created["client_secret"].as_str().unwrap().to_string(),
-        }
+        self.admin_api().register(&body).await
     }
 
-    /// `POST /oauth/token` with Basic authentication and extra form fields.
-    pub async fn token_basic(
-        &self,
-        client: &TestClient,
-        form: &[(&str, &str)],
-    ) -> reqwest::Response {
+    /// `POST /oauth/token` with Basic authentication and these form fields.
+    pub async fn token(&self, client: &TestClient, form: &[(&str, &str)]) -> Answer {
+        call(self.token_request(client, form)).await
+    }
+
+    fn token_request(&self, client: &TestClient, form: &[(&str, &str)]) -> reqwest::RequestBuilder {
         self.client
             .post(self.url("/oauth/token"))
             .basic_auth(&client.client_id, Some(&client.secret))
             .form(form)
-            .send()
-            .await
-            .unwrap()
     }
 }
 
-/// The decoded header and claims of a JWT, unverified.
-/// POSTs `body` to an admin collection; the 201 answer.
-async fn created(request: reqwest::RequestBuilder, body: &Value) -> Value {
-    let response = request.json(body).send().await.unwrap();
-    assert_eq!(response.status(), 201, "creating {body}");
-    response.json().await.unwrap()
-}
-
-/// Sends `request` and reads its JSON answer.
 /// Sends `body`, expects a 400, and returns the field the error names.
 pub async fn refused_field(request: reqwest::RequestBuilder, body: &Value) -> Value {
-    let response = request.json(body).send().await.unwrap();
-    assert_eq!(response.status(), 400, "{body}");
-    let error: Value = response.json().await.unwrap();
-    error["field"].clone()
+    let error = call(request.json(body)).await;
+    assert_eq!(error.status, 400, "{body}");
+    error.body["field"].clone()
 }
 
 /// The value of one series (`name{labels}`) in a node's `/metrics`.
 pub async fn metric(client: &reqwest::Client, metrics_url: String, series: &str) -> Option<f64> {
-    let text = client
-        .get(metrics_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = call_text(client.get(metrics_url)).await.text;
     let prefix = format!("{series} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .map(|v| v.trim().parse().unwrap())
 }
 
+/// Sends `request` and reads its JSON answer.
 pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
-    request.send().await.unwrap().json().await.unwrap()
+    let answer = call(request).await;
+    assert!(!answer.text.is_empty(), "an empty answer: {answer:?}");
+    answer.body
 }
 
+/// The decoded header and claims of a JWT, unverified.
 pub fn jwt_parts(token: &str) -> (Value, Value) {
     let mut parts = token.split('.');
     let mut decode = || -> Value {
@@ -298,17 +467,24 @@ impl Node {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// This node's admin API.
+    pub fn admin_api(&self) -> AdminApi {
+        AdminApi::new(http_client(), self.url(""))
+    }
+
+    /// `GET {path}`, the answer read.
+    pub async fn get(&self, path: &str) -> Answer {
+        call(http_client().get(self.url(path))).await
+    }
+
     /// An admin API request (the test admin token).
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        http_client()
-            .request(method, self.url(&format!("/admin/v1{path}")))
-            .bearer_auth(ADMIN_TOKEN)
+        self.admin_api().request(method, path)
     }
 
     /// Creates an application; returns its secret.
     pub async fn create_application(&self, body: Value) -> String {
-        let created = created(self.admin(reqwest::Method::POST, "/applications"), &body).await;
-        created["client_secret"].as_str().unwrap().to_string()
+        self.admin_api().register(&body).await.secret
     }
 
     /// An access token for `client_id` (client_secret_basic).
@@ -380,24 +556,21 @@ impl TestApp {
     pub async fn access_token(&self, client: &TestClient, form: &[(&str, &str)]) -> String {
         let mut fields = vec![("grant_type", "client_credentials")];
         fields.extend_from_slice(form);
-        let response = self.token_basic(client, &fields).await;
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.unwrap();
+        let body = self.token(client, &fields).await.expect(200);
         body["access_token"].as_str().unwrap().to_string()
     }
 
     pub async fn create_resource(&self, body: Value) -> Value {
-        created(self.admin(reqwest::Method::POST, "/resources"), &body).await
+        let created = self.admin_api().create_resource(&body).await;
+        assert_eq!(created.status, 201, "creating {body}");
+        created.body
     }
 
     /// The status `/api/verify` gives `credential` for `GET https://{host}/`.
     pub async fn verify_status(&self, host: &str, credential: &str) -> u16 {
-        self.verify("GET", host, "/")
-            .bearer_auth(credential)
-            .send()
+        call_text(self.verify("GET", host, "/").bearer_auth(credential))
             .await
-            .unwrap()
-            .status()
+            .status
             .as_u16()
     }
 
@@ -486,6 +659,29 @@ pub fn command_exists(program: &str, version_flag: &str) -> bool {
     peer_available(program, present)
 }
 
+/// Runs `command` with `input` on its stdin; its output and exit status.
+pub fn output_with_input(command: &mut Command, input: &[u8]) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Fails the test, with what the process wrote to stderr, unless it
+/// exited successfully.
+#[track_caller]
+pub fn assert_succeeded(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// A third-party server process, killed when dropped.
 pub struct Peer {
     child: Child,
@@ -562,23 +758,13 @@ pub fn http_client() -> reqwest::Client {
 /// Canister (group media) and a rule letting media reach dav.example.com,
 /// through the admin API at `base`; returns Canister's secret.
 pub async fn register_canister(base: &str) -> String {
-    let client = http_client();
-    let created = client
-        .post(format!("{base}/admin/v1/applications"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"client_id": "canister", "groups": ["media"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
-    let rule = client
-        .post(format!("{base}/admin/v1/resources"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"host": "dav.example.com", "allowed_groups": ["media"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(rule.status(), 201);
-    created["client_secret"].as_str().unwrap().to_string()
+    let admin = AdminApi::new(http_client(), base);
+    let canister = admin
+        .register(&json!({"client_id": "canister", "groups": ["media"]}))
+        .await;
+    let rule = admin
+        .create_resource(&json!({"host": "dav.example.com", "allowed_groups": ["media"]}))
+        .await;
+    assert_eq!(rule.status, 201);
+    canister.secret
 }

@@ -5,13 +5,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 use gatehouse::clock::Clock;
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, json_of, jwt_parts, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, jwt_parts, spawn_app, spawn_app_with};
 
 async fn keys(app: &TestApp) -> Vec<Value> {
-    let body = json_of(app.admin(Method::GET, "/keys")).await;
+    let body = app.admin_api().keys().await.body;
     body["keys"].as_array().unwrap().clone()
 }
 
@@ -24,17 +23,9 @@ async fn key(app: &TestApp, kid: &str) -> Value {
 }
 
 async fn jwks(app: &TestApp) -> (Vec<String>, String) {
-    let response = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
-    let cache = response.headers()["cache-control"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let body: Value = response.json().await.unwrap();
+    let response = app.get("/.well-known/jwks.json").await;
+    let cache = response.header("cache-control").to_string();
+    let body = response.body;
     let kids = body["keys"]
         .as_array()
         .unwrap()
@@ -80,13 +71,9 @@ async fn a_new_key_is_published_for_max_age_before_it_signs() {
     let (_, cache) = jwks(&app).await;
     assert_eq!(cache, "public, max-age=300");
 
-    let rotated = app
-        .admin(Method::POST, "/keys/rotate")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(rotated.status(), 202, "answers at once");
-    let rotation: Value = rotated.json().await.unwrap();
+    let rotated = app.admin_api().rotate_keys().await;
+    assert_eq!(rotated.status, 202, "answers at once");
+    let rotation = rotated.body;
     let new = rotation["kid"].as_str().unwrap().to_string();
     assert_eq!(rotation["state"], "published");
     let (published, signs_at) = (time(&rotation["published_at"]), time(&rotation["signs_at"]));
@@ -106,13 +93,9 @@ async fn a_new_key_is_published_for_max_age_before_it_signs() {
     assert_eq!(token_kid(&app, &client).await, old);
 
     // One rotation at a time.
-    let again = app
-        .admin(Method::POST, "/keys/rotate")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 409);
-    let body: Value = again.json().await.unwrap();
+    let again = app.admin_api().rotate_keys().await;
+    assert_eq!(again.status, 409);
+    let body = again.body;
     assert!(body["error_description"].as_str().unwrap().contains(&new));
 
     // A second before it is due: still the old key.
@@ -146,11 +129,11 @@ async fn an_old_key_leaves_the_jwks_once_nothing_live_carries_it() {
         .await;
     let first = token_kid(&app, &client).await;
     let old_token = app.access_token(&client, &[]).await;
-    let minted = json_of(
-        app.admin(Method::POST, "/applications/canister/api-keys")
-            .json(&json!({"name": "backup"})),
-    )
-    .await;
+    let minted = app
+        .admin_api()
+        .create_api_key("canister", &json!({"name": "backup"}))
+        .await
+        .body;
     let api_key = minted["api_key"].as_str().unwrap().to_string();
     let (_, cache) = jwks(&app).await;
     assert_eq!(cache, "public, max-age=60");
@@ -192,15 +175,9 @@ async fn an_old_key_leaves_the_jwks_once_nothing_live_carries_it() {
     assert!(kids.contains(&first) && kids.contains(&third));
 
     // The API key revoked: nothing holds the first key any more.
-    let revoked = app
-        .admin(
-            Method::DELETE,
-            &format!("/api-keys/{}", minted["id"].as_str().unwrap()),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 204);
+    let id = minted["id"].as_str().unwrap();
+    let revoked = app.admin_api().revoke_api_key(id).await;
+    assert_eq!(revoked.status, 204);
     app.clock.advance(Duration::seconds(
         gatehouse::admin::RETIREMENT_CHECK_SECS + 1,
     ));

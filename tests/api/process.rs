@@ -5,29 +5,23 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, Node, free_port, gatehouse_command};
+use crate::helpers::{
+    ADMIN_TOKEN, Answer, Node, assert_succeeded, call, call_text, free_port, gatehouse_command,
+};
 
 async fn create(node: &Node, client_id: &str) -> String {
-    let response = crate::helpers::http_client()
-        .post(node.url("/admin/v1/applications"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"client_id": client_id, "groups": ["media"], "scopes": ["webdav"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["client_secret"].as_str().unwrap().to_string()
+    let body = json!({"client_id": client_id, "groups": ["media"], "scopes": ["webdav"]});
+    node.create_application(body).await
 }
 
-async fn token(node: &Node, client_id: &str, secret: &str) -> reqwest::Response {
-    crate::helpers::http_client()
-        .post(node.url("/oauth/token"))
-        .basic_auth(client_id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
+async fn token(node: &Node, client_id: &str, secret: &str) -> Answer {
+    call(
+        crate::helpers::http_client()
+            .post(node.url("/oauth/token"))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await
 }
 
 const ADMIN_ENV: [(&str, &str); 1] = [("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN)];
@@ -37,28 +31,22 @@ async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &ADMIN_ENV).await;
     let secret = create(&node, "canister").await;
-    let rotated = crate::helpers::http_client()
-        .post(node.url("/admin/v1/applications/canister/secret"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(rotated.status(), 200);
-    let rotated: Value = rotated.json().await.unwrap();
+    let rotated = node.admin_api().rotate_secret("canister", &json!({})).await;
+    let rotated = rotated.expect(200);
     let new_secret = rotated["client_secret"].as_str().unwrap().to_string();
     // Killed right after the answers: nothing may be lost.
     node.kill9();
 
     let node = Node::start(dir.path(), &ADMIN_ENV).await;
-    let response = crate::helpers::http_client()
-        .get(node.url("/admin/v1/applications/canister"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(token(&node, "canister", &new_secret).await.status(), 200);
-    assert_eq!(token(&node, "canister", &secret).await.status(), 401);
+    let response = call(
+        crate::helpers::http_client()
+            .get(node.url("/admin/v1/applications/canister"))
+            .bearer_auth(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(token(&node, "canister", &new_secret).await.status, 200);
+    assert_eq!(token(&node, "canister", &secret).await.status, 401);
 }
 
 #[actix_web::test]
@@ -67,34 +55,26 @@ async fn secrets_never_reach_the_log() {
     let node = Node::start(dir.path(), &ADMIN_ENV).await;
     let secret = create(&node, "canister").await;
     let response = token(&node, "canister", &secret).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    assert_eq!(response.status, 200);
+    let body = response.body;
     let access_token = body["access_token"].as_str().unwrap().to_string();
     // Failures, a secret sent as the client_id, and a post-auth request.
     assert_eq!(
         token(&node, "canister", "gcs_wrong-secret-attempt")
             .await
-            .status(),
+            .status,
         401
     );
-    assert_eq!(token(&node, &secret, &secret).await.status(), 401);
+    assert_eq!(token(&node, &secret, &secret).await.status, 401);
     let client = crate::helpers::http_client();
-    let response = client
-        .post(node.url("/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "canister"),
-            ("client_secret", secret.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    client
-        .get(node.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap();
+    let response = call(client.post(node.url("/oauth/token")).form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", "canister"),
+        ("client_secret", secret.as_str()),
+    ]))
+    .await;
+    assert_eq!(response.status, 200);
+    call(client.get(node.url("/.well-known/jwks.json"))).await;
 
     let log = node.kill9();
     assert!(
@@ -169,12 +149,10 @@ async fn configuration_layers_override_in_order() {
     // Node::start passes --listen, which wins over both.
     assert_ne!(node.port, file_port);
     assert_ne!(node.port, env_port);
-    let metadata: Value = reqwest::get(node.url("/.well-known/oauth-authorization-server"))
+    let metadata = node
+        .get("/.well-known/oauth-authorization-server")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .body;
     assert_eq!(
         metadata["issuer"], "https://auth.example.com",
         "the file's issuer applies"
@@ -237,11 +215,7 @@ async fn healthcheck_reports_the_local_node() {
         .map(|(k, v)| (*k, v.to_str().unwrap()))
         .collect();
     let output = run(dir.path(), &["healthcheck", "--listen", &listen], &without);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
 }
 
 #[actix_web::test]
@@ -277,19 +251,10 @@ async fn keys_subcommands_manage_the_key_directory() {
 
     // A node started on this directory signs with the rotated key and publishes all three.
     let node = Node::start(dir.path(), &ADMIN_ENV).await;
-    let jwks: Value = reqwest::get(node.url("/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = node.get("/.well-known/jwks.json").await.body;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 3);
     let secret = create(&node, "canister").await;
-    let body: Value = token(&node, "canister", &secret)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = token(&node, "canister", &secret).await.body;
     let (header, _) = crate::helpers::jwt_parts(body["access_token"].as_str().unwrap());
     assert_eq!(header["kid"], rotated.trim());
 }
@@ -321,11 +286,7 @@ async fn token_helper_prints_a_token_and_reuses_it_until_near_expiry() {
         cache.to_str().unwrap(),
     ];
     let printed = |output: Output| {
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(&output);
         String::from_utf8(output.stdout).unwrap().trim().to_string()
     };
     let run_args = |args: Vec<String>, env: &[(&str, &str)]| {
@@ -457,7 +418,9 @@ async fn client_secret_variable_does_not_upset_the_server_config() {
     ];
     let node = Node::start(dir.path(), &env).await;
     assert_eq!(
-        reqwest::get(node.url("/readyz")).await.unwrap().status(),
+        call_text(crate::helpers::http_client().get(node.url("/readyz")))
+            .await
+            .status,
         200
     );
 }
@@ -474,11 +437,7 @@ async fn admin_cli_wraps_the_admin_api() {
         run(dir.path(), &all, &[])
     };
     let ok = |output: Output| -> Value {
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(&output);
         serde_json::from_slice(&output.stdout).unwrap()
     };
 
@@ -502,14 +461,14 @@ async fn admin_cli_wraps_the_admin_api() {
     ]));
     let minted = ok(admin(&["api-keys", "mint", "canister", "--name", "cli"]));
     let key = minted["api_key"].as_str().unwrap().to_string();
-    let verified = crate::helpers::http_client()
-        .get(node.url("/api/verify"))
-        .header("X-Forwarded-Host", "dav.example.com")
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(verified.status(), 200);
+    let verified = call(
+        crate::helpers::http_client()
+            .get(node.url("/api/verify"))
+            .header("X-Forwarded-Host", "dav.example.com")
+            .bearer_auth(&key),
+    )
+    .await;
+    assert_eq!(verified.status, 200);
     let revoked = admin(&["api-keys", "revoke", minted["id"].as_str().unwrap()]);
     assert!(
         revoked.status.success(),
@@ -663,24 +622,24 @@ async fn huge_client_ids_do_not_grow_the_throttle() {
     let node = Node::start(dir.path(), &ADMIN_ENV).await;
     let client = crate::helpers::http_client();
     let huge = "a".repeat(60 * 1024);
-    let send = |n: usize| {
-        client
+    let send = async |n: usize| {
+        let request = client
             .post(node.url("/oauth/token"))
             .header(
                 "X-Forwarded-For",
                 format!("10.{}.{}.{}", n / 65536, n / 256 % 256, n % 256),
             )
             .basic_auth(&huge, Some("wrong"))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
+            .form(&[("grant_type", "client_credentials")]);
+        call_text(request).await.status
     };
     // Warm up allocator arenas and caches before the baseline.
     for n in 0..50 {
-        assert_eq!(send(n).await.unwrap().status(), 401);
+        assert_eq!(send(n).await, 401);
     }
     let before = rss_kib(node.child.id());
     for n in 50..1550 {
-        let status = send(n).await.unwrap().status();
+        let status = send(n).await;
         assert!([401, 429].contains(&status.as_u16()), "{status}");
     }
     let after = rss_kib(node.child.id());
@@ -688,7 +647,7 @@ async fn huge_client_ids_do_not_grow_the_throttle() {
     println!("RSS {before} KiB -> {after} KiB after 1,500 requests with 60 KB client_ids");
     assert!(grown_mib < 64, "RSS grew by {grown_mib} MiB");
     let secret = create(&node, "canister").await;
-    assert_eq!(token(&node, "canister", &secret).await.status(), 200);
+    assert_eq!(token(&node, "canister", &secret).await.status, 200);
 }
 
 /// What Kubernetes injects into every pod of a namespace with Services
@@ -744,20 +703,20 @@ async fn admin_and_replica_tokens_come_from_files() {
     std::fs::write(dir.path().join("replica-token"), format!("{replica}\r\n")).unwrap();
     let node = Node::start(dir.path(), &[("GATEHOUSE_ADMIN_TOKEN_FILE", "admin-token")]).await;
     let client = crate::helpers::http_client();
-    let listed = client
-        .get(node.url("/admin/v1/applications"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(listed.status(), 200);
-    let state = client
-        .get(node.url("/internal/v1/state"))
-        .bearer_auth(replica)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(state.status(), 200);
+    let listed = call(
+        client
+            .get(node.url("/admin/v1/applications"))
+            .bearer_auth(admin),
+    )
+    .await;
+    assert_eq!(listed.status, 200);
+    let state = call(
+        client
+            .get(node.url("/internal/v1/state"))
+            .bearer_auth(replica),
+    )
+    .await;
+    assert_eq!(state.status, 200);
     drop(node);
 
     let both = run(

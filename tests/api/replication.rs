@@ -2,10 +2,9 @@
 //! long-poll of changes (or a snapshot) behind the replica token.
 
 use gatehouse::config::Secret;
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Answer, TestApp, call, call_text, spawn_app, spawn_app_with};
 
 const REPLICA_TOKEN: &str = "replica-token-for-tests-0123456789abcdef";
 
@@ -15,6 +14,20 @@ fn state(app: &TestApp, query: &str) -> reqwest::RequestBuilder {
         .bearer_auth(REPLICA_TOKEN)
 }
 
+/// A primary with canister (group media) and one API key for it, named
+/// `name`: the admin API's answer.
+async fn primary_with_key(name: &str) -> (TestApp, Value) {
+    let app = primary().await;
+    app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
+        .await;
+    let minted = app
+        .admin_api()
+        .create_api_key("canister", &json!({ "name": name }))
+        .await
+        .body;
+    (app, minted)
+}
+
 async fn primary() -> TestApp {
     spawn_app_with(|s| s.replica_token = Some(Secret::new(REPLICA_TOKEN))).await
 }
@@ -22,47 +35,40 @@ async fn primary() -> TestApp {
 #[actix_web::test]
 async fn state_needs_the_replica_token_and_replication_configured() {
     let app = primary().await;
-    let response = app
-        .client
-        .get(app.url("/internal/v1/state"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    let response = app
-        .client
-        .get(app.url("/internal/v1/state"))
-        .bearer_auth("wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    let body: Value = response.json().await.unwrap();
+    let response = app.get("/internal/v1/state").await;
+    assert_eq!(response.status, 401);
+    let response = call(
+        app.client
+            .get(app.url("/internal/v1/state"))
+            .bearer_auth("wrong"),
+    )
+    .await;
+    assert_eq!(response.status, 401);
+    let body = response.body;
     assert_eq!(body["error"], "invalid_token");
     // The admin token is not a replica token.
-    let response = app
-        .client
-        .get(app.url("/internal/v1/state"))
-        .bearer_auth(crate::helpers::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
+    let response = call(
+        app.client
+            .get(app.url("/internal/v1/state"))
+            .bearer_auth(crate::helpers::ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(response.status, 401);
 
     let plain = spawn_app().await;
-    let response = plain
-        .client
-        .get(plain.url("/internal/v1/state"))
-        .bearer_auth(REPLICA_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 403);
+    let response = call(
+        plain
+            .client
+            .get(plain.url("/internal/v1/state"))
+            .bearer_auth(REPLICA_TOKEN),
+    )
+    .await;
+    assert_eq!(response.status, 403);
 }
 
 /// Where an answer leaves a replica: (epoch, version, hash) from its headers.
-fn position(response: &reqwest::Response) -> (String, u64, String) {
-    let header = |name: &str| response.headers()[name].to_str().unwrap().to_string();
+fn position(response: &Answer) -> (String, u64, String) {
+    let header = |name: &str| response.header(name).to_string();
     (
         header("x-gatehouse-epoch"),
         header("x-gatehouse-state-version").parse().unwrap(),
@@ -70,10 +76,8 @@ fn position(response: &reqwest::Response) -> (String, u64, String) {
     )
 }
 
-fn kind(response: &reqwest::Response) -> &str {
-    response.headers()["x-gatehouse-state-kind"]
-        .to_str()
-        .unwrap()
+fn kind(response: &Answer) -> &str {
+    response.header("x-gatehouse-state-kind")
 }
 
 fn from((epoch, version, hash): &(String, u64, String)) -> String {
@@ -90,11 +94,11 @@ async fn a_snapshot_carries_the_whole_state_and_changes_follow_it() {
     )
     .await;
     // A replica that names no history (new, or from before 0.2): a snapshot.
-    let response = state(&app, "?since=0").send().await.unwrap();
-    assert_eq!(response.status(), 200);
+    let response = call(state(&app, "?since=0")).await;
+    assert_eq!(response.status, 200);
     assert_eq!(kind(&response), "snapshot");
     let at = position(&response);
-    let document: Value = response.json().await.unwrap();
+    let document = response.body;
     assert_eq!(document["version"], at.1);
     assert_eq!(document["epoch"], at.0.as_str());
     assert_eq!(document["hash"], at.2.as_str());
@@ -104,36 +108,25 @@ async fn a_snapshot_carries_the_whole_state_and_changes_follow_it() {
         "digests travel, for token issuance"
     );
     assert_eq!(document["resources"][0]["id"], "dav");
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.get("/.well-known/jwks.json").await.body;
     assert_eq!(document["public_keys"][0][0], jwks["keys"][0]["kid"]);
     assert_eq!(document["public_keys"][0][1], jwks["keys"][0]["x"]);
 
     // Nothing new since then: 304, at once without wait, after it with.
-    let response = state(&app, &from(&at)).send().await.unwrap();
-    assert_eq!(response.status(), 304);
-    let response = state(&app, &format!("{}&wait=1", from(&at)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 304);
+    let response = call(state(&app, &from(&at))).await;
+    assert_eq!(response.status, 304);
+    let response = call(state(&app, &format!("{}&wait=1", from(&at)))).await;
+    assert_eq!(response.status, 304);
 
     // One change: just that change, and the position after it.
     app.create_application(json!({"client_id": "other"})).await;
-    let response = state(&app, &from(&at)).send().await.unwrap();
-    assert_eq!(response.status(), 200);
+    let response = call(state(&app, &from(&at))).await;
+    assert_eq!(response.status, 200);
     assert_eq!(kind(&response), "changes");
     let next = position(&response);
     assert_eq!(next.1, at.1 + 1);
     assert_eq!(next.0, at.0, "same store, same epoch");
-    let changes: Value = response.json().await.unwrap();
+    let changes = response.body;
     assert_eq!(changes["changes"].as_array().unwrap().len(), 1);
     assert_eq!(changes["changes"][0]["change"]["type"], "put_application");
     assert_eq!(
@@ -145,20 +138,11 @@ async fn a_snapshot_carries_the_whole_state_and_changes_follow_it() {
     // A replica from before the change log (no epoch) is answered as it
     // always was: 304 while nothing changed, not a snapshot per poll; a
     // version it cannot have seen here gets a snapshot.
-    let response = state(&app, &format!("?since={}&wait=1", next.1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 304);
-    let response = state(&app, &format!("?since={}", at.1))
-        .send()
-        .await
-        .unwrap();
+    let response = call(state(&app, &format!("?since={}&wait=1", next.1))).await;
+    assert_eq!(response.status, 304);
+    let response = call(state(&app, &format!("?since={}", at.1))).await;
     assert_eq!(kind(&response), "snapshot", "something changed since");
-    let response = state(&app, &format!("?since={}", next.1 + 1_000_000))
-        .send()
-        .await
-        .unwrap();
+    let response = call(state(&app, &format!("?since={}", next.1 + 1_000_000))).await;
     assert_eq!(kind(&response), "snapshot", "another primary's version");
 
     // Any other history gets a snapshot: another epoch, a hash that is not
@@ -168,8 +152,8 @@ async fn a_snapshot_carries_the_whole_state_and_changes_follow_it() {
         (at.0.clone(), at.1, String::from("AAAAAAAAAAAAAAAAAAAAAA")),
         (at.0.clone(), next.1 + 10, next.2.clone()),
     ] {
-        let response = state(&app, &from(&other)).send().await.unwrap();
-        assert_eq!(response.status(), 200);
+        let response = call(state(&app, &from(&other))).await;
+        assert_eq!(response.status, 200);
         assert_eq!(kind(&response), "snapshot", "{other:?}");
         assert_eq!(position(&response), next);
     }
@@ -177,38 +161,23 @@ async fn a_snapshot_carries_the_whole_state_and_changes_follow_it() {
 
 #[actix_web::test]
 async fn a_waiting_request_wakes_with_a_revocation() {
-    let app = primary().await;
-    app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
-        .await;
-    let minted: Value = app
-        .admin(Method::POST, "/applications/canister/api-keys")
-        .json(&json!({"name": "k"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (app, minted) = primary_with_key("k").await;
     let id = minted["id"].as_str().unwrap().to_string();
-    let at = position(&state(&app, "").send().await.unwrap());
+    let at = position(&call(state(&app, "")).await);
 
     // Waits up to 30 s; a change must end the wait with the change, where
     // a missed wake-up would end it with a 304.
-    let waiting = state(&app, &format!("{}&wait=30", from(&at))).send();
+    let waiting = call(state(&app, &format!("{}&wait=30", from(&at))));
     let revoke = async {
         actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
-        app.admin(Method::DELETE, &format!("/api-keys/{id}"))
-            .send()
-            .await
-            .unwrap()
+        app.admin_api().revoke_api_key(&id).await
     };
     let (response, revoked) = futures_util::future::join(waiting, revoke).await;
-    assert_eq!(revoked.status(), 204);
-    let response = response.unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(revoked.status, 204);
+    assert_eq!(response.status, 200);
     assert_eq!(kind(&response), "changes");
     let at = position(&response);
-    let document: Value = response.json().await.unwrap();
+    let document = response.body;
     assert_eq!(
         document["changes"][0]["change"],
         json!({"type": "revoke_api_key", "id": id})
@@ -217,20 +186,14 @@ async fn a_waiting_request_wakes_with_a_revocation() {
     // RFC 7009 token revocations travel too.
     let client = app.create_application(json!({"client_id": "other"})).await;
     let token = app.access_token(&client, &[]).await;
-    app.client
-        .post(app.url("/oauth/revoke"))
-        .basic_auth(&client.client_id, Some(&client.secret))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    let document: Value = state(&app, &from(&at))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    call(
+        app.client
+            .post(app.url("/oauth/revoke"))
+            .basic_auth(&client.client_id, Some(&client.secret))
+            .form(&[("token", token.as_str())]),
+    )
+    .await;
+    let document = call(state(&app, &from(&at))).await.body;
     let (_, claims) = crate::helpers::jwt_parts(&token);
     let last = document["changes"].as_array().unwrap().last().unwrap();
     assert_eq!(
@@ -238,7 +201,7 @@ async fn a_waiting_request_wakes_with_a_revocation() {
         json!({"type": "revoke_access_token", "jti": claims["jti"], "exp": claims["exp"]})
     );
     // And a snapshot carries them as well.
-    let snapshot: Value = state(&app, "").send().await.unwrap().json().await.unwrap();
+    let snapshot = call(state(&app, "")).await.body;
     assert_eq!(snapshot["revoked_api_keys"], json!([id]));
     assert_eq!(snapshot["revoked_access_tokens"][0][0], claims["jti"]);
 }
@@ -248,14 +211,7 @@ async fn a_waiting_request_wakes_with_a_revocation() {
 /// address is kept as its network only (an id of no key is dropped too).
 #[actix_web::test]
 async fn usage_reports_are_held_to_what_a_replica_may_say() {
-    let app = primary().await;
-    app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
-        .await;
-    let minted = crate::helpers::json_of(
-        app.admin(Method::POST, "/applications/canister/api-keys")
-            .json(&json!({"name": "k"})),
-    )
-    .await;
+    let (app, minted) = primary_with_key("k").await;
     let id = minted["id"].as_str().unwrap();
     let report = json!({"uses": [
         {"id": id, "at": "2999-01-01T00:00:42Z", "from": "203.0.113.77/32"},
@@ -267,26 +223,24 @@ async fn usage_reports_are_held_to_what_a_replica_may_say() {
             .bearer_auth(token)
             .json(&report)
     };
-    assert_eq!(post("wrong").send().await.unwrap().status(), 401);
-    assert_eq!(post(REPLICA_TOKEN).send().await.unwrap().status(), 204);
+    assert_eq!(call_text(post("wrong")).await.status, 401);
+    assert_eq!(call_text(post(REPLICA_TOKEN)).await.status, 204);
     for bad in [
         json!({"uses": "x"}),
         json!({"uses": [{"id": id}]}),
         json!([]),
     ] {
-        let response = app
-            .client
-            .post(app.url("/internal/v1/usage"))
-            .bearer_auth(REPLICA_TOKEN)
-            .json(&bad)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 400, "{bad}");
+        let response = call(
+            app.client
+                .post(app.url("/internal/v1/usage"))
+                .bearer_auth(REPLICA_TOKEN)
+                .json(&bad),
+        )
+        .await;
+        assert_eq!(response.status, 400, "{bad}");
     }
 
-    let listed =
-        crate::helpers::json_of(app.admin(Method::GET, "/applications/canister/api-keys")).await;
+    let listed = app.admin_api().api_keys("canister", "").await.body;
     let key = &listed["api_keys"][0];
     assert_eq!(key["last_used_from"], "203.0.113.0/24");
     let at = chrono::DateTime::parse_from_rfc3339(key["last_used_at"].as_str().unwrap()).unwrap();
@@ -297,33 +251,17 @@ async fn usage_reports_are_held_to_what_a_replica_may_say() {
 
 #[actix_web::test]
 async fn a_replica_that_does_not_enforce_scopes_is_refused_once_a_key_has_them() {
-    let app = primary().await;
-    app.create_application(json!({"client_id": "canister", "groups": ["media"]}))
-        .await;
-    let plain = crate::helpers::json_of(
-        app.admin(Method::POST, "/applications/canister/api-keys")
-            .json(&json!({"name": "unscoped"})),
-    )
-    .await;
+    let (app, plain) = primary_with_key("unscoped").await;
     // Without scoped keys every replica may follow, old or new.
     for query in ["", "?features=scopes"] {
-        assert_eq!(
-            state(&app, query).send().await.unwrap().status(),
-            200,
-            "{query}"
-        );
+        assert_eq!(call_text(state(&app, query)).await.status, 200, "{query}");
     }
 
     let scoped = app
-        .admin(
-            Method::PATCH,
-            &format!("/api-keys/{}", plain["id"].as_str().unwrap()),
-        )
-        .json(&json!({"methods": ["GET"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(scoped.status(), 200);
+        .admin_api()
+        .update_api_key(plain["id"].as_str().unwrap(), &json!({"methods": ["GET"]}))
+        .await;
+    assert_eq!(scoped.status, 200);
     // An old replica (no features, or others) would accept the key for PUT.
     for query in [
         "",
@@ -332,9 +270,9 @@ async fn a_replica_that_does_not_enforce_scopes_is_refused_once_a_key_has_them()
         "?features=scopesx",
         "?features=other",
     ] {
-        let refused = state(&app, query).send().await.unwrap();
-        assert_eq!(refused.status(), 409, "{query}");
-        let body: Value = refused.json().await.unwrap();
+        let refused = call(state(&app, query)).await;
+        assert_eq!(refused.status, 409, "{query}");
+        let body = refused.body;
         assert_eq!(body["error"], "replica_outdated", "{query}");
         assert!(
             body["error_description"]
@@ -345,9 +283,9 @@ async fn a_replica_that_does_not_enforce_scopes_is_refused_once_a_key_has_them()
         );
     }
     for query in ["?features=scopes", "?features=other,scopes"] {
-        let answer = state(&app, query).send().await.unwrap();
-        assert_eq!(answer.status(), 200, "{query}");
-        let document: Value = answer.json().await.unwrap();
+        let answer = call(state(&app, query)).await;
+        assert_eq!(answer.status, 200, "{query}");
+        let document = answer.body;
         assert_eq!(document["api_key_scopes"].as_array().unwrap().len(), 1);
     }
 }

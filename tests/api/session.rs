@@ -1,10 +1,10 @@
-//! Session fallback (SPEC §4): requests without a bearer token go to the
+//! Session fallback: requests without a bearer token go to the
 //! configured upstream verify endpoint, a second real HTTP server here.
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::json;
 
-use crate::helpers::{free_port, spawn_app_with};
+use crate::helpers::{call, free_port, spawn_app_with};
 
 /// A stand-in for Authelia's verify endpoint: a session cookie passes with
 /// Remote-* headers; without one, a redirect to its login portal.
@@ -56,30 +56,25 @@ fn start_upstream() -> String {
 async fn upstream_decisions_are_relayed() {
     let upstream = start_upstream();
     let app = spawn_app_with(|s| s.upstream_verify_url = Some(upstream)).await;
-    let response = app
-        .verify("GET", "dash.example.com", "/panel?x=1")
-        .header("Cookie", "session=good")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let h = response.headers();
+    let response = call(
+        app.verify("GET", "dash.example.com", "/panel?x=1")
+            .header("Cookie", "session=good"),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    let h = response.headers;
     assert_eq!(h["remote-user"], "alice");
     assert_eq!(h["remote-groups"], "admins,media");
     assert_eq!(h["remote-email"], "alice@example.com");
     assert!(h.get("x-not-relayed").is_none());
 
-    let response = app
-        .verify("GET", "dash.example.com", "/panel")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 302);
+    let response = call(app.verify("GET", "dash.example.com", "/panel")).await;
+    assert_eq!(response.status, 302);
     assert_eq!(
-        response.headers()["location"],
+        response.headers["location"],
         "https://auth.example.com/?rd=https://dash.example.com/panel"
     );
-    assert_eq!(response.headers()["set-cookie"], "flow=1; Path=/");
+    assert_eq!(response.headers["set-cookie"], "flow=1; Path=/");
 }
 
 #[actix_web::test]
@@ -88,17 +83,16 @@ async fn the_original_request_is_passed_upstream() {
     let app = spawn_app_with(|s| s.upstream_verify_url = Some(upstream)).await;
     // nginx's header family in, both families out; the stand-in echoes
     // what it saw in Remote-* headers, which are relayed.
-    let response = app
-        .client
-        .get(app.url("/api/verify"))
-        .header("X-Original-URL", "https://dash.example.com/a/b")
-        .header("X-Original-Method", "POST")
-        .header("Cookie", "session=good")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let h = response.headers();
+    let response = call(
+        app.client
+            .get(app.url("/api/verify"))
+            .header("X-Original-URL", "https://dash.example.com/a/b")
+            .header("X-Original-Method", "POST")
+            .header("Cookie", "session=good"),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    let h = response.headers;
     assert_eq!(h["remote-user"], "alice");
     assert_eq!(h["remote-seen-host"], "dash.example.com");
     assert_eq!(h["remote-seen-uri"], "/a/b");
@@ -110,33 +104,28 @@ async fn the_original_request_is_passed_upstream() {
 async fn a_bearer_token_never_reaches_the_upstream() {
     let upstream = start_upstream();
     let app = spawn_app_with(|s| s.upstream_verify_url = Some(upstream)).await;
-    let response = app
-        .verify("GET", "dash.example.com", "/")
-        .header("Cookie", "session=good")
-        .bearer_auth("not-a-token")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401, "a bearer token is decided locally");
+    let response = call(
+        app.verify("GET", "dash.example.com", "/")
+            .header("Cookie", "session=good")
+            .bearer_auth("not-a-token"),
+    )
+    .await;
+    assert_eq!(response.status, 401, "a bearer token is decided locally");
 }
 
 #[actix_web::test]
 async fn upstream_down_is_401_with_a_reason() {
     let dead = format!("http://127.0.0.1:{}/api/verify", free_port());
     let app = spawn_app_with(|s| s.upstream_verify_url = Some(dead)).await;
-    let response = app
-        .verify("GET", "dash.example.com", "/")
-        .header("Cookie", "session=good")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    let reason = response.headers()["x-auth-reason"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let response = call(
+        app.verify("GET", "dash.example.com", "/")
+            .header("Cookie", "session=good"),
+    )
+    .await;
+    assert_eq!(response.status, 401);
+    let reason = response.header("x-auth-reason").to_string();
     assert!(reason.contains("upstream"), "{reason}");
-    let body: serde_json::Value = response.json().await.unwrap();
+    let body: serde_json::Value = response.body;
     assert!(
         body["error_description"]
             .as_str()
@@ -148,25 +137,23 @@ async fn upstream_down_is_401_with_a_reason() {
 #[actix_web::test]
 async fn browsers_are_sent_to_the_login_url_others_get_401() {
     let app = spawn_app_with(|s| s.login_url = Some("https://login.example.com/".into())).await;
-    let response = app
-        .verify("GET", "dash.example.com", "/panel?tab=1")
-        .header("Accept", "text/html,application/xhtml+xml")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 302);
+    let response = call(
+        app.verify("GET", "dash.example.com", "/panel?tab=1")
+            .header("Accept", "text/html,application/xhtml+xml"),
+    )
+    .await;
+    assert_eq!(response.status, 302);
     assert_eq!(
-        response.headers()["location"],
+        response.headers["location"],
         "https://login.example.com/?rd=https%3A%2F%2Fdash%2Eexample%2Ecom%2Fpanel%3Ftab%3D1"
     );
-    let response = app
-        .verify("GET", "dash.example.com", "/panel")
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    let body: serde_json::Value = response.json().await.unwrap();
+    let response = call(
+        app.verify("GET", "dash.example.com", "/panel")
+            .header("Accept", "application/json"),
+    )
+    .await;
+    assert_eq!(response.status, 401);
+    let body: serde_json::Value = response.body;
     assert_eq!(
         body,
         json!({"error": "unauthorized", "error_description": "no bearer token"})
@@ -200,7 +187,7 @@ async fn sigterm_lets_in_flight_requests_finish_then_flushes_and_exits() {
     )
     .await;
     let url = node.url("/api/verify");
-    let in_flight = actix_web::rt::spawn(async move { reqwest::get(url).await });
+    let in_flight = actix_web::rt::spawn(call(reqwest::Client::new().get(url)));
     actix_web::rt::time::sleep(std::time::Duration::from_millis(300)).await;
     let pid = node.child.id().to_string();
     assert!(
@@ -211,13 +198,9 @@ async fn sigterm_lets_in_flight_requests_finish_then_flushes_and_exits() {
             .success()
     );
 
-    let response = in_flight.await.unwrap().unwrap();
-    assert_eq!(
-        response.status(),
-        200,
-        "the request in flight got its answer"
-    );
-    assert_eq!(response.headers()["remote-user"], "slow");
+    let response = in_flight.await.unwrap();
+    assert_eq!(response.status, 200, "the request in flight got its answer");
+    assert_eq!(response.headers["remote-user"], "slow");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let status = loop {
         if let Some(status) = node.child.try_wait().unwrap() {

@@ -5,12 +5,12 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, Node, json_of};
+use crate::helpers::{ADMIN_TOKEN, Node, call_text};
 
 const NODE_ENV: &[(&str, &str)] = &[("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN)];
 
 async fn client_ids(node: &Node) -> Vec<(String, bool)> {
-    let listed = json_of(node.admin(Method::GET, "/applications")).await;
+    let listed = node.admin_api().get("/applications").await.body;
     let mut ids: Vec<(String, bool)> = listed["applications"]
         .as_array()
         .unwrap()
@@ -36,7 +36,7 @@ async fn send(node: &Node, method: Method, path: &str, body: Option<Value>) {
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let status = request.send().await.unwrap().status();
+    let status = call_text(request).await.status;
     assert!(status.is_success(), "{path}: {status}");
 }
 

@@ -8,14 +8,14 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
 use crate::basic::{basic, mint};
-use crate::e2e::{start_caddy, start_nginx, start_webdav};
-use crate::helpers::{TestApp, command_exists, python_has};
+use crate::e2e::{nginx_diagnostics, start_caddy, start_nginx, start_webdav};
+use crate::helpers::{TestApp, call_text, command_exists, output_with_input, python_has};
 
 /// Caddy's and nginx's sites here answer for whatever host the client
 /// names: the clients are pointed at 127.0.0.1, and the rule is for it.
@@ -227,21 +227,12 @@ fn cadaver_session(app: &TestApp, port: u16, key: &str, diagnostics: &dyn Fn() -
     std::fs::set_permissions(&netrc, std::fs::Permissions::from_mode(0o600)).unwrap();
     let local = home.join("hello.txt");
     std::fs::write(&local, "hello from cadaver\n").unwrap();
-    let mut child = client_command("cadaver", &home)
+    let mut cadaver = client_command("cadaver", &home);
+    cadaver
         .current_dir(&home)
-        .arg(format!("http://{HOST}:{port}/"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"mkcol cadaver\nput hello.txt cadaver/hello.txt\nls cadaver\nget cadaver/hello.txt back.txt\nquit\n")
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+        .arg(format!("http://{HOST}:{port}/"));
+    let script = "mkcol cadaver\nput hello.txt cadaver/hello.txt\nls cadaver\nget cadaver/hello.txt back.txt\nquit\n";
+    let output = output_with_input(&mut cadaver, script.as_bytes());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("hello.txt") && !stdout.contains("failed"),
@@ -291,14 +282,11 @@ print("ok", names)
 async fn challenges_through(app: &TestApp, port: u16, key: &str, other_key: &str) {
     let client = crate::helpers::http_client();
     let url = format!("http://{HOST}:{port}/");
-    let answer = client
-        .request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), &url)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 401);
+    let answer =
+        call_text(client.request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), &url)).await;
+    assert_eq!(answer.status, 401);
     assert_eq!(
-        answer.headers()["www-authenticate"],
+        answer.headers["www-authenticate"],
         format!(r#"Basic realm="{REALM}", charset="UTF-8""#).as_str()
     );
     for bad in [
@@ -309,45 +297,38 @@ async fn challenges_through(app: &TestApp, port: u16, key: &str, other_key: &str
         // Over what verify reads, under nginx's header limit.
         format!("Basic {}", "QUFB".repeat(1500)),
     ] {
-        let answer = client
-            .get(&url)
-            .header("Authorization", bad.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 401, "{bad:.40}");
+        let answer = call_text(client.get(&url).header("Authorization", bad.clone())).await;
+        assert_eq!(answer.status, 401, "{bad:.40}");
         assert!(
-            answer.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
+            answer
+                .header("www-authenticate")
                 .starts_with("Basic realm="),
             "{bad:.40}"
         );
     }
     // The rule no longer takes Basic: the same good credentials are none.
-    let rules: Value = crate::helpers::json_of(app.admin(reqwest::Method::GET, "/resources")).await;
+    let rules: Value = app.admin_api().get("/resources").await.body;
     let id = rules["resources"][0]["id"].as_str().unwrap().to_string();
-    let set_basic = |on: bool| {
-        app.admin(reqwest::Method::PATCH, &format!("/resources/{id}"))
-            .json(&json!({ "basic": on }))
-            .send()
+    let set_basic = async |on: bool| {
+        let path = format!("/resources/{id}");
+        app.admin_api().patch(&path, &json!({ "basic": on })).await
     };
-    assert_eq!(set_basic(false).await.unwrap().status(), 200);
-    let answer = client
-        .get(&url)
-        .header("Authorization", basic("canister", key))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 401);
-    assert_eq!(set_basic(true).await.unwrap().status(), 200);
-    let answer = client
-        .get(&url)
-        .header("Authorization", basic("canister", key))
-        .send()
-        .await
-        .unwrap();
-    assert!(answer.status().is_success(), "{}", answer.status());
+    assert_eq!(set_basic(false).await.status, 200);
+    let answer = call_text(
+        client
+            .get(&url)
+            .header("Authorization", basic("canister", key)),
+    )
+    .await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(set_basic(true).await.status, 200);
+    let answer = call_text(
+        client
+            .get(&url)
+            .header("Authorization", basic("canister", key)),
+    )
+    .await;
+    assert!(answer.status.is_success(), "{}", answer.status);
 }
 
 async fn every_client_through(
@@ -420,16 +401,15 @@ async fn every_client_through(
 async fn locked_out_through(port: u16, key: &str) {
     let client = crate::helpers::http_client();
     let url = format!("http://{HOST}:{port}/");
-    let attempt =
-        |credentials: String| client.get(&url).header("Authorization", credentials).send();
+    let attempt = async |credentials: String| {
+        call_text(client.get(&url).header("Authorization", credentials)).await
+    };
     let mut statuses = Vec::new();
     let mut locked = None;
     for n in 0..40 {
-        let answer = attempt(basic("canister", &format!("ghk1_wrong{n}")))
-            .await
-            .unwrap();
-        statuses.push(answer.status().as_u16());
-        if answer.status() == 429 {
+        let answer = attempt(basic("canister", &format!("ghk1_wrong{n}"))).await;
+        statuses.push(answer.status.as_u16());
+        if answer.status == 429 {
             locked = Some(answer);
             break;
         }
@@ -439,18 +419,13 @@ async fn locked_out_through(port: u16, key: &str) {
         statuses[..statuses.len() - 1].iter().all(|s| *s == 401),
         "{statuses:?}"
     );
-    let retry_after: u64 = locked.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after: u64 = locked.header("retry-after").parse().unwrap();
     assert!((1..=3600).contains(&retry_after), "{retry_after}");
-    let body: Value = locked.json().await.unwrap();
+    let body = locked.json();
     assert_eq!(body["error"], "too_many_requests", "{body}");
-    let answer = attempt(basic("canister", key)).await.unwrap();
+    let answer = attempt(basic("canister", key)).await;
     assert_eq!(
-        answer.status(),
-        429,
+        answer.status, 429,
         "the address is locked out, good key or not"
     );
 }
@@ -496,13 +471,7 @@ async fn webdav_clients_get_in_through_nginx() {
     let relay = Relay::start(webdav.port);
     let nginx = start_nginx(&app, relay.port, HOST).await;
     every_client_through(&app, nginx.port, &relay, &|| {
-        let error_log = std::fs::read_to_string(
-            app.dir
-                .path()
-                .join(format!("nginx-{}/error.log", nginx.port)),
-        )
-        .unwrap_or_default();
-        format!("{}\n{error_log}\n{}", nginx.output(), webdav.output())
+        nginx_diagnostics(&app, &nginx, &webdav)
     })
     .await;
 }
