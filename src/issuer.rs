@@ -129,6 +129,9 @@ pub struct TokenIssuer {
     /// X-Forwarded-For from inside trusted_proxies) cannot shut out a
     /// client that was working from there.
     known_clients: moka::sync::Cache<(IpAddr, String), ()>,
+    /// When this node last issued a token to each client (unix seconds),
+    /// for the console's application list; bounded like `known_clients`.
+    last_issued: moka::sync::Cache<String, i64>,
 }
 
 /// How many (address, client_id) pairs are remembered, and for how long.
@@ -151,7 +154,18 @@ impl TokenIssuer {
                 .max_capacity(KNOWN_CLIENTS)
                 .time_to_idle(KNOWN_CLIENT_IDLE)
                 .build(),
+            last_issued: moka::sync::Cache::builder()
+                .max_capacity(KNOWN_CLIENTS)
+                .build(),
         }
+    }
+
+    /// When this node last issued an access token to `client_id` (since
+    /// it started; replicas issue their own).
+    pub fn last_issued(&self, client_id: &str) -> Option<DateTime<Utc>> {
+        self.last_issued
+            .get(client_id)
+            .and_then(|at| DateTime::from_timestamp(at, 0))
     }
 
     pub fn issue(
@@ -267,6 +281,8 @@ impl TokenIssuer {
         };
         let access_token = sign_jwt(&self.keys, ACCESS_TOKEN_TYP, &claims)?;
         log::debug!("issued access token {} to {}", claims.jti, app.client_id);
+        self.last_issued
+            .insert(app.client_id.clone(), now.timestamp());
         Ok(IssuedToken {
             access_token,
             expires_in: app.access_token_ttl,
