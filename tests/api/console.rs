@@ -97,7 +97,7 @@ async fn the_console_works_in_a_real_browser() {
         "browser tests failed:\n{report}\n== primary log\n{log}"
     );
     eprintln!("{report}");
-    assert!(shots.join("applications.png").exists());
+    assert!(shots.join("applications.jpg").exists());
     // The token was pasted and posted: it never reached the log.
     assert!(!log.contains(ADMIN_TOKEN), "the admin token is in the log");
     assert!(

@@ -90,7 +90,7 @@ async function accessible(page, name) {
 async function screenshot(page, name) {
   if (!SHOTS) return;
   fs.mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), type: "png", fullPage: false });
+  await page.screenshot({ path: path.join(SHOTS, `${name}.jpg`), type: "jpeg", quality: 60 });
 }
 
 /** A page checked by axe (and photographed when `shot` names it). */
