@@ -405,3 +405,56 @@ async fn failed_sign_ins_count_towards_the_address_lockout() {
     let (cookie, _) = sign_in(&app, &[]).await;
     assert!(!cookie.is_empty());
 }
+
+#[actix_web::test]
+async fn the_audit_page_is_paged_and_filtered() {
+    let app = spawn_app().await;
+    app.create_application(json!({"client_id": "canister"}))
+        .await;
+    for i in 0..55 {
+        let patched = app
+            .admin(Method::PATCH, "/applications/canister")
+            .json(&json!({"name": format!("name {i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status(), 200);
+    }
+    let (cookie, _) = sign_in(&app, &[]).await;
+    let rows = |page: &str| page.matches("<tr><td><time").count();
+    let first = get(&app, &cookie, "/ui/audit").await.text().await.unwrap();
+    assert_eq!(rows(&first), 50);
+    assert!(first.contains("ui:"), "the sign-in, newest first");
+    let at = first
+        .find(r#"href="/ui/audit?before="#)
+        .expect("a link to older entries")
+        + 6;
+    let older = &first[at..at + first[at..].find('"').unwrap()];
+    let second = get(&app, &cookie, &older.replace("&amp;", "&"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&second),
+        7,
+        "56 API entries and the sign-in, 50 a page"
+    );
+    assert!(!second.contains("Older entries"));
+    let only_ui = get(&app, &cookie, "/ui/audit?actor=ui%3A")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(rows(&only_ui), 1);
+    let creates = get(
+        &app,
+        &cookie,
+        "/ui/audit?action=POST+%2Fadmin%2Fv1%2Fapplications",
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(rows(&creates), 1);
+}

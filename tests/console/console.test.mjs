@@ -120,7 +120,7 @@ async function verify(credential, method = "GET", uri = "/") {
 }
 
 test("the whole flow: sign in, application, rule, API key, revocation, rotation, sign out", async () => {
-  const context = await newContext();
+  const context = await newContext({ permissions: ["clipboard-read", "clipboard-write"] });
   // A session name planted before sign-in (fixation) must not become signed in.
   await context.addCookies([
     { name: "gatehouse_console", value: "planted-by-someone", domain: new URL(BASE).hostname, path: "/ui" },
@@ -161,6 +161,10 @@ test("the whole flow: sign in, application, rule, API key, revocation, rotation,
   assert.equal(await page.locator("main b").count(), 0, "the name is escaped, not markup");
   assert.ok((await page.locator("main").textContent()).includes("Canister <b>media</b>"));
   await check(page, "application created", "secret-once");
+  // The copy button (the console's only script) puts the secret on the clipboard.
+  await page.click("button[data-copy=client-secret]");
+  await page.waitForFunction(() => document.querySelector("button[data-copy=client-secret]").textContent !== "Copy");
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret);
   const issued = await fetch(`${BASE}/oauth/token`, {
     method: "POST",
     headers: {
