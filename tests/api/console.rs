@@ -347,6 +347,7 @@ async fn console_actions_are_audited_as_the_session_and_answers_carry_the_header
         ("/ui/nothing-here", false),
         ("/ui/assets/console.css", false),
         ("/ui/", false),
+        ("/ui", false),
     ] {
         let response = if signed {
             get(&app, &cookie, path).await

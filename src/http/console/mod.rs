@@ -35,9 +35,10 @@ use super::AppState;
 pub const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ui", web::get().to(pages::to_console)).service(
+    cfg.service(
         web::scope("/ui")
             .wrap(actix_web::middleware::from_fn(console_frame))
+            .route("", web::get().to(pages::to_console))
             .configure(assets::configure)
             .configure(pages::configure)
             .default_service(web::to(pages::not_found)),
