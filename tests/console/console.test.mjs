@@ -249,9 +249,47 @@ test("the whole flow: sign in, application, rule, API key, revocation, rotation,
   await page.goto(`${BASE}/ui/applications?q=nothing-like-it`);
   assert.match(await page.locator("main").textContent(), /No application matches/);
   await page.goto(`${BASE}/ui/applications`);
+  assert.match(await page.locator("tbody td:nth-child(5)").textContent(), /UTC$/, "the last token issued");
   await check(page, "applications", "applications");
 
-  // Test access is checked in its own test (once explain has landed).
+  // Test access: the decision /api/verify would make, and why.
+  await navigate(page, () => page.click("nav >> text=Test access"));
+  await check(page, "test access");
+  const testAccess = async (fields) => {
+    for (const [id, value] of Object.entries(fields)) {
+      if (id.startsWith("with-")) await page.check(`#${id}`);
+      else if (id === "client_id") await page.selectOption("#client_id", value);
+      else await page.fill(`#${id}`, value);
+    }
+    await navigate(page, () => page.click("button:has-text('Test access')"));
+    return {
+      decision: (await page.locator("#decision").textContent()).trim(),
+      reason: await page.locator("#reason").textContent(),
+      rule: (await page.locator("#rule").textContent()).trim(),
+    };
+  };
+  const granted = await testAccess({ "with-application": "", client_id: "canister", method: "GET", host: DAV, path: "/photos/a.jpg" });
+  assert.equal(granted.decision, "Granted — 200");
+  assert.match(granted.rule, /^dav /);
+  assert.match(await page.locator("main").textContent(), /Remote-User: canister/);
+  await check(page, "test access, granted", "test-access");
+  const refused = await testAccess({ method: "DELETE", path: "/photos/a.jpg" });
+  assert.equal(refused.decision, "Denied — 403");
+  assert.match(refused.reason, /method/i);
+  assert.match(refused.rule, /^dav /);
+  await check(page, "test access, denied");
+  const other = await testAccess({ method: "GET", path: "/private/x" });
+  assert.equal(other.decision, "Denied — 403");
+  assert.match(other.reason, /group/i);
+  assert.match(other.rule, /^dav-private /);
+  const revokedKey = await testAccess({ "with-token": "", token: key, path: "/" });
+  assert.equal(revokedKey.decision, "Denied — 401");
+  assert.match(revokedKey.reason, /revoked/i);
+  assert.ok(!(await page.content()).includes(key), "the pasted key is not written back");
+  const anonymous = await testAccess({ "with-none": "", host: "nowhere.example.com" });
+  assert.equal(anonymous.decision, "Denied — 401");
+  assert.equal(anonymous.rule, "none");
+  assert.equal(await verify(key), 401, "Test access changed nothing");
 
   // Rotating the signing key.
   await page.goto(`${BASE}/ui/keys`);
