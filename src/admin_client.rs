@@ -22,6 +22,10 @@ pub enum AdminCommand {
     ApiKeys(ApiKeysCommand),
     /// Rotate the signing key
     RotateKeys,
+    /// What /api/verify would answer for a request, and why (a dry run:
+    /// no lockout, last use, metric or audit entry). Without a credential,
+    /// a request without one.
+    Explain(ExplainArgs),
     /// The audit log, newest first
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -29,6 +33,60 @@ pub enum AdminCommand {
         #[arg(long)]
         before: Option<String>,
     },
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("credential").multiple(false))]
+pub struct ExplainArgs {
+    /// The request's method, e.g. GET or PROPFIND
+    #[arg(long)]
+    pub method: String,
+    /// The host the client asks for, e.g. dav.example.com
+    #[arg(long)]
+    pub host: String,
+    /// The path (and query) the client asks for, e.g. /photos/
+    #[arg(long)]
+    pub path: String,
+    /// File holding the access token or API key (or its basic_password
+    /// short form); - reads standard input
+    #[arg(long, group = "credential", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The access token or API key itself (visible to other users in the
+    /// process list: prefer --token-file)
+    #[arg(long, group = "credential", value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// A fresh token of this application, as the token endpoint would issue it now
+    #[arg(long, group = "credential")]
+    pub client_id: Option<String>,
+    /// The client's address, for API keys limited to networks
+    #[arg(long, value_name = "ADDRESS")]
+    pub source: Option<String>,
+}
+
+impl ExplainArgs {
+    fn body(self) -> Result<Value, String> {
+        let token = match (&self.token_file, self.token) {
+            (Some(path), _) if path.as_os_str() == "-" => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .map_err(|e| format!("standard input: {e}"))?;
+                Some(text.trim().to_string())
+            }
+            (Some(path), _) => Some(read_token(path)?),
+            (None, token) => token,
+        };
+        let mut body = json!({ "method": self.method, "host": self.host, "path": self.path });
+        for (field, value) in [
+            ("token", token),
+            ("client_id", self.client_id),
+            ("source", self.source),
+        ] {
+            if let Some(value) = value {
+                body[field] = value.into();
+            }
+        }
+        Ok(body)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +301,7 @@ fn request(command: AdminCommand) -> Result<Request, String> {
             }
         },
         AdminCommand::RotateKeys => (Method::POST, "/keys/rotate".into(), None),
+        AdminCommand::Explain(args) => (Method::POST, "/explain".into(), Some(args.body()?)),
         AdminCommand::Audit { limit, before } => {
             let before = before
                 .map(|b| format!("&before={}", utf8_percent_encode(&b, NON_ALPHANUMERIC)))

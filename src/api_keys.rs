@@ -280,6 +280,21 @@ pub fn short_form(kid: &str, claims: &ApiKeyClaims<'_>, signature: &str) -> Opti
     Some(format!("{SHORT_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
+/// The id of the API key a short form stands for (its `jti`), read
+/// without verifying anything; `None` for anything that is not one.
+pub fn short_form_id(short: &str) -> Option<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let encoded = short.strip_prefix(SHORT_PREFIX)?;
+    if encoded.len() > 200 {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
+    bytes
+        .get(1 + 32..1 + 32 + 16)
+        .map(|id| URL_SAFE_NO_PAD.encode(id))
+}
+
 /// The JWT a short form stands for, given the issuer and the client (the
 /// Basic user name); `None` for anything that is not a short form.
 pub fn expand_short(short: &str, issuer: &str, client_id: &str) -> Option<String> {

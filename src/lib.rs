@@ -29,6 +29,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod directory;
+pub mod explain;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 pub mod healthcheck;

@@ -2,9 +2,13 @@
 //! and may its holder reach this target? Everything it reads is in memory:
 //! the key set, and the directory snapshot (applications, rules).
 //!
-//! Reading order: `verify` → `authenticate` (the token itself: cached
-//! signature check, then time, issuer, revocation, application state) → `authorize`
-//! (the rule for the target: methods, groups, audience).
+//! Reading order: `verify` → `decide`: `token` (the credential's token,
+//! its signature checked through the cache), `admit` (time, issuer,
+//! revocation, application state), `permit` (the rules for the target:
+//! methods, groups, audience; a scoped key's scopes). Around it, the steps
+//! `/api/verify` takes with the request (`presented`, `answer`,
+//! `challenge`, `identity_headers`). `crate::explain` takes the very same
+//! steps for its dry run, without the cache.
 
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
@@ -12,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
-use actix_web::http::header::HeaderValue;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
@@ -90,24 +94,21 @@ pub struct VerifiedToken {
     pub last_noted: AtomicI64,
 }
 
-/// What a request presents at `/api/verify`.
+/// What a request presents at `/api/verify`, or what an explanation
+/// stands in for it.
 #[derive(Debug, Clone, Copy)]
 pub enum Credential<'a> {
     /// `Authorization: Bearer …`: an access token or an API key.
     Bearer(&'a str),
     /// `Authorization: Basic base64(client_id:api_key)` (RFC 7617).
     Basic { user: &'a str, key: &'a str },
+    /// A token the token endpoint would issue this application now, with
+    /// nothing particular asked for (all its scopes, the issuer as `aud`):
+    /// never presented at `/api/verify`, only explained (`crate::explain`).
+    Fresh { client_id: &'a str },
 }
 
 impl<'a> Credential<'a> {
-    /// The token verified: the bearer, or the Basic password.
-    pub fn secret(&self) -> &'a str {
-        match self {
-            Credential::Bearer(token) => token,
-            Credential::Basic { key, .. } => key,
-        }
-    }
-
     pub fn is_basic(&self) -> bool {
         matches!(self, Credential::Basic { .. })
     }
@@ -361,6 +362,11 @@ impl Verifier {
         }
     }
 
+    /// The issuer whose tokens this verifier takes.
+    pub fn issuer(&self) -> std::sync::Arc<String> {
+        self.issuer.get()
+    }
+
     /// The decision for `credential` at `target`. Basic credentials go
     /// the bearer's way (one function, one cache) with two checks more:
     /// an API key, of the client named as user. A scoped key's scopes
@@ -378,47 +384,82 @@ impl Verifier {
         source: impl FnOnce() -> IpAddr,
         now: i64,
     ) -> Result<Grant, VerifyError> {
-        // A Basic password in the short form stands for the JWT it
-        // was cut from, which is then verified like any key.
-        let expanded = match credential {
-            Credential::Basic { user, key } if key.starts_with(SHORT_PREFIX) => Some(
-                expand_short(key, &self.issuer.get(), user).ok_or(VerifyError::BasicMalformed)?,
-            ),
-            _ => None,
+        let inputs = Inputs {
+            snapshot,
+            keys,
+            revocations,
+            scoped,
         };
-        let secret = expanded.as_deref().unwrap_or(credential.secret());
-        let (token, application) = self.authenticate(snapshot, keys, revocations, secret, now)?;
+        self.decide(&inputs, credential, target, source, now, Signatures::Cached)
+            .map_err(|refusal| refusal.error)
+    }
+
+    /// `verify`, naming the rule that refused: the one decision behind
+    /// `/api/verify` and its dry run (`crate::explain`), which passes
+    /// `Signatures::Uncached` so that it leaves the cache as it was. In
+    /// order: the token (`token`), its validity now (`admit`), what Basic
+    /// credentials must be, the rules and the key's scopes (`permit`).
+    pub(crate) fn decide<'s>(
+        &self,
+        inputs: &Inputs<'s>,
+        credential: Credential<'_>,
+        target: &RequestTarget,
+        source: impl FnOnce() -> IpAddr,
+        now: i64,
+        signatures: Signatures,
+    ) -> Result<Grant, Refusal<'s>> {
+        let token = self.token(inputs, credential, now, signatures)?;
+        let application = self.admit(inputs.snapshot, inputs.revocations, &token, now)?;
         if let Credential::Basic { user, .. } = credential {
             if token.method != AuthMethod::ApiKey {
-                return Err(VerifyError::BasicNotApiKey);
+                return Err(VerifyError::BasicNotApiKey.into());
             }
             if user != token.client_id {
-                return Err(VerifyError::BasicUser);
+                return Err(VerifyError::BasicUser.into());
             }
         }
-        let rule = authorize_target(
-            &snapshot.rules,
-            groups_of(&token, application),
-            token.aud.as_ref(),
+        let rule = permit(
+            inputs,
+            &token,
+            application,
             credential.is_basic(),
             target,
+            source,
         )?;
-        if token.method == AuthMethod::ApiKey
-            && let Some(id) = &token.jti
-        {
-            match scoped.get(id) {
-                Some(scopes) => scopes.check(target, source)?,
-                // Minted with scopes that have not reached this node yet.
-                None if token.scoped => return Err(VerifyError::ScopeUnknown),
-                None => {}
-            }
-        }
         Ok(Grant {
             token,
             application: Arc::clone(application),
             rule: Arc::clone(rule),
             basic: credential.is_basic(),
         })
+    }
+
+    /// The token a credential stands for, its signature checked: the
+    /// bearer, the Basic password (its short form expanded into the JWT it
+    /// was cut from), or the token an application would be issued now.
+    pub(crate) fn token(
+        &self,
+        inputs: &Inputs<'_>,
+        credential: Credential<'_>,
+        now: i64,
+        signatures: Signatures,
+    ) -> Result<Arc<VerifiedToken>, VerifyError> {
+        match credential {
+            Credential::Bearer(bearer) => self.signed(inputs.keys, bearer, signatures),
+            Credential::Basic { user, key } if key.starts_with(SHORT_PREFIX) => {
+                let expanded = expand_short(key, &self.issuer.get(), user)
+                    .ok_or(VerifyError::BasicMalformed)?;
+                self.signed(inputs.keys, &expanded, signatures)
+            }
+            Credential::Basic { key, .. } => self.signed(inputs.keys, key, signatures),
+            Credential::Fresh { client_id } => {
+                let application = inputs
+                    .snapshot
+                    .application(client_id)
+                    .ok_or(VerifyError::UnknownApplication)?;
+                self.fresh(application, now).map(Arc::new)
+            }
+        }
     }
 
     /// Whether a credential is currently valid, whatever the target: for
@@ -431,24 +472,26 @@ impl Verifier {
         bearer: &str,
         now: i64,
     ) -> Result<(Arc<VerifiedToken>, Arc<ApplicationRecord>), VerifyError> {
-        let (token, application) = self.authenticate(snapshot, keys, revocations, bearer, now)?;
+        let token = self.signed(keys, bearer, Signatures::Cached)?;
+        let application = self.admit(snapshot, revocations, &token, now)?;
         Ok((token, Arc::clone(application)))
     }
 
-    /// Checks the token, its revocation and the state of its application.
-    fn authenticate<'s>(
+    /// A token's signature checked, through the cache unless `Uncached`.
+    fn signed(
         &self,
-        snapshot: &'s Snapshot,
         keys: &KeySet,
-        revocations: &Revocations,
         bearer: &str,
-        now: i64,
-    ) -> Result<(Arc<VerifiedToken>, &'s Arc<ApplicationRecord>), VerifyError> {
+        signatures: Signatures,
+    ) -> Result<Arc<VerifiedToken>, VerifyError> {
         if bearer.len() > MAX_TOKEN_LEN {
             return Err(VerifyError::TooLong);
         }
+        if signatures == Signatures::Uncached {
+            return self.check_signature(keys, bearer).map(Arc::new);
+        }
         let digest = TokenDigest::of(bearer);
-        let token = match self.cache.get(&digest) {
+        Ok(match self.cache.get(&digest) {
             // A cached token still needs its key in the current key set.
             Some(token) if keys.verifier(&token.kid).is_some() => token,
             _ => {
@@ -456,8 +499,19 @@ impl Verifier {
                 self.cache.insert(digest, Arc::clone(&token));
                 token
             }
-        };
-        check_time(&token, now)?;
+        })
+    }
+
+    /// Checks a signed token's time, issuer and revocation, and the state
+    /// of its application, which it returns.
+    pub(crate) fn admit<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        revocations: &Revocations,
+        token: &VerifiedToken,
+        now: i64,
+    ) -> Result<&'s Arc<ApplicationRecord>, VerifyError> {
+        check_time(token, now)?;
         if !self.issuer.matches(&token.iss) {
             return Err(VerifyError::Issuer);
         }
@@ -478,11 +532,48 @@ impl Verifier {
         if !application.is_current(token.generation, token.iat) {
             return Err(VerifyError::Revoked);
         }
-        Ok((token, application))
+        Ok(application)
+    }
+
+    /// The token `crate::issuer` would sign for `application` now when
+    /// asked for nothing in particular, as `check_signature` reads a
+    /// signed one: every scope of the application, the issuer as `aud`,
+    /// no `jti` (a new one is revoked by nobody).
+    fn fresh(
+        &self,
+        application: &ApplicationRecord,
+        now: i64,
+    ) -> Result<VerifiedToken, VerifyError> {
+        let method = AuthMethod::ClientCredentials;
+        let iat = application.issued_at(now);
+        let scope = (!application.scopes.is_empty()).then(|| application.scopes.join(" "));
+        let issuer = self.issuer.get();
+        Ok(VerifiedToken {
+            headers: IdentityValues::new(
+                &application.client_id,
+                &application.groups,
+                scope.as_deref(),
+                method,
+            )?,
+            kid: String::new(),
+            method,
+            jti: None,
+            client_id: application.client_id.clone(),
+            groups: application.groups.clone(),
+            scope,
+            aud: Some(Audience::One(issuer.to_string())),
+            iat: Some(iat),
+            nbf: None,
+            exp: Some(iat + i64::from(application.access_token_ttl)),
+            generation: application.credential_generation(),
+            iss: issuer.to_string(),
+            scoped: false,
+            last_noted: AtomicI64::new(i64::MIN),
+        })
     }
 
     /// Header allow-lists, signature by `kid`. Time and issuer are left to
-    /// `authenticate`, which checks them on every request. The signature goes
+    /// `admit`, which checks them on every request. The signature goes
     /// through jsonwebtoken (and so gatehouse's ring provider); header and
     /// claims are each parsed once, here, where `decode` would parse both
     /// twice and check time against the wall clock.
@@ -575,6 +666,71 @@ fn check_time(token: &VerifiedToken, now: i64) -> Result<(), VerifyError> {
     Ok(())
 }
 
+/// What a decision reads: the directory snapshot, the key set, the
+/// revocation state and the keys' scopes, all in memory.
+#[derive(Clone, Copy)]
+pub struct Inputs<'s> {
+    pub snapshot: &'s Snapshot,
+    pub keys: &'s KeySet,
+    pub revocations: &'s Revocations,
+    pub scoped: &'s ScopedKeys,
+}
+
+/// Whether a decision goes through the verifier's cache of signed
+/// tokens (`/api/verify`) or leaves it untouched (a dry run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signatures {
+    Cached,
+    Uncached,
+}
+
+/// A refusal, and the rule whose conditions refused, when one did.
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal<'s> {
+    pub error: VerifyError,
+    pub rule: Option<&'s Arc<Resource>>,
+}
+
+impl From<VerifyError> for Refusal<'_> {
+    fn from(error: VerifyError) -> Self {
+        Refusal { error, rule: None }
+    }
+}
+
+/// What the rules and, for a scoped API key, its scopes say about an
+/// admitted token at `target`: the rule that names the answer.
+pub(crate) fn permit<'s>(
+    inputs: &Inputs<'s>,
+    token: &VerifiedToken,
+    application: &ApplicationRecord,
+    basic: bool,
+    target: &RequestTarget,
+    source: impl FnOnce() -> IpAddr,
+) -> Result<&'s Arc<Resource>, Refusal<'s>> {
+    let rule = rule_for_target(
+        &inputs.snapshot.rules,
+        groups_of(token, application),
+        token.aud.as_ref(),
+        basic,
+        target,
+    )?;
+    if token.method == AuthMethod::ApiKey
+        && let Some(id) = &token.jti
+    {
+        let refused = |error| Refusal {
+            error,
+            rule: Some(rule),
+        };
+        match inputs.scoped.get(id) {
+            Some(scopes) => scopes.check(target, source).map_err(refused)?,
+            // Minted with scopes that have not reached this node yet.
+            None if token.scoped => return Err(refused(VerifyError::ScopeUnknown)),
+            None => {}
+        }
+    }
+    Ok(rule)
+}
+
 /// The rule for the canonical path names the answer, but the decision
 /// holds for every reading of the path a backend may serve, with its case
 /// folded too, and for every method it may take: each must fall under a
@@ -588,29 +744,187 @@ pub fn authorize_target<'s>(
     basic: bool,
     target: &RequestTarget,
 ) -> Result<&'s Arc<Resource>, VerifyError> {
-    let grants = |rule: &Resource| {
+    rule_for_target(rules, groups, aud, basic, target).map_err(|refusal| refusal.error)
+}
+
+/// `authorize_target`, naming the rule that refused.
+fn rule_for_target<'s>(
+    rules: &'s RuleSet,
+    groups: &[String],
+    aud: Option<&Audience>,
+    basic: bool,
+    target: &RequestTarget,
+) -> Result<&'s Arc<Resource>, Refusal<'s>> {
+    let grants = |rule: &'s Arc<Resource>| {
+        let refused = |error| Refusal {
+            error,
+            rule: Some(rule),
+        };
         if basic && !rule.basic {
-            return Err(VerifyError::BasicNotAccepted);
+            return Err(refused(VerifyError::BasicNotAccepted));
         }
         target
             .methods()
             .try_for_each(|method| authorize(rule, groups, aud, method))
+            .map_err(refused)
     };
     // The canonical reading comes first: its rule as written names the answer.
     let mut named = None;
     for path in target.paths.iter() {
         for rule in rules.find_each_case(&target.host, path) {
-            let rule = rule.ok_or(VerifyError::NoRule)?;
+            let rule = rule.ok_or(Refusal::from(VerifyError::NoRule))?;
             named.get_or_insert(rule);
             grants(rule)?;
         }
         if target.recursive {
-            rules
-                .below(&target.host, path)
-                .try_for_each(|rule| grants(rule))?;
+            rules.below(&target.host, path).try_for_each(grants)?;
         }
     }
-    named.ok_or(VerifyError::NoRule)
+    named.ok_or(Refusal::from(VerifyError::NoRule))
+}
+
+/// What `/api/verify` makes of the credential a request presents, before
+/// it verifies anything.
+pub enum Presented<'a> {
+    /// No credential of ours: none, another scheme, or Basic credentials
+    /// where the rule does not take them (`ignored_basic`: a browser's
+    /// password for the backend, say).
+    Nothing { ignored_basic: bool },
+    /// To be verified. `basic`: Basic credentials, readable or not.
+    Verify {
+        credential: Result<Credential<'a>, VerifyError>,
+        basic: bool,
+    },
+}
+
+/// Sorts what the `Authorization` header held (`read`: nothing, a
+/// credential, or an unreadable one) as `/api/verify` takes it.
+pub fn presented<'a>(
+    rules: &RuleSet,
+    target: &RequestTarget,
+    read: Result<Option<Credential<'a>>, VerifyError>,
+) -> Presented<'a> {
+    let credential = match read {
+        Ok(Some(credential)) => Ok(credential),
+        Ok(None) => {
+            return Presented::Nothing {
+                ignored_basic: false,
+            };
+        }
+        Err(e) => Err(e),
+    };
+    let basic = credential
+        .as_ref()
+        .map_or_else(|e| *e == VerifyError::BasicMalformed, |c| c.is_basic());
+    // The verifier checks it again for every reading of the path.
+    let accepted = || {
+        rules
+            .find(&target.host, target.path())
+            .is_some_and(|rule| rule.basic)
+    };
+    if basic && !accepted() {
+        return Presented::Nothing {
+            ignored_basic: true,
+        };
+    }
+    Presented::Verify { credential, basic }
+}
+
+/// How `/api/verify` answers a refused credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer<'s> {
+    /// 401 or 403 (`VerifyError::is_forbidden`).
+    Refused(VerifyError),
+    /// 401 with the rule's Basic challenge, so that the client's password
+    /// prompt comes back.
+    Challenge { realm: &'s str, reason: VerifyError },
+    /// As a request without credentials: Basic where no rule asked for it.
+    WithoutCredentials,
+}
+
+/// The answer to `error` for credentials presented at `target` (`basic`:
+/// as Basic credentials).
+pub fn answer<'s>(
+    rules: &'s RuleSet,
+    target: &RequestTarget,
+    basic: bool,
+    error: VerifyError,
+) -> Answer<'s> {
+    if error == VerifyError::BasicNotAccepted {
+        return Answer::WithoutCredentials;
+    }
+    match challenge(rules, target) {
+        Some(realm) if basic && !error.is_forbidden() => Answer::Challenge {
+            realm,
+            reason: error,
+        },
+        _ => Answer::Refused(error),
+    }
+}
+
+/// The realm of the rule for `target`, if it answers requests without
+/// credentials with the Basic challenge (else they go to the session
+/// fallback).
+pub fn challenge<'s>(rules: &'s RuleSet, target: &RequestTarget) -> Option<&'s str> {
+    rules
+        .find(&target.host, target.path())
+        .and_then(|rule| rule.basic_realm())
+}
+
+const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
+const REMOTE_NAME: HeaderName = HeaderName::from_static("remote-name");
+const REMOTE_GROUPS: HeaderName = HeaderName::from_static("remote-groups");
+const REMOTE_CLIENT_ID: HeaderName = HeaderName::from_static("remote-client-id");
+const REMOTE_AUTH_METHOD: HeaderName = HeaderName::from_static("remote-auth-method");
+const REMOTE_SCOPE: HeaderName = HeaderName::from_static("remote-scope");
+
+/// The name a rule gives an identity header: the default, a rename, or
+/// `None` when the rule drops it.
+fn header_name(rule: &Resource, default: &HeaderName, title: &str) -> Option<HeaderName> {
+    if rule.headers.is_empty() {
+        return Some(default.clone());
+    }
+    rule.header_name(title)
+        .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+}
+
+/// The identity headers a grant sends the backend (`Remote-User` and
+/// kin), under the names its rule gives them, one `set` call each.
+pub fn identity_headers(grant: &Grant, mut set: impl FnMut(HeaderName, &HeaderValue)) {
+    let mut set = |default: &HeaderName, title: &str, value: &HeaderValue| {
+        if let Some(name) = header_name(&grant.rule, default, title) {
+            set(name, value);
+        }
+    };
+    let values = &grant.token.headers;
+    set(&REMOTE_USER, "Remote-User", &values.client_id);
+    if let Ok(name) = HeaderValue::from_bytes(grant.application.name.as_bytes()) {
+        set(&REMOTE_NAME, "Remote-Name", &name);
+    }
+    match &values.groups {
+        Some(groups) => set(&REMOTE_GROUPS, "Remote-Groups", groups),
+        // An API key's groups are its application's, as of now.
+        None if !grant.groups().is_empty() => {
+            if let Ok(groups) = HeaderValue::from_str(&grant.groups().join(",")) {
+                set(&REMOTE_GROUPS, "Remote-Groups", &groups);
+            }
+        }
+        None => {}
+    }
+    set(&REMOTE_CLIENT_ID, "Remote-Client-Id", &values.client_id);
+    let basic = HeaderValue::from_static("basic_api_key");
+    set(
+        &REMOTE_AUTH_METHOD,
+        "Remote-Auth-Method",
+        if grant.basic {
+            &basic
+        } else {
+            &values.auth_method
+        },
+    );
+    if let Some(scope) = &values.scope {
+        set(&REMOTE_SCOPE, "Remote-Scope", scope);
+    }
 }
 
 /// The rule's own conditions.

@@ -741,6 +741,12 @@ impl Admin {
         Ok(keys)
     }
 
+    /// The client of the API key `id`, if there is such a key: the Basic
+    /// user name that goes with its short form.
+    pub fn api_key_client(&self, id: &str) -> Result<Option<String>, AdminError> {
+        Ok(self.store.api_keys.get(id)?.map(|record| record.client_id))
+    }
+
     /// Revokes a key. Revoking it again changes nothing and succeeds.
     pub fn revoke_api_key(&self, id: &str, now: DateTime<Utc>) -> Result<(), AdminError> {
         let _writer = self.lock();

@@ -16,6 +16,7 @@ use crate::api_keys::{ApiKeyPatch, KeyFilter, NewApiKey, parse_duration};
 use crate::applications::{
     ApplicationPatch, ApplicationRecord, ApplicationView, NewApplication, SecretRotation,
 };
+use crate::explain::{ExplainBody, Explanation};
 use crate::resources::{NewResource, ResourcePatch};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -75,6 +76,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(super::method_not_allowed)),
     )
     .service(
+        web::resource("/explain")
+            .route(web::post().to(explain))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
         web::resource("/audit")
             .route(web::get().to(audit_log))
             .default_service(web::to(super::method_not_allowed)),
@@ -114,7 +120,8 @@ pub async fn audit_trail(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && req.path() != EXPLAIN_PATH;
     let actor = if changes_state {
         admin_actor(req.request())
     } else {
@@ -145,6 +152,9 @@ pub async fn audit_trail(
     }
     Ok(response)
 }
+
+/// A dry run: it changes nothing, so it is not recorded either.
+const EXPLAIN_PATH: &str = "/admin/v1/explain";
 
 /// `admin:<fingerprint>` for a request bearing the admin token.
 fn admin_actor(req: &HttpRequest) -> Option<String> {
@@ -494,4 +504,33 @@ async fn audit_log(
         .then(|| entries.last().map(|e| e.id.clone()))
         .flatten();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "entries": entries, "next": next })))
+}
+
+/// `POST /explain`: what `/api/verify` would answer, and why.
+async fn explain(
+    _: AdminCaller,
+    state: web::Data<AppState>,
+    Json(body): Json<ExplainBody>,
+) -> Result<HttpResponse, ApiError> {
+    let explanation = explain_body(&state, &body).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(explanation))
+}
+
+/// The explanation of an explain body, validated: for the admin API and
+/// the console alike. The short form of an API key names no client; the
+/// key's record does (a store read, on the blocking pool).
+pub async fn explain_body(
+    state: &web::Data<AppState>,
+    body: &ExplainBody,
+) -> Result<Explanation, ApiError> {
+    let key_client = match body.short_key_id() {
+        Some(id) => run(state, move |admin| admin.api_key_client(&id)).await?,
+        None => None,
+    };
+    let request = body
+        .request(key_client.as_deref())
+        .map_err(AdminError::from)?;
+    Ok(state.explain(&request))
 }

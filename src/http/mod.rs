@@ -30,13 +30,14 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::SecretDigest;
 use crate::directory::Directory;
+use crate::explain::{Context, ExplainRequest, Explanation, Fallback};
 use crate::issuer::{IssuerUrl, TokenIssuer};
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::replication::fleet::Fleet;
 use crate::replication::follower::SyncStatus;
 use crate::throttle::Throttle;
-use crate::verifier::Verifier;
+use crate::verifier::{Inputs, Verifier};
 use error::ApiError;
 use upstream::SessionUpstream;
 
@@ -82,6 +83,30 @@ impl AppState {
     /// The admin core, or the refusal a replica gives, naming its primary.
     pub fn admin(&self) -> Result<&Admin, ApiError> {
         self.admin.as_ref().ok_or_else(|| self.not_primary())
+    }
+
+    /// What `/api/verify` on this node would answer for `request`, now,
+    /// without side effects (`crate::explain`): the admin API's explain
+    /// and the console's Test access page.
+    pub fn explain(&self, request: &ExplainRequest<'_>) -> Explanation {
+        let snapshot = self.directory.current();
+        let keys = self.keys.guard();
+        let fallback = match (&self.settings.upstream_verify_url, &self.settings.login_url) {
+            (Some(url), _) => Fallback::Upstream(url),
+            (None, Some(url)) => Fallback::Login(url),
+            (None, None) => Fallback::None,
+        };
+        let context = Context {
+            verifier: &self.verifier,
+            inputs: Inputs {
+                snapshot: &snapshot,
+                keys: &keys,
+                revocations: &self.directory.revocations,
+                scoped: &self.directory.scoped_keys,
+            },
+            fallback,
+        };
+        crate::explain::explain(&context, request, self.clock.now().timestamp())
     }
 
     pub fn not_primary(&self) -> ApiError {

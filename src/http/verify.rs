@@ -3,7 +3,7 @@
 //! `crate::verifier`; requests without either get the rule's Basic
 //! challenge, or fall back to the session upstream or the login redirect.
 
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 
 use std::net::IpAddr;
@@ -16,10 +16,11 @@ use super::AppState;
 use super::client_addr::{client_addr, trusted_peer};
 use super::error::ApiError;
 use crate::key_usage::Usage;
-use crate::resources::Resource;
 use crate::target::RequestTarget;
 use crate::throttle::ThrottleKey;
-use crate::verifier::{AuthMethod, Credential, Grant, MAX_TOKEN_LEN, VerifyError};
+use crate::verifier::{
+    self, Answer, AuthMethod, Credential, Grant, MAX_TOKEN_LEN, Presented, VerifyError,
+};
 
 pub async fn verify(
     req: HttpRequest,
@@ -39,25 +40,22 @@ pub async fn verify(
     })?;
     // An unreadable Authorization header is decided (and throttled) like
     // any other bad token; no credential at all goes to the challenge of
-    // the rule, or the session fallback.
+    // the rule, or the session fallback. Basic where the rule did not ask
+    // for it is no credential of ours (a browser's cached password for the
+    // backend, say): not verified, and not counted as a failed login.
     let mut basic_buffer = Vec::new();
-    let credential = match presented(&req, &mut basic_buffer) {
-        Ok(Some(credential)) => Ok(credential),
-        Ok(None) => return without_credentials(&req, &state, snapshot, &target).await,
-        Err(e) => Err(e),
+    let read = presented(&req, &mut basic_buffer);
+    let (credential, basic) = match verifier::presented(&snapshot.rules, &target, read) {
+        Presented::Verify { credential, basic } => (credential, basic),
+        Presented::Nothing { ignored_basic } => {
+            if ignored_basic {
+                state
+                    .metrics
+                    .verify_denied(VerifyError::BasicNotAccepted.reason());
+            }
+            return without_credentials(&req, &state, snapshot, &target).await;
+        }
     };
-    let basic = credential
-        .as_ref()
-        .map_or_else(|e| *e == VerifyError::BasicMalformed, |c| c.is_basic());
-    // Basic where the rule did not ask for it is no credential of ours
-    // (a browser's cached password for the backend, say): not verified, and
-    // not counted as a failed login.
-    if basic && !basic_accepted(&snapshot, &target) {
-        state
-            .metrics
-            .verify_denied(VerifyError::BasicNotAccepted.reason());
-        return without_credentials(&req, &state, snapshot, &target).await;
-    }
     let now = state.clock.now().timestamp();
     let address = || [ThrottleKey::Address(client_addr(&req, trusted))];
     state
@@ -77,7 +75,7 @@ pub async fn verify(
             now,
         )
     });
-    match decision {
+    let e = match decision {
         Ok(grant) => {
             if log::log_enabled!(log::Level::Debug) {
                 log::debug!(
@@ -88,30 +86,28 @@ pub async fn verify(
             }
             state.metrics.verify_granted();
             note_use(&state, &grant, now, || client_addr(&req, trusted));
-            Ok(identity_response(&grant))
+            return Ok(identity_response(&grant));
         }
+        Err(e) => e,
+    };
+    let answer = match verifier::answer(&snapshot.rules, &target, basic, e) {
+        Answer::WithoutCredentials => None,
+        Answer::Challenge { realm, reason } => Some(ApiError::BasicChallenge {
+            realm: realm.to_string(),
+            reason,
+        }),
+        Answer::Refused(e) => Some(e.into()),
+    };
+    state.metrics.verify_denied(e.reason());
+    match answer {
         // Basic where no rule asked for it is no credential.
-        Err(VerifyError::BasicNotAccepted) => {
-            state
-                .metrics
-                .verify_denied(VerifyError::BasicNotAccepted.reason());
-            without_credentials(&req, &state, snapshot, &target).await
-        }
-        Err(e) => {
-            state.metrics.verify_denied(e.reason());
+        None => without_credentials(&req, &state, snapshot, &target).await,
+        Some(answer) => {
             if looks_forged(e) || basic && !e.is_forbidden() {
                 state.verify_throttle.record_failure(&address(), now);
             }
             log::info!("verify {}: denied: {e}", target.for_log());
-            // A rule that challenges for Basic asks again, so that the
-            // client's password prompt comes back.
-            match basic_realm(&snapshot, &target) {
-                Some(realm) if basic && !e.is_forbidden() => Err(ApiError::BasicChallenge {
-                    realm: realm.to_string(),
-                    reason: e,
-                }),
-                _ => Err(e.into()),
-            }
+            Err(answer)
         }
     }
 }
@@ -141,7 +137,7 @@ async fn without_credentials(
     snapshot: arc_swap::Guard<std::sync::Arc<crate::directory::Snapshot>>,
     target: &RequestTarget<'_>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(realm) = basic_realm(&snapshot, target) {
+    if let Some(realm) = verifier::challenge(&snapshot.rules, target) {
         state
             .metrics
             .verify_denied(VerifyError::MissingToken.reason());
@@ -154,26 +150,6 @@ async fn without_credentials(
     drop(snapshot);
     state.metrics.verify_fallback();
     session_fallback(req, state, target).await
-}
-
-/// Whether the rule for `target` takes Basic credentials. The verifier
-/// checks it again for every reading of the path (`authorize_target`).
-fn basic_accepted(snapshot: &crate::directory::Snapshot, target: &RequestTarget) -> bool {
-    snapshot
-        .rules
-        .find(&target.host, target.path())
-        .is_some_and(|rule| rule.basic)
-}
-
-/// The realm of the rule for `target`, if it challenges for Basic.
-fn basic_realm<'s>(
-    snapshot: &'s crate::directory::Snapshot,
-    target: &RequestTarget,
-) -> Option<&'s str> {
-    snapshot
-        .rules
-        .find(&target.host, target.path())
-        .and_then(|rule| rule.basic_realm())
 }
 
 /// Failures that suggest guessing or forgery count towards the address's
@@ -259,60 +235,12 @@ pub fn parse_basic<'b>(
     Ok(Credential::Basic { user, key })
 }
 
-const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
-const REMOTE_NAME: HeaderName = HeaderName::from_static("remote-name");
-const REMOTE_GROUPS: HeaderName = HeaderName::from_static("remote-groups");
-const REMOTE_CLIENT_ID: HeaderName = HeaderName::from_static("remote-client-id");
-const REMOTE_AUTH_METHOD: HeaderName = HeaderName::from_static("remote-auth-method");
-const REMOTE_SCOPE: HeaderName = HeaderName::from_static("remote-scope");
-
-/// The name a rule gives an identity header: the default, a rename, or
-/// `None` when the rule drops it.
-fn header_name(rule: &Resource, default: &HeaderName, title: &str) -> Option<HeaderName> {
-    if rule.headers.is_empty() {
-        return Some(default.clone());
-    }
-    rule.header_name(title)
-        .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-}
-
 /// 200 with the identity headers, under the names the rule chose.
 fn identity_response(grant: &Grant) -> HttpResponse {
     let mut response = HttpResponse::Ok();
-    let mut set = |default: &HeaderName, title: &str, value: &HeaderValue| {
-        if let Some(name) = header_name(&grant.rule, default, title) {
-            response.insert_header((name, value.clone()));
-        }
-    };
-    let values = &grant.token.headers;
-    set(&REMOTE_USER, "Remote-User", &values.client_id);
-    if let Ok(name) = HeaderValue::from_bytes(grant.application.name.as_bytes()) {
-        set(&REMOTE_NAME, "Remote-Name", &name);
-    }
-    match &values.groups {
-        Some(groups) => set(&REMOTE_GROUPS, "Remote-Groups", groups),
-        // An API key's groups are its application's, as of now.
-        None if !grant.groups().is_empty() => {
-            if let Ok(groups) = HeaderValue::from_str(&grant.groups().join(",")) {
-                set(&REMOTE_GROUPS, "Remote-Groups", &groups);
-            }
-        }
-        None => {}
-    }
-    set(&REMOTE_CLIENT_ID, "Remote-Client-Id", &values.client_id);
-    let basic = HeaderValue::from_static("basic_api_key");
-    set(
-        &REMOTE_AUTH_METHOD,
-        "Remote-Auth-Method",
-        if grant.basic {
-            &basic
-        } else {
-            &values.auth_method
-        },
-    );
-    if let Some(scope) = &values.scope {
-        set(&REMOTE_SCOPE, "Remote-Scope", scope);
-    }
+    verifier::identity_headers(grant, |name, value| {
+        response.insert_header((name, value.clone()));
+    });
     response.finish()
 }
 

@@ -209,7 +209,7 @@ pub fn is_identity_header(name: &str, renamed: &[String]) -> bool {
 /// RFC 4918: DELETE and MOVE act on a whole collection; COPY, LOCK and
 /// PROPFIND too unless `Depth: 0` (or, for PROPFIND, `1`: the names and
 /// properties of the members only) is asked for.
-fn acts_on_a_tree(target: &RequestTarget, depth: Option<&str>) -> bool {
+pub(super) fn acts_on_a_tree(target: &RequestTarget, depth: Option<&str>) -> bool {
     let shallow = |allowed: &[&str]| depth.is_some_and(|d| allowed.contains(&d));
     target.methods().any(|method| match method {
         "DELETE" | "MOVE" => true,
@@ -277,11 +277,9 @@ fn merge<'r>(a: Named<'r>, b: Named<'r>) -> Result<Named<'r>, TargetError> {
 fn single<'r>(headers: &'r HeaderMap, name: &HeaderName) -> Result<Option<&'r str>, TargetError> {
     let mut found: Option<&str> = None;
     for value in headers.get_all(name) {
-        let value = std::str::from_utf8(value.as_bytes())
-            .map_err(|_| TargetError::ConflictingValues)?
-            // Only spaces and tabs are HTTP's whitespace: trimming Unicode
-            // spaces would read `/private/..\u{3000}` as `/private/..`.
-            .trim_matches([' ', '\t']);
+        let value = field(
+            std::str::from_utf8(value.as_bytes()).map_err(|_| TargetError::ConflictingValues)?,
+        );
         match found {
             _ if value.is_empty() => {}
             Some(seen) if seen != value => return Err(TargetError::ConflictingValues),
@@ -298,20 +296,33 @@ fn list<'r>(headers: &'r HeaderMap, name: &HeaderName) -> Result<Option<&'r str>
     for value in headers.get_all(name) {
         let value =
             std::str::from_utf8(value.as_bytes()).map_err(|_| TargetError::ConflictingValues)?;
-        for item in value
-            .split(',')
-            .map(|i| i.trim_matches([' ', '\t']))
-            .filter(|i| !i.is_empty())
-        {
-            match found {
-                Some(seen) if !seen.eq_ignore_ascii_case(item) => {
-                    return Err(TargetError::ConflictingValues);
-                }
-                _ => found = Some(item),
-            }
-        }
+        items_agree(&mut found, value)?;
     }
     Ok(found)
+}
+
+/// The items of one value of a comma list, each the same as `found`
+/// (case aside), which takes the first.
+pub(super) fn items_agree<'r>(
+    found: &mut Option<&'r str>,
+    value: &'r str,
+) -> Result<(), TargetError> {
+    for item in value.split(',').map(field).filter(|i| !i.is_empty()) {
+        match *found {
+            Some(seen) if !seen.eq_ignore_ascii_case(item) => {
+                return Err(TargetError::ConflictingValues);
+            }
+            _ => *found = Some(item),
+        }
+    }
+    Ok(())
+}
+
+/// A header value as a field: only spaces and tabs are HTTP's whitespace,
+/// and trimmed (trimming Unicode spaces would read `/private/..\u{3000}`
+/// as `/private/..`).
+pub(super) fn field(value: &str) -> &str {
+    value.trim_matches([' ', '\t'])
 }
 
 /// An HTTP method token, uppercase.

@@ -58,6 +58,28 @@ impl<'r> RequestTarget<'r> {
         })
     }
 
+    /// The target a trusted proxy names in `X-Forwarded-Method`,
+    /// `X-Forwarded-Host` and `X-Forwarded-Uri` with no other header (no
+    /// `Depth`, `Destination` or method override), read as `/api/verify`
+    /// reads them: the host a comma list whose items agree, a WebDAV
+    /// method without `Depth` acting on the whole tree. For dry runs of a
+    /// decision (`crate::explain`).
+    pub fn as_sent(method: &'r str, authority: &'r str, uri: &'r str) -> Result<Self, TargetError> {
+        let mut host = None;
+        forwarded::items_agree(&mut host, authority)?;
+        let uri = match forwarded::field(uri) {
+            "" => "/",
+            uri => uri,
+        };
+        let mut target = Self::named(
+            forwarded::field(method),
+            host.ok_or(TargetError::Host)?,
+            uri,
+        )?;
+        target.recursive = forwarded::acts_on_a_tree(&target, None);
+        Ok(target)
+    }
+
     /// Every method a rule must allow.
     pub fn methods(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.method.as_ref())

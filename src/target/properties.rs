@@ -325,3 +325,61 @@ fn the_reference_decision_discriminates() {
         Some("/x%2F..%2Fprivate")
     );
 }
+
+/// Explain reads a method, host and path (`RequestTarget::as_sent`) as
+/// `/api/verify` reads them from a trusted proxy's `X-Forwarded-*`
+/// headers: the same refusal, or the same method, host, readings and
+/// reach over the tree.
+fn reads_as_forwarded(method: &str, host: &str, uri: &str) -> Result<(), String> {
+    let request = actix_web::test::TestRequest::default()
+        .insert_header(("X-Forwarded-Method", method))
+        .insert_header(("X-Forwarded-Host", host))
+        .insert_header(("X-Forwarded-Uri", uri))
+        .to_http_request();
+    let forwarded = RequestTarget::of(&request, true, crate::target::HeaderFamily::Auto, &[]);
+    let named = RequestTarget::as_sent(method, host, uri);
+    let seen = |t: &RequestTarget| {
+        (
+            t.method.to_string(),
+            t.host.to_string(),
+            t.paths.iter().map(str::to_string).collect::<Vec<_>>(),
+            t.recursive,
+        )
+    };
+    match (forwarded, named) {
+        (Ok(a), Ok(b)) if seen(&a) == seen(&b) => Ok(()),
+        (Err(a), Err(b)) if a == b => Ok(()),
+        (a, b) => Err(format!(
+            "{method} {host:?} {uri:?}: verify reads {:?}, explain {:?}",
+            a.as_ref().map(seen),
+            b.as_ref().map(seen)
+        )),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn explain_reads_the_target_as_verify_does(
+        uri in uri(),
+        padding in prop::sample::select(vec!["", " ", "\t", "  "]),
+        host in prop::sample::select(vec![
+            HOST, "DAV.Example.com", "dav.example.com:8443", "dav.example.com.",
+            "dav.example.com,", "dav.example.com, DAV.example.com",
+            "dav.example.com, other.example.com", "a b", "[::1]:80", "127.0.0.1", "é.example",
+        ]),
+        method in prop::sample::select(vec![
+            "GET", "get", "PROPFIND", "propfind", "DELETE", "MOVE", "COPY", "LOCK", "PUT",
+            "M-SEARCH",
+        ]),
+    ) {
+        let uri = format!("{padding}{uri}{padding}");
+        let verdict = reads_as_forwarded(method, host, &uri);
+        prop_assert!(verdict.is_ok(), "{}", verdict.unwrap_err());
+    }
+}

@@ -168,62 +168,69 @@ impl Attempt {
     }
 }
 
+/// Request targets that try to reach `/private/s` through another
+/// reading of the path (explain's corpus too).
+pub const HOSTILE_PATHS: [&str; 31] = [
+    // The comma, inside the path and at its end.
+    "/x,/../private/s",
+    "/x/f,/../../private/s",
+    // Backslashes and encoded ones.
+    "/private/a%5C../../s",
+    "/x\\..\\private\\s",
+    "/x%5C..%5Cprivate%5Cs",
+    // Encoded separators and dots, once and twice.
+    "/x/..%2Fprivate/s",
+    "/x%2F..%2Fprivate%2Fs",
+    "/x/%2e%2e/private/s",
+    "/x/%2E%2E/private/s",
+    "/x/%252e%252e/private/s",
+    "/%70rivate/s",
+    "/%2570rivate/s",
+    // Parameters, Tomcat's `..;` among them.
+    "/private;x/s",
+    "/x/..;/private/s",
+    "/private;/s",
+    // Case and Windows' trailing dots and spaces.
+    "/PRIVATE/s",
+    "/Private/s",
+    "/private./s",
+    "/private%20/s",
+    "/private%2e/s",
+    // Plain dot segments and doubled slashes.
+    "/x/../private/s",
+    "/./private/s",
+    "//private/s",
+    "/x//../private/s",
+    "/x/./../private/./s",
+    // Control bytes and a fragment.
+    "/private/s%00",
+    "/private/s%0a",
+    "/x/f#/../../private/s",
+    "/private/s?x=/../../x/f",
+    // Absolute-form request lines.
+    "http://dav.example.com/private/s",
+    "http://other.example.com/private/s",
+];
+
+/// The host `dav.example.com` written oddly, or another one.
+pub const HOSTILE_HOSTS: [&str; 6] = [
+    "dav.example.com,",
+    "DAV.Example.com",
+    "dav.example.com:80",
+    "dav.example.com.",
+    "other.example.com",
+    "dav.example.com, other.example.com",
+];
+
 /// Reads of the private file, disguised every way the review found and
 /// then some.
 fn reads_of_the_private_file() -> Vec<Attempt> {
-    let mut attempts: Vec<Attempt> = [
-        // The comma, inside the path and at its end.
-        "/x,/../private/s",
-        "/x/f,/../../private/s",
-        // Backslashes and encoded ones.
-        "/private/a%5C../../s",
-        "/x\\..\\private\\s",
-        "/x%5C..%5Cprivate%5Cs",
-        // Encoded separators and dots, once and twice.
-        "/x/..%2Fprivate/s",
-        "/x%2F..%2Fprivate%2Fs",
-        "/x/%2e%2e/private/s",
-        "/x/%2E%2E/private/s",
-        "/x/%252e%252e/private/s",
-        "/%70rivate/s",
-        "/%2570rivate/s",
-        // Parameters, Tomcat's `..;` among them.
-        "/private;x/s",
-        "/x/..;/private/s",
-        "/private;/s",
-        // Case and Windows' trailing dots and spaces.
-        "/PRIVATE/s",
-        "/Private/s",
-        "/private./s",
-        "/private%20/s",
-        "/private%2e/s",
-        // Plain dot segments and doubled slashes.
-        "/x/../private/s",
-        "/./private/s",
-        "//private/s",
-        "/x//../private/s",
-        "/x/./../private/./s",
-        // Control bytes and a fragment.
-        "/private/s%00",
-        "/private/s%0a",
-        "/x/f#/../../private/s",
-        "/private/s?x=/../../x/f",
-        // Absolute-form request lines.
-        "http://dav.example.com/private/s",
-        "http://other.example.com/private/s",
-    ]
-    .into_iter()
-    .map(|target| Attempt::new("GET", target))
-    .collect();
+    let mut attempts: Vec<Attempt> = HOSTILE_PATHS
+        .into_iter()
+        .map(|target| Attempt::new("GET", target))
+        .collect();
     // Other hosts, or hosts written oddly.
-    for host in [
-        "dav.example.com,",
-        "DAV.Example.com",
-        "dav.example.com:80",
-        "dav.example.com.",
-        "other.example.com",
-        "dav.example.com, other.example.com",
-    ] {
+    for host in HOSTILE_HOSTS {
         attempts.push(Attempt::new("GET", "/private/s").host(Some(host)));
     }
     attempts.push(Attempt::new("GET", "/private/s").host(None));

@@ -8,6 +8,7 @@ mod container;
 mod deploy_files;
 mod discovery;
 mod e2e;
+mod explain;
 mod fleet;
 mod fleet_keys;
 mod fleet_recovery;
