@@ -271,7 +271,7 @@ test("the whole flow: sign in, application, rule, API key, revocation, rotation,
   const granted = await testAccess({ "with-application": "", client_id: "canister", method: "GET", host: DAV, path: "/photos/a.jpg" });
   assert.equal(granted.decision, "Granted — 200");
   assert.match(granted.rule, /^dav /);
-  assert.match(await page.locator("main").textContent(), /Remote-User: canister/);
+  assert.match(await page.locator("main").textContent(), /remote-user: canister/i);
   await check(page, "test access, granted", "test-access");
   const refused = await testAccess({ method: "DELETE", path: "/photos/a.jpg" });
   assert.equal(refused.decision, "Denied — 403");

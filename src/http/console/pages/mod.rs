@@ -8,6 +8,7 @@ mod applications;
 mod rules;
 mod sign_in;
 mod signing_keys;
+mod test_access;
 mod trail;
 
 use actix_web::http::{Method, StatusCode};
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(applications::configure)
         .configure(api_keys::configure)
         .configure(rules::configure)
+        .configure(test_access::configure)
         .configure(trail::configure)
         .configure(signing_keys::configure);
 }
