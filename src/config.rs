@@ -29,6 +29,8 @@ pub const MIN_TOKEN_LEN: usize = 32;
 const MAX_FAILURE_WINDOW: u64 = 86_400;
 /// Longest JWKS cache lifetime: a rotation waits this long before signing.
 const MAX_JWKS_MAX_AGE: u64 = 86_400;
+/// Longest console session: a week.
+const MAX_CONSOLE_SESSION: u64 = 7 * 86_400;
 /// Where `gatehouse token` looks for the client secret without a file.
 pub const CLIENT_SECRET_ENV: &str = "GATEHOUSE_CLIENT_SECRET";
 
@@ -116,6 +118,10 @@ pub struct Settings {
     pub change_log_keep: u64,
     /// HTTP worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
+    /// Seconds a console session lasts without a request.
+    pub console_idle_timeout: u64,
+    /// Seconds a console session lasts at most, however busy.
+    pub console_session_lifetime: u64,
 }
 
 impl Default for Settings {
@@ -143,6 +149,8 @@ impl Default for Settings {
             jwks_max_age: 300,
             change_log_keep: crate::replication::log::LOG_KEEP,
             workers: None,
+            console_idle_timeout: 30 * 60,
+            console_session_lifetime: 12 * 3600,
         }
     }
 }
@@ -218,6 +226,18 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 key: "change_log_keep",
                 message: "must be at least 1".into(),
+            });
+        }
+        if !(60..=MAX_CONSOLE_SESSION).contains(&self.console_session_lifetime) {
+            return Err(ConfigError::Invalid {
+                key: "console_session_lifetime",
+                message: format!("must be 60 to {MAX_CONSOLE_SESSION} seconds"),
+            });
+        }
+        if !(60..=self.console_session_lifetime).contains(&self.console_idle_timeout) {
+            return Err(ConfigError::Invalid {
+                key: "console_idle_timeout",
+                message: "must be 60 seconds to console_session_lifetime".into(),
             });
         }
         if self.jwks_max_age > MAX_JWKS_MAX_AGE {
@@ -410,5 +430,28 @@ mod validation_tests {
         assert_eq!(refused_key(&settings), None, "0: no outside cache waits");
         settings.change_log_keep = 0;
         assert_eq!(refused_key(&settings), Some("change_log_keep"));
+    }
+
+    /// A console session ends when idle and at its lifetime; an idle
+    /// timeout past the lifetime would mean nothing.
+    #[test]
+    fn console_session_settings_are_bounded() {
+        let mut settings = Settings::default();
+        assert_eq!(
+            (
+                settings.console_idle_timeout,
+                settings.console_session_lifetime
+            ),
+            (1800, 43_200)
+        );
+        settings.console_idle_timeout = 43_201;
+        assert_eq!(refused_key(&settings), Some("console_idle_timeout"));
+        settings.console_idle_timeout = 59;
+        assert_eq!(refused_key(&settings), Some("console_idle_timeout"));
+        settings.console_idle_timeout = 600;
+        settings.console_session_lifetime = 8 * 86_400;
+        assert_eq!(refused_key(&settings), Some("console_session_lifetime"));
+        settings.console_session_lifetime = 600;
+        assert_eq!(refused_key(&settings), None);
     }
 }

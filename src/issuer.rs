@@ -129,6 +129,12 @@ pub struct TokenIssuer {
     /// X-Forwarded-For from inside trusted_proxies) cannot shut out a
     /// client that was working from there.
     known_clients: moka::sync::Cache<(IpAddr, String), ()>,
+    /// When this node last issued a token to each client (unix seconds),
+    /// for the console's application list. Only authenticated clients
+    /// are entered, and it is emptied past `KNOWN_CLIENTS` (deleted
+    /// applications), so it stays bounded. A plain map: the usual case
+    /// updates an entry in place, under a lock held for one lookup.
+    last_issued: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// How many (address, client_id) pairs are remembered, and for how long.
@@ -151,7 +157,22 @@ impl TokenIssuer {
                 .max_capacity(KNOWN_CLIENTS)
                 .time_to_idle(KNOWN_CLIENT_IDLE)
                 .build(),
+            last_issued: std::sync::Mutex::default(),
         }
+    }
+
+    fn lock_last_issued(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, i64>> {
+        self.last_issued.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When this node last issued an access token to `client_id` (since
+    /// it started; replicas issue their own).
+    pub fn last_issued(&self, client_id: &str) -> Option<DateTime<Utc>> {
+        self.lock_last_issued()
+            .get(client_id)
+            .and_then(|at| DateTime::from_timestamp(*at, 0))
     }
 
     pub fn issue(
@@ -267,11 +288,27 @@ impl TokenIssuer {
         };
         let access_token = sign_jwt(&self.keys, ACCESS_TOKEN_TYP, &claims)?;
         log::debug!("issued access token {} to {}", claims.jti, app.client_id);
+        self.note_issued(&app.client_id, now.timestamp());
         Ok(IssuedToken {
             access_token,
             expires_in: app.access_token_ttl,
             scope,
         })
+    }
+}
+
+impl TokenIssuer {
+    fn note_issued(&self, client_id: &str, at: i64) {
+        let mut issued = self.lock_last_issued();
+        match issued.get_mut(client_id) {
+            Some(last) => *last = (*last).max(at),
+            None => {
+                if issued.len() >= KNOWN_CLIENTS as usize {
+                    issued.clear();
+                }
+                issued.insert(client_id.to_string(), at);
+            }
+        }
     }
 }
 

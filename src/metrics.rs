@@ -12,7 +12,7 @@ use crate::directory::Directory;
 
 /// Routes as labels: a fixed set, so a scan of random paths cannot grow
 /// the label space.
-const ROUTES: [&str; 9] = [
+const ROUTES: [&str; 10] = [
     "replication",
     "verify",
     "token",
@@ -20,6 +20,7 @@ const ROUTES: [&str; 9] = [
     "revoke",
     "discovery",
     "admin",
+    "console",
     "health",
     "other",
 ];
@@ -36,6 +37,7 @@ pub fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/.well-known/") => "discovery",
         "/internal/v1/usage" => "replication",
         p if p.starts_with("/admin/") => "admin",
+        p if p == "/ui" || p.starts_with("/ui/") => "console",
         _ => "other",
     }
 }
@@ -292,6 +294,8 @@ mod tests {
         assert_eq!(route_label("/admin/v1/applications/x"), "admin");
         assert_eq!(route_label("/.well-known/jwks.json"), "discovery");
         assert_eq!(route_label("/wp-login.php"), "other");
+        assert_eq!(route_label("/ui/applications"), "console");
+        assert_eq!(route_label("/uix"), "other");
         assert!(ROUTES.contains(&route_label("/anything")));
     }
 

@@ -132,6 +132,21 @@ impl RuleSet {
             .map(|rule| &rule.resource)
     }
 
+    /// Every rule in the order matching tries them: for each exact host
+    /// (hosts in name order; no two compete), its rules longest prefix
+    /// first; then the wildcard patterns, fewest wildcards first, then
+    /// longest prefix. The first rule listed that covers a request is
+    /// the one that decides it. (The console lists rules this way.)
+    pub fn in_match_order(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        let mut hosts: Vec<&String> = self.exact.keys().collect();
+        hosts.sort();
+        hosts
+            .into_iter()
+            .flat_map(|host| self.exact.get(host).into_iter().flatten())
+            .chain(self.wildcard.iter().map(|w| &w.rule))
+            .map(|rule| &rule.resource)
+    }
+
     /// The names rules give identity headers (lowercase, `_` as `-`).
     pub fn renamed_identity_headers(&self) -> &[String] {
         &self.renamed_identity_headers
@@ -228,6 +243,64 @@ mod tests {
         assert_eq!(id("a.b.example.com", "/"), None);
         assert_eq!(id("example.com", "/"), None);
         assert_eq!(id(".example.com", "/"), None);
+    }
+
+    /// The listing order is the order `find` tries: for any host and
+    /// path, the first listed rule that covers it is the one found.
+    #[test]
+    fn rules_are_listed_in_the_order_matching_tries_them() {
+        let rules = [
+            resource("wild2", "*.*.com", None),
+            resource("wild", "*.example.com", None),
+            resource("wild-dav", "*.example.com", Some("/dav")),
+            resource("exact", "files.example.com", None),
+            resource("exact-private", "files.example.com", Some("/private")),
+            resource("other", "a.example.com", Some("/x")),
+        ];
+        let set = RuleSet::new(&rules);
+        let order: Vec<&str> = set.in_match_order().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "other",
+                "exact-private",
+                "exact",
+                "wild-dav",
+                "wild",
+                "wild2"
+            ]
+        );
+        for (host, path) in [
+            ("files.example.com", "/private/x"),
+            ("files.example.com", "/dav"),
+            ("a.example.com", "/x/y"),
+            ("a.example.com", "/dav/y"),
+            ("b.example.com", "/"),
+            ("b.other.com", "/"),
+        ] {
+            let first = set.in_match_order().find(|r| {
+                let host_matches = if r.host.contains('*') {
+                    let labels: Vec<&str> = host.split('.').collect();
+                    let pattern: Vec<&str> = r.host.split('.').collect();
+                    labels.len() == pattern.len()
+                        && pattern
+                            .iter()
+                            .zip(&labels)
+                            .all(|(p, l)| *p == "*" || p == l)
+                } else {
+                    r.host == host
+                };
+                let prefix = r.path_prefix.as_deref().unwrap_or("");
+                host_matches
+                    && path.starts_with(prefix)
+                    && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
+            });
+            assert_eq!(
+                first.map(|r| &r.id),
+                set.find(host, path).map(|r| &r.id),
+                "{host}{path}"
+            );
+        }
     }
 
     #[test]

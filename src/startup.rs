@@ -235,7 +235,12 @@ impl Application {
                 issuer_url.clone(),
                 Arc::clone(&keys),
                 Arc::clone(&directory),
-                throttle,
+                Arc::clone(&throttle),
+            ),
+            auth_throttle: throttle,
+            console: crate::http::console::session::Sessions::new(
+                settings.console_idle_timeout,
+                settings.console_session_lifetime,
             ),
             admin: store.as_ref().map(|store| {
                 Admin::new(

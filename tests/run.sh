@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs the real peers the integration tests talk to
 # (Python OAuth clients, a WebDAV server and webdavclient3, Caddy, nginx,
-# rclone, cadaver), then runs the whole suite.
+# rclone, cadaver, Chromium and Node for the console's browser tests),
+# then runs the whole suite.
 # With them present, tests that need them fail instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,9 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v cadaver >/dev/null 2>&1 || missing+=(cadaver)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${missing[*]}" >&2
   sudo_cmd=""
@@ -27,6 +31,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 export PATH="$PATH:/usr/sbin"
+
+# The console's browser tests: playwright-core (driving the Chromium above;
+# it downloads no browser of its own) and axe-core, as locked.
+if ! (cd tests/console && npm ls --omit=dev >/dev/null 2>&1); then
+  echo "tests/run.sh: installing the console test packages (npm ci)" >&2
+  (cd tests/console && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 export GATEHOUSE_REQUIRE_INTEROP=1
 # Each skipped peer test writes a line here (tests/api/helpers.rs); with

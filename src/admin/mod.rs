@@ -835,6 +835,42 @@ impl Admin {
     pub fn audit(&self, before: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>, AdminError> {
         Ok(self.store.audit.page_back(before, limit)?)
     }
+
+    /// `audit`, only the entries whose actor and action contain the
+    /// filter's texts; with where the next page starts (`None` at the
+    /// end). One page looks at no more than `AUDIT_SCAN_LIMIT` entries.
+    pub fn audit_matching(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+        filter: &AuditFilter,
+    ) -> Result<(Vec<AuditEntry>, Option<String>), AdminError> {
+        Ok(self
+            .store
+            .audit
+            .page_back_where(before, limit, AUDIT_SCAN_LIMIT, |e| filter.admits(e))?)
+    }
+}
+
+/// How many audit entries one filtered page looks at, at most.
+pub const AUDIT_SCAN_LIMIT: usize = 10_000;
+
+/// Which audit entries a listing shows: those whose actor and action
+/// contain these texts (case-insensitive).
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+}
+
+impl AuditFilter {
+    pub fn admits(&self, entry: &AuditEntry) -> bool {
+        let contains = |text: &str, part: &Option<String>| {
+            part.as_deref()
+                .is_none_or(|p| text.to_lowercase().contains(&p.to_lowercase()))
+        };
+        contains(&entry.actor, &self.actor) && contains(&entry.action, &self.action)
+    }
 }
 
 /// A store insert, with a taken key answered as the admin API's 409.

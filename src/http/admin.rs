@@ -178,7 +178,7 @@ fn authorize(req: &HttpRequest) -> Result<AdminCaller, ApiError> {
 }
 
 /// Runs an admin operation on the blocking pool.
-async fn run<T: Send + 'static>(
+pub(crate) async fn run<T: Send + 'static>(
     state: &web::Data<AppState>,
     op: impl FnOnce(&Admin) -> Result<T, AdminError> + Send + 'static,
 ) -> Result<T, ApiError> {

@@ -248,7 +248,7 @@ impl ApiError {
 
     /// What the client is told. Internal failures are logged in full and
     /// described only generically.
-    fn description(&self) -> String {
+    pub(crate) fn description(&self) -> String {
         match self {
             ApiError::Token(TokenError::Internal(_))
             | ApiError::Admin(AdminError::Store(_) | AdminError::Internal(_)) => {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod body;
 pub mod client_addr;
+pub mod console;
 pub mod discovery;
 pub mod error;
 pub mod health;
@@ -55,6 +56,11 @@ pub struct AppState {
     /// Counts forged-looking tokens per address, apart from the token
     /// endpoint's failures, so neither locks the other out.
     pub verify_throttle: Throttle,
+    /// Failed client authentications per client and address (the token
+    /// endpoint's lockout), which console sign-ins count towards too.
+    pub auth_throttle: Arc<Throttle>,
+    /// The console's signed-in sessions.
+    pub console: console::session::Sessions,
     /// RFC 7009 revocations per client and minute: each one is a change
     /// every replica applies, so no client may churn the fleet.
     pub revocation_limit: Throttle,
@@ -157,7 +163,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/admin/v1")
                 .wrap(middleware::from_fn(admin::audit_trail))
                 .configure(admin::configure),
-        );
+        )
+        .configure(console::configure);
 }
 
 /// Counts every request by route and status, and times it.

@@ -10,6 +10,16 @@ use std::sync::Mutex;
 /// not live, and its `/readyz` reports a stale copy anyway.
 pub const LIVE_WITHIN_SECS: i64 = 30;
 
+/// A replica as the primary last heard from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaContact {
+    pub id: String,
+    /// The state version it had applied.
+    pub applied: u64,
+    /// Unix seconds of its last request.
+    pub last_seen: i64,
+}
+
 #[derive(Default)]
 pub struct Fleet {
     /// Replica id → (version it has applied, unix seconds of its last request).
@@ -25,6 +35,23 @@ impl Fleet {
         let mut replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
         replicas.retain(|_, (_, seen)| now - *seen <= LIVE_WITHIN_SECS);
         replicas.insert(replica.to_string(), (applied, now));
+    }
+
+    /// Every replica heard from lately, by id.
+    pub fn replicas(&self) -> Vec<ReplicaContact> {
+        let mut replicas: Vec<ReplicaContact> = self
+            .replicas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, (applied, last_seen))| ReplicaContact {
+                id: id.clone(),
+                applied: *applied,
+                last_seen: *last_seen,
+            })
+            .collect();
+        replicas.sort_by(|a, b| a.id.cmp(&b.id));
+        replicas
     }
 
     /// Whether every live replica has applied `version`.
@@ -60,5 +87,11 @@ mod tests {
             fleet.all_applied(5, 102 + LIVE_WITHIN_SECS + 1),
             "silent replicas are not waited for"
         );
+        let ids: Vec<(String, u64)> = fleet
+            .replicas()
+            .into_iter()
+            .map(|r| (r.id, r.applied))
+            .collect();
+        assert_eq!(ids, [("a".to_string(), 5), ("b".to_string(), 3)]);
     }
 }

@@ -159,6 +159,36 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
             .collect()
     }
 
+    /// `page_back`, keeping only the records `keep` accepts: up to `limit`
+    /// of them, and the key of the last record looked at (where a next
+    /// page starts), which is `None` once the table is exhausted.
+    /// Looks at no more than `scan_limit` records, so that a filter that
+    /// matches nothing cannot read the whole table for one page.
+    pub fn page_back_where(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+        scan_limit: usize,
+        mut keep: impl FnMut(&T) -> bool,
+    ) -> Result<(Vec<T>, Option<String>), StoreError> {
+        let range = match before {
+            Some(before) => self.tree.range(..before.as_bytes()),
+            None => self.tree.range::<&[u8], _>(..),
+        };
+        let mut kept = Vec::new();
+        for (seen, item) in range.rev().enumerate() {
+            let (key, value) = item?;
+            let record = decode(&key, &value)?;
+            if keep(&record) {
+                kept.push(record);
+            }
+            if kept.len() == limit || seen + 1 == scan_limit {
+                return Ok((kept, Some(String::from_utf8_lossy(&key).into_owned())));
+            }
+        }
+        Ok((kept, None))
+    }
+
     /// Calls `visit` with every record, one at a time: a large table is
     /// never held in memory whole.
     pub fn scan(&self, mut visit: impl FnMut(T)) -> Result<(), StoreError> {

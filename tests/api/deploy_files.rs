@@ -228,7 +228,7 @@ fn traefik_routers_name_defined_middlewares_and_services() {
     // Traefik cannot run here; at least the public router must exclude
     // what the Caddyfile keeps inside.
     let public = routers["gatehouse"]["rule"].as_str().unwrap();
-    for inside in ["/admin", "/internal", "/metrics"] {
+    for inside in ["/admin", "/ui", "/internal", "/metrics"] {
         assert!(
             public.contains(&format!("!PathPrefix(`{inside}`)")),
             "{public}"

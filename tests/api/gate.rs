@@ -395,8 +395,8 @@ async fn hostile_requests_through_caddy_reach_nothing() {
 }
 
 /// The shipped auth site serves the token endpoint and discovery to the
-/// internet, never the admin API, replication or metrics, however the
-/// path is written.
+/// internet, never the admin API, the console, replication or metrics,
+/// however the path is written.
 #[actix_web::test]
 async fn the_auth_site_keeps_internal_endpoints_inside() {
     if !command_exists("caddy", "version") {
@@ -412,6 +412,11 @@ async fn the_auth_site_keeps_internal_endpoints_inside() {
         "/admin/v1/../v1/applications",
         "/./admin/v1/applications",
         "/internal/v1/state",
+        "/ui",
+        "/ui/",
+        "/ui/sign-in",
+        "/%75i/sign-in",
+        "/./ui/applications",
         "/metrics",
         "/metrics/",
         "/%6detrics",

@@ -3,6 +3,7 @@
 mod admin;
 mod api_keys;
 mod basic;
+mod console;
 mod container;
 mod deploy_files;
 mod discovery;

@@ -1,0 +1,138 @@
+//! Signing in with the admin token, and out.
+//!
+//! The token is posted once from a password field and compared with the
+//! stored digest (constant time); it is never put in a page, a URL or the
+//! log. Failed sign-ins count towards the address lockout that the token
+//! endpoint uses (`auth_failure_limit` in `auth_failure_window`), and a
+//! locked-out address is refused before its token is looked at.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{Markup, html};
+
+use super::super::guard::{self, Action};
+use super::super::{ConsoleError, layout};
+use crate::http::AppState;
+use crate::http::client_addr::client_addr;
+use crate::throttle::ThrottleKey;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/sign-in", web::get().to(form))
+        .route("/sign-in", web::post().to(sign_in))
+        .route("/sign-out", web::post().to(sign_out));
+}
+
+fn sign_in_page(message: Option<&str>) -> Markup {
+    layout::bare(
+        "Sign in",
+        html! {
+            @if let Some(message) = message {
+                p.alert.error role="alert" #sign-in-error { (message) }
+            }
+            form.stack method="post" action="/ui/sign-in" {
+                div.field {
+                    label for="token" { "Admin token" }
+                    input #token type="password" name="token" required
+                        autocomplete="off" spellcheck="false" aria-describedby="token-hint";
+                    small #token-hint .hint {
+                        "The node's admin token ("
+                        code { "GATEHOUSE_ADMIN_TOKEN" }
+                        ", or the file "
+                        code { "data/admin-token" }
+                        " written at first start). It is sent once; the session lasts until you sign out or leave it idle."
+                    }
+                }
+                div { button type="submit" { "Sign in" } }
+            }
+        },
+    )
+}
+
+async fn form(req: HttpRequest) -> HttpResponse {
+    if guard::session_of(&req).is_some() {
+        return super::super::see_other("/ui/applications");
+    }
+    super::super::html(StatusCode::OK, sign_in_page(None))
+}
+
+#[derive(serde::Deserialize)]
+struct SignIn {
+    token: Option<String>,
+}
+
+async fn sign_in(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ConsoleError> {
+    if !guard::same_origin(&req) {
+        return Err(ConsoleError::CrossOrigin);
+    }
+    let now = state.clock.now().timestamp();
+    let from = client_addr(&req, &state.settings.trusted_proxies);
+    let address = [ThrottleKey::Address(from)];
+    state
+        .auth_throttle
+        .check(now, || &address)
+        .map_err(ConsoleError::Throttled)?;
+    let body = guard::form_body(&req, payload.into_inner()).await?;
+    let token = serde_urlencoded::from_bytes::<SignIn>(&body)
+        .ok()
+        .and_then(|f| f.token)
+        .unwrap_or_default();
+    let digest = state.admin_token.as_ref();
+    let matches = digest.is_some_and(|d| d.matches(token.trim()));
+    let Some(digest) = digest.filter(|_| matches) else {
+        let delay = state.auth_throttle.record_failure(&address, now);
+        log::info!("console sign-in from {from}: wrong admin token");
+        if !delay.is_zero() {
+            actix_web::rt::time::sleep(delay).await;
+        }
+        return Ok(super::super::html(
+            StatusCode::UNAUTHORIZED,
+            sign_in_page(Some(
+                "That is not this node's admin token. Check it and try again.",
+            )),
+        ));
+    };
+    // A session name the browser had before is never carried over.
+    if let Some(old) = guard::cookie_value(&req) {
+        state.console.end(old);
+    }
+    let (cookie, session) = state
+        .console
+        .start(digest.fingerprint(), now)
+        .map_err(|e| ConsoleError::Api(crate::admin::AdminError::Internal(e.to_string()).into()))?;
+    super::audit(
+        &state,
+        session.actor(),
+        "POST /ui/sign-in",
+        "/ui/sign-in".into(),
+        200,
+    )
+    .await;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::SET_COOKIE, guard::session_cookie(&req, &cookie)))
+        .insert_header((header::LOCATION, "/ui/applications"))
+        .finish())
+}
+
+async fn sign_out(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    action: Action<super::Nothing>,
+) -> HttpResponse {
+    state.console.end_session(&action.session);
+    super::audit(
+        &state,
+        action.session.actor(),
+        "POST /ui/sign-out",
+        "/ui/sign-out".into(),
+        200,
+    )
+    .await;
+    HttpResponse::SeeOther()
+        .insert_header((header::SET_COOKIE, guard::cleared_cookie(&req)))
+        .insert_header((header::LOCATION, "/ui/sign-in"))
+        .finish()
+}
