@@ -142,10 +142,10 @@ impl AppForm {
 
 fn app_fields(app: Option<&ApplicationRecord>) -> Markup {
     let list =
-        |f: fn(&ApplicationRecord) -> &Vec<String>| app.map(|a| joined(f(a))).unwrap_or_default();
+        |f: fn(&ApplicationRecord) -> &[String]| app.map(|a| joined(f(a))).unwrap_or_default();
     let ttl = app.map_or(DEFAULT_ACCESS_TOKEN_TTL, |a| a.access_token_ttl);
     html! {
-        (field("name", "Name", app.map(|a| a.name.as_str()).unwrap_or_default(), Some("Shown to backends as Remote-Name.")))
+        (field("name", "Name", app.map(|a| &*a.name).unwrap_or_default(), Some("Shown to backends as Remote-Name.")))
         (field("groups", "Groups", &list(|a| &a.groups), Some("Comma-separated; rules allow groups.")))
         (field("scopes", "Scopes", &list(|a| &a.scopes), Some("Comma-separated scopes it may ask for; may be empty.")))
         (field("audiences", "Audiences", &list(|a| &a.audiences), Some("Comma-separated resource/audience values it may ask for.")))

@@ -57,7 +57,7 @@ fn test_form(state: &AppState, session: &Session, sent: &TestForm) -> Result<Mar
                     label for="client_id" { "Application" }
                     select #client_id name="client_id" {
                         @for app in &apps {
-                            option value=(app.client_id) selected[sent.client_id.as_deref() == Some(app.client_id.as_str())] {
+                            option value=(app.client_id) selected[sent.client_id.as_deref() == Some(&*app.client_id)] {
                                 (app.client_id) " (" (app.name) ")"
                             }
                         }
