@@ -459,3 +459,49 @@ async fn the_audit_page_is_paged_and_filtered() {
     .unwrap();
     assert_eq!(rows(&creates), 1);
 }
+
+/// Review (issue 14b): a site that can set cookies for the console's
+/// domain (a sibling subdomain) can plant a `gatehouse_console` cookie
+/// with a longer `Path` (say `/ui/applications`). Browsers send it before
+/// the real one, and a console that reads only the first cookie of that
+/// name then treats the signed-in admin as signed out on every page the
+/// planted path covers, even right after signing in again.
+#[actix_web::test]
+async fn a_planted_cookie_of_the_same_name_does_not_hide_the_session() {
+    let app = spawn_app().await;
+    let (cookie, _) = sign_in(&app, &[]).await;
+    let tossed = format!("gatehouse_console=planted; {cookie}");
+    assert_eq!(get(&app, &tossed, "/ui/rules").await.status(), 200);
+    // Forms carry on working too.
+    let csrf = csrf_of(&app, &tossed, "/ui/rules").await;
+    let out = post(&app, &tossed, "/ui/sign-out", &[("csrf", &csrf)], &[]).await;
+    assert_eq!(out.status(), 303);
+    assert_eq!(get(&app, &cookie, "/ui/rules").await.status(), 303);
+}
+
+/// Review (issue 14b): a client that is not a trusted proxy cannot dodge
+/// the sign-in lockout by naming other addresses in `X-Forwarded-For`,
+/// nor lock another address out by naming it.
+#[actix_web::test]
+async fn a_forged_forwarded_for_neither_dodges_nor_aims_the_sign_in_lockout() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.auth_failure_limit = 2;
+        s.trusted_proxies = Vec::new();
+    })
+    .await;
+    let attempt = async |token: &str, forwarded_for: &str| {
+        client()
+            .post(app.url("/ui/sign-in"))
+            .header("X-Forwarded-For", forwarded_for)
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(attempt("wrong-token", "203.0.113.1").await, 401);
+    assert_eq!(attempt("wrong-token", "203.0.113.2").await, 401);
+    // The peer (this test, on loopback) is locked out whatever it names.
+    assert_eq!(attempt("wrong-token", "203.0.113.3").await, 429);
+    assert_eq!(attempt(ADMIN_TOKEN, "198.51.100.9").await, 429);
+}
