@@ -96,7 +96,7 @@ async fn sign_in(
         ));
     };
     // A session name the browser had before is never carried over.
-    if let Some(old) = guard::cookie_value(&req) {
+    for old in guard::cookie_values(&req) {
         state.console.end(old);
     }
     let (cookie, session) = state
