@@ -115,11 +115,33 @@ fn client() -> reqwest::Client {
     gatehouse::crypto::http_client(|b| b.redirect(reqwest::redirect::Policy::none())).unwrap()
 }
 
+/// What a browser holds after `GET /ui/sign-in`: its cookie (`name=value`)
+/// and the form's hidden `sign_in` field.
+async fn sign_in_form(app: &TestApp) -> (String, String) {
+    let page = client().get(app.url("/ui/sign-in")).send().await.unwrap();
+    let set = page.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    let cookie = set.split(';').next().unwrap().to_string();
+    let html = page.text().await.unwrap();
+    let at = html
+        .find(r#"name="sign_in" value=""#)
+        .expect("a sign_in field")
+        + 22;
+    let field = html[at..at + html[at..].find('"').unwrap()].to_string();
+    (cookie, field)
+}
+
+/// A sign-in form, as the console's own page sends it.
+async fn sign_in_request(app: &TestApp, token: &str) -> reqwest::RequestBuilder {
+    let (cookie, field) = sign_in_form(app).await;
+    client()
+        .post(app.url("/ui/sign-in"))
+        .header(COOKIE, cookie)
+        .form(&[("token", token), ("sign_in", &field)])
+}
+
 /// Signs in; the session cookie (`name=value`) and the whole Set-Cookie.
 async fn sign_in(app: &TestApp, headers: &[(&str, &str)]) -> (String, String) {
-    let mut request = client()
-        .post(app.url("/ui/sign-in"))
-        .form(&[("token", ADMIN_TOKEN)]);
+    let mut request = sign_in_request(app, ADMIN_TOKEN).await;
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -375,18 +397,16 @@ async fn console_actions_are_audited_as_the_session_and_answers_carry_the_header
 async fn failed_sign_ins_count_towards_the_address_lockout() {
     let app = crate::helpers::spawn_app_with(|s| s.auth_failure_limit = 2).await;
     for _ in 0..2 {
-        let refused = client()
-            .post(app.url("/ui/sign-in"))
-            .form(&[("token", "wrong-token")])
+        let refused = sign_in_request(&app, "wrong-token")
+            .await
             .send()
             .await
             .unwrap();
         assert_eq!(refused.status(), 401);
         assert!(refused.headers().get(SET_COOKIE).is_none());
     }
-    let locked = client()
-        .post(app.url("/ui/sign-in"))
-        .form(&[("token", ADMIN_TOKEN)])
+    let locked = sign_in_request(&app, ADMIN_TOKEN)
+        .await
         .send()
         .await
         .unwrap();
@@ -490,10 +510,9 @@ async fn a_forged_forwarded_for_neither_dodges_nor_aims_the_sign_in_lockout() {
     })
     .await;
     let attempt = async |token: &str, forwarded_for: &str| {
-        client()
-            .post(app.url("/ui/sign-in"))
+        sign_in_request(&app, token)
+            .await
             .header("X-Forwarded-For", forwarded_for)
-            .form(&[("token", token)])
             .send()
             .await
             .unwrap()
@@ -506,8 +525,7 @@ async fn a_forged_forwarded_for_neither_dodges_nor_aims_the_sign_in_lockout() {
     assert_eq!(attempt(ADMIN_TOKEN, "198.51.100.9").await, 429);
 }
 
-/// Review (issue 14b), a finding without a fix yet, hence `ignore`d: run
-/// it with `--ignored`. Over plain HTTP to a non-localhost address (a
+/// Review (issue 14b). Over plain HTTP to a non-localhost address (a
 /// console on the LAN), browsers send no `Sec-Fetch-Site`, and a form
 /// posted from a sandboxed iframe or a `data:` page on any site arrives
 /// with `Origin: null`, exactly like the console's own sign-in form under
@@ -515,10 +533,9 @@ async fn a_forged_forwarded_for_neither_dodges_nor_aims_the_sign_in_lockout() {
 /// wrong tokens to `/ui/sign-in` from the admin's browser and lock the
 /// admin's address out of the console (and of the token endpoint, whose
 /// lockout it shares). Refusing them needs something a cross-site form
-/// cannot send: e.g. a sign-in token set by `GET /ui/sign-in` as a
-/// `SameSite=Strict` cookie and repeated in a hidden field.
+/// cannot send: the sign-in token `GET /ui/sign-in` sets as a
+/// `SameSite=Strict` cookie and repeats in a hidden field.
 #[actix_web::test]
-#[ignore = "review finding: cross-site sign-ins with Origin: null count towards the lockout"]
 async fn a_cross_site_sign_in_cannot_lock_the_admin_out() {
     let app = crate::helpers::spawn_app_with(|s| s.auth_failure_limit = 2).await;
     for _ in 0..3 {
