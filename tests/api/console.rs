@@ -115,11 +115,33 @@ fn client() -> reqwest::Client {
     gatehouse::crypto::http_client(|b| b.redirect(reqwest::redirect::Policy::none())).unwrap()
 }
 
+/// What a browser holds after `GET /ui/sign-in`: its cookie (`name=value`)
+/// and the form's hidden `sign_in` field.
+async fn sign_in_form(app: &TestApp) -> (String, String) {
+    let page = client().get(app.url("/ui/sign-in")).send().await.unwrap();
+    let set = page.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    let cookie = set.split(';').next().unwrap().to_string();
+    let html = page.text().await.unwrap();
+    let at = html
+        .find(r#"name="sign_in" value=""#)
+        .expect("a sign_in field")
+        + 22;
+    let field = html[at..at + html[at..].find('"').unwrap()].to_string();
+    (cookie, field)
+}
+
+/// A sign-in form, as the console's own page sends it.
+async fn sign_in_request(app: &TestApp, token: &str) -> reqwest::RequestBuilder {
+    let (cookie, field) = sign_in_form(app).await;
+    client()
+        .post(app.url("/ui/sign-in"))
+        .header(COOKIE, cookie)
+        .form(&[("token", token), ("sign_in", &field)])
+}
+
 /// Signs in; the session cookie (`name=value`) and the whole Set-Cookie.
 async fn sign_in(app: &TestApp, headers: &[(&str, &str)]) -> (String, String) {
-    let mut request = client()
-        .post(app.url("/ui/sign-in"))
-        .form(&[("token", ADMIN_TOKEN)]);
+    let mut request = sign_in_request(app, ADMIN_TOKEN).await;
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -375,18 +397,16 @@ async fn console_actions_are_audited_as_the_session_and_answers_carry_the_header
 async fn failed_sign_ins_count_towards_the_address_lockout() {
     let app = crate::helpers::spawn_app_with(|s| s.auth_failure_limit = 2).await;
     for _ in 0..2 {
-        let refused = client()
-            .post(app.url("/ui/sign-in"))
-            .form(&[("token", "wrong-token")])
+        let refused = sign_in_request(&app, "wrong-token")
+            .await
             .send()
             .await
             .unwrap();
         assert_eq!(refused.status(), 401);
         assert!(refused.headers().get(SET_COOKIE).is_none());
     }
-    let locked = client()
-        .post(app.url("/ui/sign-in"))
-        .form(&[("token", ADMIN_TOKEN)])
+    let locked = sign_in_request(&app, ADMIN_TOKEN)
+        .await
         .send()
         .await
         .unwrap();
@@ -458,4 +478,107 @@ async fn the_audit_page_is_paged_and_filtered() {
     .await
     .unwrap();
     assert_eq!(rows(&creates), 1);
+}
+
+/// Review (issue 14b): a site that can set cookies for the console's
+/// domain (a sibling subdomain) can plant a `gatehouse_console` cookie
+/// with a longer `Path` (say `/ui/applications`). Browsers send it before
+/// the real one, and a console that reads only the first cookie of that
+/// name then treats the signed-in admin as signed out on every page the
+/// planted path covers, even right after signing in again.
+#[actix_web::test]
+async fn a_planted_cookie_of_the_same_name_does_not_hide_the_session() {
+    let app = spawn_app().await;
+    let (cookie, _) = sign_in(&app, &[]).await;
+    let tossed = format!("gatehouse_console=planted; {cookie}");
+    assert_eq!(get(&app, &tossed, "/ui/rules").await.status(), 200);
+    // Forms carry on working too.
+    let csrf = csrf_of(&app, &tossed, "/ui/rules").await;
+    let out = post(&app, &tossed, "/ui/sign-out", &[("csrf", &csrf)], &[]).await;
+    assert_eq!(out.status(), 303);
+    assert_eq!(get(&app, &cookie, "/ui/rules").await.status(), 303);
+}
+
+/// Review (issue 14b): a client that is not a trusted proxy cannot dodge
+/// the sign-in lockout by naming other addresses in `X-Forwarded-For`,
+/// nor lock another address out by naming it.
+#[actix_web::test]
+async fn a_forged_forwarded_for_neither_dodges_nor_aims_the_sign_in_lockout() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.auth_failure_limit = 2;
+        s.trusted_proxies = Vec::new();
+    })
+    .await;
+    let attempt = async |token: &str, forwarded_for: &str| {
+        sign_in_request(&app, token)
+            .await
+            .header("X-Forwarded-For", forwarded_for)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(attempt("wrong-token", "203.0.113.1").await, 401);
+    assert_eq!(attempt("wrong-token", "203.0.113.2").await, 401);
+    // The peer (this test, on loopback) is locked out whatever it names.
+    assert_eq!(attempt("wrong-token", "203.0.113.3").await, 429);
+    assert_eq!(attempt(ADMIN_TOKEN, "198.51.100.9").await, 429);
+}
+
+/// Review (issue 14b). Over plain HTTP to a non-localhost address (a
+/// console on the LAN), browsers send no `Sec-Fetch-Site`, and a form
+/// posted from a sandboxed iframe or a `data:` page on any site arrives
+/// with `Origin: null`, exactly like the console's own sign-in form under
+/// `Referrer-Policy: no-referrer`. So any page the admin visits can post
+/// wrong tokens to `/ui/sign-in` from the admin's browser and lock the
+/// admin's address out of the console (and of the token endpoint, whose
+/// lockout it shares). Refusing them needs something a cross-site form
+/// cannot send: the sign-in token `GET /ui/sign-in` sets as a
+/// `SameSite=Strict` cookie and repeats in a hidden field.
+#[actix_web::test]
+async fn a_cross_site_sign_in_cannot_lock_the_admin_out() {
+    let app = crate::helpers::spawn_app_with(|s| s.auth_failure_limit = 2).await;
+    for _ in 0..3 {
+        // What a sandboxed cross-site iframe's form sends over plain HTTP.
+        client()
+            .post(app.url("/ui/sign-in"))
+            .header("Origin", "null")
+            .form(&[("token", "wrong-token")])
+            .send()
+            .await
+            .unwrap();
+    }
+    // The admin's own browser: the sign-in page first (with whatever it
+    // sets), then the form it shows.
+    let page = client().get(app.url("/ui/sign-in")).send().await.unwrap();
+    let cookies: Vec<String> = page
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .collect();
+    let html = page.text().await.unwrap();
+    let mut form = vec![("token".to_string(), ADMIN_TOKEN.to_string())];
+    for hidden in html.split("<input type=\"hidden\" ").skip(1) {
+        let attr = |name: &str| {
+            let at = hidden.find(&format!("{name}=\""))? + name.len() + 2;
+            Some(hidden[at..at + hidden[at..].find('"')?].to_string())
+        };
+        if let (Some(name), Some(value)) = (attr("name"), attr("value")) {
+            form.push((name, value));
+        }
+    }
+    let mut request = client()
+        .post(app.url("/ui/sign-in"))
+        .header("Origin", "null")
+        .form(&form);
+    if !cookies.is_empty() {
+        request = request.header(COOKIE, cookies.join("; "));
+    }
+    let signed_in = request.send().await.unwrap();
+    assert_eq!(
+        signed_in.status(),
+        303,
+        "the admin was locked out by cross-site sign-ins"
+    );
 }

@@ -18,6 +18,8 @@ use crate::http::client_addr::trusted_peer;
 pub const COOKIE: &str = "gatehouse_console";
 /// Console forms are small.
 const FORM_LIMIT: usize = 64 * 1024;
+/// At most this many session cookies of a request are looked up.
+const MAX_SESSION_COOKIES: usize = 8;
 
 /// A page request from a signed-in browser.
 pub struct Signed {
@@ -93,23 +95,27 @@ fn state(req: &HttpRequest) -> Option<&web::Data<AppState>> {
     req.app_data::<web::Data<AppState>>()
 }
 
-/// The live session the request's cookie names, if any.
+/// The live session the request's cookie names, if any. Every cookie of
+/// that name is tried: a site that may set cookies for this domain can
+/// plant one with a longer `Path`, which the browser sends first.
 pub fn session_of(req: &HttpRequest) -> Option<Session> {
     let state = state(req)?;
-    let cookie = cookie_value(req)?;
-    state.console.resume(cookie, state.clock.now().timestamp())
+    let now = state.clock.now().timestamp();
+    cookie_values(req).find_map(|cookie| state.console.resume(cookie, now))
 }
 
-/// The value of the session cookie, if the request has one.
-pub fn cookie_value(req: &HttpRequest) -> Option<&str> {
+/// The values of the session cookies the request has (usually one).
+pub fn cookie_values(req: &HttpRequest) -> impl Iterator<Item = &str> {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .filter(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value.trim())
         .filter(|value| !value.is_empty())
+        // Each is hashed and looked up: a bounded few.
+        .take(MAX_SESSION_COOKIES)
 }
 
 /// Whether the request came over HTTPS: the scheme a trusted proxy names
@@ -229,11 +235,16 @@ mod tests {
         let req = TestRequest::get()
             .insert_header(("Cookie", "a=1; gatehouse_console=abc; b=2"))
             .to_http_request();
-        assert_eq!(cookie_value(&req), Some("abc"));
+        assert_eq!(cookie_values(&req).collect::<Vec<_>>(), ["abc"]);
         let req = TestRequest::get()
             .insert_header(("Cookie", "xgatehouse_console=abc"))
             .to_http_request();
-        assert_eq!(cookie_value(&req), None);
+        assert_eq!(cookie_values(&req).next(), None);
+        // A planted cookie of the same name (sent first) hides nothing.
+        let req = TestRequest::get()
+            .insert_header(("Cookie", "gatehouse_console=planted; gatehouse_console=abc"))
+            .to_http_request();
+        assert_eq!(cookie_values(&req).collect::<Vec<_>>(), ["planted", "abc"]);
     }
 
     #[test]

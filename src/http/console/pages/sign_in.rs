@@ -12,6 +12,7 @@ use maud::{Markup, html};
 
 use super::super::guard::{self, Action};
 use super::super::{ConsoleError, layout};
+use crate::crypto::{b64url, constant_time_eq, random_bytes};
 use crate::http::AppState;
 use crate::http::client_addr::client_addr;
 use crate::throttle::ThrottleKey;
@@ -22,7 +23,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/sign-out", web::post().to(sign_out));
 }
 
-fn sign_in_page(message: Option<&str>) -> Markup {
+/// The sign-in form's own token: set by `GET /ui/sign-in` as a
+/// `SameSite=Strict` cookie and repeated in a hidden field. A form posted
+/// from another site carries neither (over plain HTTP to a LAN address
+/// there is no `Sec-Fetch-Site`, and a sandboxed iframe sends `Origin:
+/// null` like the console's own form under `no-referrer`), so it is
+/// refused before it counts towards the address lockout.
+const SIGN_IN_COOKIE: &str = "gatehouse_console_sign_in";
+
+/// The sign-in cookie the request carries, if it has the right shape.
+fn sign_in_cookie(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| *name == SIGN_IN_COOKIE)
+        .map(|(_, value)| value.trim())
+        .find(|value| value.len() == 43)
+}
+
+fn sign_in_page(message: Option<&str>, sign_in_token: &str) -> Markup {
     layout::bare(
         "Sign in",
         html! {
@@ -30,6 +51,7 @@ fn sign_in_page(message: Option<&str>) -> Markup {
                 p.alert.error role="alert" #sign-in-error { (message) }
             }
             form.stack method="post" action="/ui/sign-in" {
+                input type="hidden" name="sign_in" value=(sign_in_token);
                 div.field {
                     label for="token" { "Admin token" }
                     input #token type="password" name="token" required
@@ -48,16 +70,34 @@ fn sign_in_page(message: Option<&str>) -> Markup {
     )
 }
 
-async fn form(req: HttpRequest) -> HttpResponse {
+async fn form(req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     if guard::session_of(&req).is_some() {
-        return super::super::see_other("/ui/applications");
+        return Ok(super::super::see_other("/ui/applications"));
     }
-    super::super::html(StatusCode::OK, sign_in_page(None))
+    let token = match sign_in_cookie(&req) {
+        Some(token) => token.to_string(),
+        None => b64url(&random_bytes::<32>().map_err(|e| {
+            ConsoleError::Api(crate::admin::AdminError::Internal(e.to_string()).into())
+        })?),
+    };
+    let secure = if guard::over_https(&req) {
+        "; Secure"
+    } else {
+        ""
+    };
+    let mut page = super::super::html(StatusCode::OK, sign_in_page(None, &token));
+    let cookie =
+        format!("{SIGN_IN_COOKIE}={token}; Path=/ui/sign-in; HttpOnly; SameSite=Strict{secure}");
+    if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+        page.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(page)
 }
 
 #[derive(serde::Deserialize)]
 struct SignIn {
     token: Option<String>,
+    sign_in: Option<String>,
 }
 
 async fn sign_in(
@@ -68,6 +108,9 @@ async fn sign_in(
     if !guard::same_origin(&req) {
         return Err(ConsoleError::CrossOrigin);
     }
+    let Some(expected) = sign_in_cookie(&req).map(str::to_string) else {
+        return Err(ConsoleError::CrossOrigin);
+    };
     let now = state.clock.now().timestamp();
     let from = client_addr(&req, &state.settings.trusted_proxies);
     let address = [ThrottleKey::Address(from)];
@@ -76,10 +119,12 @@ async fn sign_in(
         .check(now, || &address)
         .map_err(ConsoleError::Throttled)?;
     let body = guard::form_body(&req, payload.into_inner()).await?;
-    let token = serde_urlencoded::from_bytes::<SignIn>(&body)
-        .ok()
-        .and_then(|f| f.token)
-        .unwrap_or_default();
+    let form = serde_urlencoded::from_bytes::<SignIn>(&body).ok();
+    let presented = form.as_ref().and_then(|f| f.sign_in.as_deref());
+    if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) {
+        return Err(ConsoleError::CrossOrigin);
+    }
+    let token = form.and_then(|f| f.token).unwrap_or_default();
     let digest = state.admin_token.as_ref();
     let matches = digest.is_some_and(|d| d.matches(token.trim()));
     let Some(digest) = digest.filter(|_| matches) else {
@@ -90,13 +135,14 @@ async fn sign_in(
         }
         return Ok(super::super::html(
             StatusCode::UNAUTHORIZED,
-            sign_in_page(Some(
-                "That is not this node's admin token. Check it and try again.",
-            )),
+            sign_in_page(
+                Some("That is not this node's admin token. Check it and try again."),
+                &expected,
+            ),
         ));
     };
     // A session name the browser had before is never carried over.
-    if let Some(old) = guard::cookie_value(&req) {
+    for old in guard::cookie_values(&req) {
         state.console.end(old);
     }
     let (cookie, session) = state
