@@ -3,7 +3,8 @@
 //!
 //! Where things live:
 //! * `issuer`: the token endpoint's core (client_credentials → JWT)
-//! * `verifier`: the forward-auth decision (`/api/verify`), no I/O
+//! * `verifier`: the forward-auth decision (`/api/verify`), no I/O;
+//!   `explain`: the same decision as a dry run, with its reasons
 //! * `target`: the request a proxy asks about: trusted headers, one header
 //!   family, host, method, and every reading of the path
 //! * `resources`: forward-auth rules as admins write them; `rules`: their matching
@@ -11,8 +12,14 @@
 //! * `keys`, `crypto`: signing keys, ring, and jsonwebtoken's ring backend
 //! * `store`: sled, on the primary; `directory`: the in-memory state every node answers from
 //! * `name_list`: group, scope and audience lists shared between applications
-//! * `admin`: admin operations; `http`: routes, handlers, error mapping
-//! * `config`, `cli`, `startup`: how a node is configured and started
+//! * `admin`: admin operations; `http`: routes, handlers, error mapping,
+//!   and the console at `/ui/` (`http::console`)
+//! * `replication`: the change log, snapshots, the follower, the fleet
+//! * `applications`, `api_keys`, `claims`, `revocation`, `audit`: the records
+//! * `throttle`, `metrics`, `memory`, `clock`: lockouts, `/metrics`,
+//!   handing memory back, time as a parameter
+//! * `config`, `cli`, `admin_client`, `client`, `healthcheck`, `startup`:
+//!   how a node is configured and started, and the command line
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
