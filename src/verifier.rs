@@ -1009,12 +1009,10 @@ mod tests {
     /// per-request checks (here the rule) still run on a cache hit.
     #[test]
     fn reused_tokens_are_cached_once_and_failures_never() {
-        use crate::applications::ApplicationRecord;
-        use crate::crypto::{SecretDigest, jwt_provider};
+        use crate::crypto::jwt_provider;
         use crate::directory::Directory;
         use crate::issuer::{ClientAuthMethod, ClientCredentials, TokenIssuer, TokenRequest};
         use crate::keys::{KeyDir, KeyRing};
-        use crate::resources::NewResource;
         use crate::throttle::Throttle;
 
         jwt_provider::install();
@@ -1023,30 +1021,8 @@ mod tests {
             KeyDir::open(dir.path()).unwrap().load_or_init().unwrap(),
         ));
         let now = chrono::Utc::now();
-        let app = ApplicationRecord {
-            client_id: "c".into(),
-            name: "c".into(),
-            groups: vec!["media".to_string()].into(),
-            scopes: Default::default(),
-            access_token_ttl: 3600,
-            active: true,
-            created_at: now,
-            updated_at: now,
-            secret: SecretDigest::of("s"),
-            previous_secret: None,
-            audiences: Default::default(),
-            generation: 0,
-            not_before: 0,
-        };
-        let rule = NewResource {
-            host: Some("dav.example.com".into()),
-            allowed_groups: vec!["media".into()],
-            ..Default::default()
-        };
-        let directory = Arc::new(Directory::new(
-            vec![app],
-            vec![Resource::create("dav".into(), rule, now).unwrap()],
-        ));
+        let (app, rule) = media_application_and_rule(now);
+        let directory = Arc::new(Directory::new(vec![app], vec![rule]));
         let issuer = TokenIssuer::new(
             "https://i",
             keys.clone(),
@@ -1115,40 +1091,16 @@ mod tests {
     /// credential.
     #[test]
     fn verify_takes_no_fresh_credential() {
-        use crate::applications::ApplicationRecord;
-        use crate::crypto::{SecretDigest, jwt_provider};
+        use crate::crypto::jwt_provider;
         use crate::directory::Directory;
         use crate::keys::{KeyDir, KeyRing};
-        use crate::resources::NewResource;
 
         jwt_provider::install();
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyRing::new(KeyDir::open(dir.path()).unwrap().load_or_init().unwrap());
         let now = chrono::Utc::now();
-        let app = ApplicationRecord {
-            client_id: "c".into(),
-            name: "c".into(),
-            groups: vec!["media".to_string()].into(),
-            scopes: Default::default(),
-            access_token_ttl: 3600,
-            active: true,
-            created_at: now,
-            updated_at: now,
-            secret: SecretDigest::of("s"),
-            previous_secret: None,
-            audiences: Default::default(),
-            generation: 0,
-            not_before: 0,
-        };
-        let rule = NewResource {
-            host: Some("dav.example.com".into()),
-            allowed_groups: vec!["media".into()],
-            ..Default::default()
-        };
-        let directory = Directory::new(
-            vec![app],
-            vec![Resource::create("dav".into(), rule, now).unwrap()],
-        );
+        let (app, rule) = media_application_and_rule(now);
+        let directory = Directory::new(vec![app], vec![rule]);
         let verifier = Verifier::new("https://i");
         let target = RequestTarget::named("GET", "dav.example.com", "/").unwrap();
         let snapshot = directory.snapshot();
@@ -1200,5 +1152,33 @@ mod tests {
             decode_part::<JoseHeader>("e30").err(),
             Some(VerifyError::Malformed)
         );
+    }
+
+    /// Application `c` (secret `s`, group `media`) and a rule for
+    /// dav.example.com that admits `media`: the two tests' common state.
+    fn media_application_and_rule(
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (crate::applications::ApplicationRecord, Resource) {
+        let app = crate::applications::ApplicationRecord {
+            client_id: "c".into(),
+            name: "c".into(),
+            groups: vec!["media".to_string()].into(),
+            scopes: Default::default(),
+            access_token_ttl: 3600,
+            active: true,
+            created_at: now,
+            updated_at: now,
+            secret: crate::crypto::SecretDigest::of("s"),
+            previous_secret: None,
+            audiences: Default::default(),
+            generation: 0,
+            not_before: 0,
+        };
+        let rule = crate::resources::NewResource {
+            host: Some("dav.example.com".into()),
+            allowed_groups: vec!["media".into()],
+            ..Default::default()
+        };
+        (app, Resource::create("dav".into(), rule, now).unwrap())
     }
 }
