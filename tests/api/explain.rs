@@ -80,8 +80,8 @@ async fn setup() -> Setup {
     setup_with(1_000_000).await
 }
 
-/// `POST /admin/v1/explain`, expecting an explanation.
-async fn explain(app: &TestApp, body: Value) -> Value {
+/// `POST /admin/v1/explain`, expecting an explanation (also the review's).
+pub(crate) async fn explain(app: &TestApp, body: Value) -> Value {
     let response = app
         .admin(Method::POST, "/explain")
         .json(&body)

@@ -2,20 +2,10 @@
 //! `/api/verify`'s could part.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, json_of, spawn_app};
-
-async fn explain(app: &TestApp, body: Value) -> Value {
-    let response = app
-        .admin(Method::POST, "/explain")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{body}");
-    response.json().await.unwrap()
-}
+use crate::explain::explain;
+use crate::helpers::{json_of, spawn_app};
 
 /// An API key limited to networks is decided by the client's address.
 /// Without `source`, explain cannot know it, and must not claim a grant
