@@ -271,7 +271,7 @@ mod tests {
             }
             (store.changes.epoch().to_string(), store.changes.last())
         };
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::reopen(dir.path()).unwrap();
         assert_eq!(store.changes.epoch(), epoch);
         assert_eq!(store.changes.last(), last);
         assert_eq!(last.version, 3);

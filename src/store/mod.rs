@@ -264,6 +264,24 @@ pub struct Store {
 }
 
 impl Store {
+    /// Opens a store a test has just dropped. sled's flusher thread lets
+    /// go of the file lock a moment after the last handle is dropped (a
+    /// new process never sees this), so a reopen waits up to 5 s for it.
+    #[cfg(test)]
+    pub fn reopen(dir: &Path) -> Result<Self, StoreError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Self::open(dir) {
+                Err(e)
+                    if std::time::Instant::now() < deadline && e.to_string().contains("lock") =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                result => return result,
+            }
+        }
+    }
+
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir.join("db"))
