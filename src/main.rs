@@ -4,12 +4,13 @@ use std::sync::Arc;
 use clap::Parser;
 
 use gatehouse::cli::{Cli, Command, ConfigArgs, KeysAction, ServeArgs, TokenArgs};
+use gatehouse::cli::{admin as admin_client, healthcheck, token as client};
 use gatehouse::clock::SystemClock;
 use gatehouse::config::CLIENT_SECRET_ENV;
 use gatehouse::config::{self, Settings};
+use gatehouse::crypto;
 use gatehouse::keys::{KeyDir, KeyForm, KeyState};
 use gatehouse::startup::Application;
-use gatehouse::{admin_client, client, crypto, healthcheck};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();

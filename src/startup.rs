@@ -23,10 +23,9 @@ use crate::http::primary_relay::PrimaryRelay;
 use crate::http::upstream::SessionUpstream;
 use crate::http::{self, AppState};
 use crate::issuer::{IssuerUrl, TokenIssuer};
-use crate::keys::{
-    KeyDir, KeyError, KeyForm, KeyRing, KeySet, create_private_dir, write_private_file,
-};
+use crate::keys::{KeyDir, KeyError, KeyForm, KeyRing, KeySet};
 use crate::metrics::Metrics;
+use crate::private_files::{create_private_dir, write_private_file};
 use crate::replication::Change;
 use crate::replication::follower::{Follower, SyncStatus};
 use crate::revocation::parse_id;

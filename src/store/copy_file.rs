@@ -95,7 +95,7 @@ pub fn write(
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    crate::keys::sync_dir(dir)
+    crate::private_files::sync_dir(dir)
 }
 
 fn write_new(
@@ -106,7 +106,7 @@ fn write_new(
     payload: impl FnOnce(&mut dyn Write) -> std::io::Result<u64>,
 ) -> std::io::Result<()> {
     let mut out = Hashing {
-        inner: BufWriter::new(crate::keys::create_private_file(path)?),
+        inner: BufWriter::new(crate::private_files::create_private_file(path)?),
         context: digest::Context::new(&digest::SHA256),
     };
     out.write_all(magic)?;

@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::sha256;
-use crate::keys::{create_private_dir, write_private_file};
+use crate::private_files::{create_private_dir, write_private_file};
 
 /// A cached token is replaced this long before it expires.
 const RENEW_BEFORE_SECS: i64 = 60;

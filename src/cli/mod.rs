@@ -1,10 +1,19 @@
-//! The command line.
+//! The command line: `serve` (the default), `keys`, `token`, `admin` and
+//! `healthcheck`, parsed by clap.
+//!
+//! * `admin`: `gatehouse admin`, the admin API from the command line
+//! * `token`: `gatehouse token`, the client helper with its token cache
+//! * `healthcheck`: `gatehouse healthcheck`, a probe of `/readyz`
+
+pub mod admin;
+pub mod healthcheck;
+pub mod token;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::admin_client::AdminCommand;
+use crate::cli::admin::AdminCommand;
 use crate::config::Overrides;
 
 #[derive(Debug, Parser)]

@@ -1,0 +1,232 @@
+//! API keys: minting (the key is shown once, only its record stored),
+//! changing their scopes, and listing them with their last use.
+
+use chrono::{DateTime, Utc};
+
+use crate::api_keys::{
+    ApiKeyClaims, ApiKeyPatch, ApiKeyRecord, KeyFilter, NewApiKey, validate_key_name,
+};
+use crate::crypto::random_id;
+use crate::key_scopes::KeyScopes;
+use crate::key_usage::Usage;
+use crate::replication::Change;
+use crate::revocation::{CredentialId, parse_id};
+
+use super::{Admin, AdminError};
+
+/// An API key as listings show it: the record, its scopes, its last use.
+#[derive(Debug, serde::Serialize)]
+pub struct ApiKeyView {
+    #[serde(flatten)]
+    pub record: ApiKeyRecord,
+    pub hosts: Option<Vec<String>>,
+    pub path_prefixes: Option<Vec<String>>,
+    pub methods: Option<Vec<String>>,
+    pub source_cidrs: Option<Vec<String>>,
+    /// Minute resolution; `null` if never used.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The network of the last use (/24 or /64), `null` if never used.
+    pub last_used_from: Option<String>,
+}
+
+impl Admin {
+    /// Mints a key (shown once; only its record is stored).
+    pub fn create_api_key(
+        &self,
+        client_id: &str,
+        new: NewApiKey,
+        now: DateTime<Utc>,
+    ) -> Result<(ApiKeyView, String, Option<String>), AdminError> {
+        let app = self.application(client_id)?;
+        let (name, lifetime) = new.validate()?;
+        let scopes = new.scopes()?;
+        let scoped = !scopes.is_unlimited();
+        let id = random_id().map_err(|e| AdminError::Internal(e.to_string()))?;
+        let iat = app.issued_at(now.timestamp());
+        let exp = lifetime.map(|secs| iat.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)));
+        let claims = ApiKeyClaims {
+            iss: &self.issuer,
+            sub: client_id,
+            client_id,
+            jti: &id,
+            iat,
+            exp,
+            generation: app.credential_generation(),
+            scoped,
+        };
+        // Under the lock: a rotation's key-retention check sees either no
+        // record or one naming the key that signed.
+        let _writer = self.lock();
+        let (key, kid, short) = {
+            let keys = self.keys.guard();
+            let signer = keys
+                .signer()
+                .ok_or_else(|| AdminError::Unavailable("no signing key".into()))?;
+            let internal = |e: String| AdminError::Internal(e);
+            let input = crate::api_keys::signing_input(&signer.kid, &claims)
+                .map_err(|e| internal(e.to_string()))?;
+            let signature = jsonwebtoken::crypto::sign(
+                input.as_bytes(),
+                &signer.encoding,
+                jsonwebtoken::Algorithm::EdDSA,
+            )
+            .map_err(|e| internal(e.to_string()))?;
+            let short = crate::api_keys::short_form(&signer.kid, &claims, &signature);
+            (format!("{input}.{signature}"), signer.kid.clone(), short)
+        };
+        let record = ApiKeyRecord {
+            id,
+            client_id: client_id.to_string(),
+            name,
+            created_at: now,
+            expires_at: exp.and_then(|exp| DateTime::from_timestamp(exp, 0)),
+            revoked_at: None,
+            kid: Some(kid),
+        };
+        // The scopes first: the key is shown only once both are stored,
+        // and a node without its scopes refuses it (it says it has some).
+        if scoped {
+            let write = self.store.api_key_scopes.put_op(&record.id, &scopes)?;
+            let change = Change::SetApiKeyScopes {
+                id: record.id.clone(),
+                scopes,
+            };
+            self.commit(Some(write), change, now)?;
+        }
+        self.store.api_keys.create(&record.id, &record)?;
+        self.index_expiry(record.expires_at, 1);
+        log::info!("minted API key {} for {client_id}", record.id);
+        Ok((self.view(record)?, key, short))
+    }
+
+    /// Renames a key and changes its scopes (`PATCH /api-keys/{id}`).
+    pub fn update_api_key(
+        &self,
+        id: &str,
+        patch: ApiKeyPatch,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKeyView, AdminError> {
+        let _writer = self.lock();
+        let mut record = self
+            .store
+            .api_keys
+            .get(id)?
+            .ok_or_else(|| AdminError::NotFound(format!("API key {id:?}")))?;
+        let parsed = parse_id(id).ok_or_else(|| AdminError::NotFound(format!("API key {id:?}")))?;
+        let name = patch
+            .name
+            .as_deref()
+            .map(|n| validate_key_name(Some(n)))
+            .transpose()?;
+        if patch.changes_scopes() {
+            let current = self.scopes_of(&parsed);
+            let next = patch.scope_fields().apply_to(&current)?;
+            let known = self.directory.scoped_keys.get(&parsed).is_some();
+            if next != current || !known && !next.is_unlimited() {
+                let write = self.store.api_key_scopes.put_op(id, &next)?;
+                let change = Change::SetApiKeyScopes {
+                    id: id.to_string(),
+                    scopes: next,
+                };
+                self.commit(Some(write), change, now)?;
+                log::info!("changed the scopes of API key {id}");
+            }
+        }
+        if let Some(name) = name
+            && name != record.name
+        {
+            record.name = name;
+            self.store.api_keys.put(id, &record)?;
+        }
+        self.view(record)
+    }
+
+    fn scopes_of(&self, id: &CredentialId) -> KeyScopes {
+        self.directory
+            .scoped_keys
+            .get(id)
+            .map(|s| s.scopes.clone())
+            .unwrap_or_default()
+    }
+
+    fn view(&self, record: ApiKeyRecord) -> Result<ApiKeyView, AdminError> {
+        let scopes = parse_id(&record.id)
+            .map(|id| self.scopes_of(&id))
+            .unwrap_or_default();
+        let usage = self.last_used(&record.id)?;
+        Ok(ApiKeyView {
+            hosts: scopes.hosts,
+            path_prefixes: scopes.path_prefixes,
+            methods: scopes.methods,
+            source_cidrs: scopes
+                .source_cidrs
+                .map(|c| c.iter().map(ToString::to_string).collect()),
+            last_used_at: usage.map(|u| u.at),
+            last_used_from: usage.map(|u| u.from.to_string()),
+            record,
+        })
+    }
+
+    /// Keys (one application's, or every one), oldest first, filtered.
+    pub fn list_api_keys(
+        &self,
+        client_id: Option<&str>,
+        filter: &KeyFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ApiKeyView>, AdminError> {
+        let records = match client_id {
+            Some(client_id) => self.api_keys(client_id)?,
+            None => {
+                let mut all = self.store.api_keys.all()?;
+                all.sort_by(|a, b| {
+                    a.created_at
+                        .cmp(&b.created_at)
+                        .then_with(|| a.id.cmp(&b.id))
+                });
+                all
+            }
+        };
+        let mut views = Vec::new();
+        for record in records {
+            let usage = self.last_used(&record.id)?;
+            if filter.admits(&record, usage.as_ref(), now.timestamp()) {
+                views.push(self.view(record)?);
+            }
+        }
+        Ok(views)
+    }
+
+    /// The records of an application's keys, oldest first.
+    pub fn api_keys(&self, client_id: &str) -> Result<Vec<ApiKeyRecord>, AdminError> {
+        self.application(client_id)?;
+        let mut keys: Vec<ApiKeyRecord> = self
+            .store
+            .api_keys
+            .all()?
+            .into_iter()
+            .filter(|k| k.client_id == client_id)
+            .collect();
+        keys.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(keys)
+    }
+
+    /// The client of the API key `id`, if there is such a key: the Basic
+    /// user name that goes with its short form.
+    pub fn api_key_client(&self, id: &str) -> Result<Option<String>, AdminError> {
+        Ok(self.store.api_keys.get(id)?.map(|record| record.client_id))
+    }
+
+    /// The last use of key `id`: persisted, or noted since.
+    fn last_used(&self, id: &str) -> Result<Option<Usage>, AdminError> {
+        let stored = self.store.api_key_usage.get(id)?;
+        let noted = parse_id(id).and_then(|id| self.directory.usage.get(&id));
+        Ok(match noted {
+            Some(noted) => Some(noted.latest(stored)),
+            None => stored,
+        })
+    }
+}
