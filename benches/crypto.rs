@@ -166,7 +166,7 @@ fn gatehouse_paths() {
             verifier
                 .verify(
                     &directory.snapshot(),
-                    &keys.current(),
+                    &keys.snapshot(),
                     &directory.revocations,
                     &directory.scoped_keys,
                     gatehouse::verifier::Credential::Bearer(token),
@@ -183,7 +183,7 @@ fn gatehouse_paths() {
             verifier
                 .verify(
                     &directory.snapshot(),
-                    &keys.current(),
+                    &keys.snapshot(),
                     &directory.revocations,
                     &directory.scoped_keys,
                     gatehouse::verifier::Credential::Bearer(reused),
@@ -216,7 +216,7 @@ fn gatehouse_paths() {
             verifier
                 .verify(
                     &directory.snapshot(),
-                    &keys.current(),
+                    &keys.snapshot(),
                     &directory.revocations,
                     &directory.scoped_keys,
                     gatehouse::verifier::Credential::Bearer(reused),

@@ -131,7 +131,7 @@ impl Directory {
 
     /// The current snapshot for the length of one request: a borrowed
     /// guard, so the hot path does not touch the shared reference count.
-    pub fn current(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+    pub fn guard(&self) -> arc_swap::Guard<Arc<Snapshot>> {
         self.current.load()
     }
 

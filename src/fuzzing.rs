@@ -97,7 +97,7 @@ pub fn bearer(data: &[u8]) -> bool {
     let verify = |bearer: &str| {
         harness.verifier.verify(
             &harness.directory.snapshot(),
-            &harness.keys.current(),
+            &harness.keys.snapshot(),
             &harness.directory.revocations,
             &harness.directory.scoped_keys,
             crate::verifier::Credential::Bearer(bearer),
@@ -121,7 +121,7 @@ pub fn bearer(data: &[u8]) -> bool {
         URL_SAFE_NO_PAD.encode(header),
         URL_SAFE_NO_PAD.encode(claims)
     );
-    let keys = harness.keys.current();
+    let keys = harness.keys.snapshot();
     let signer = keys.signer().unwrap();
     let signature = jsonwebtoken::crypto::sign(
         signing_input.as_bytes(),
@@ -150,7 +150,7 @@ fn verify_basic(value: &str) -> Result<(), crate::verifier::VerifyError> {
         .verifier
         .verify(
             &harness.directory.snapshot(),
-            &harness.keys.current(),
+            &harness.keys.snapshot(),
             &harness.directory.revocations,
             &harness.directory.scoped_keys,
             credential,
@@ -358,7 +358,7 @@ mod tests {
     fn a_signed_valid_token_reaches_the_independent_check() {
         let header = br#"{"alg":"EdDSA","typ":"at+jwt","kid":"KID"}"#;
         let harness = super::harness();
-        let kid = harness.keys.current().signer().unwrap().kid.clone();
+        let kid = harness.keys.snapshot().signer().unwrap().kid.clone();
         let header = String::from_utf8_lossy(header).replace("KID", &kid);
         let claims = format!(
             r#"{{"iss":"{}","client_id":"canister","groups":["media"],"exp":{},"iat":{}}}"#,

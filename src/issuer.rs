@@ -221,7 +221,7 @@ impl TokenIssuer {
             }
         }
 
-        let snapshot = self.directory.current();
+        let snapshot = self.directory.guard();
         let app = snapshot.application(&credentials.client_id);
         // The secret is checked even for an unknown client, so that the
         // time taken does not tell which of the two was wrong.
@@ -246,7 +246,7 @@ impl TokenIssuer {
                 let keys: Vec<ThrottleKey> = client_key().into_iter().chain([address]).collect();
                 // A client_id already locked refuses wrong secrets only.
                 let locked = self.throttle.check(now.timestamp(), || &keys[..1]);
-                let delay = self.throttle.record_failure(&keys, now.timestamp());
+                let delay = self.throttle.record_failure(now.timestamp(), &keys);
                 // A secret pasted into the wrong field must not reach the log;
                 // generated secrets are never valid client_ids.
                 let shown = match validate_client_id(&credentials.client_id) {

@@ -119,7 +119,7 @@ impl Throttle {
 
     /// Counts a failure against every key and returns how long to hold the
     /// answer back.
-    pub fn record_failure(&self, keys: &[ThrottleKey], now: i64) -> Duration {
+    pub fn record_failure(&self, now: i64, keys: &[ThrottleKey]) -> Duration {
         self.last_failure.fetch_max(now, Ordering::Relaxed);
         let worst = keys
             .iter()
@@ -187,7 +187,7 @@ mod tests {
         let throttle = Throttle::new(10, 60);
         for i in 0..100_000u32 {
             let key = ThrottleKey::Client(format!("{i:0>64}"));
-            throttle.record_failure(&[key], 0);
+            throttle.record_failure(0, &[key]);
         }
         throttle.windows.run_pending_tasks();
         assert!(throttle.windows.weighted_size() <= MAX_TRACKED_BYTES);
@@ -199,10 +199,10 @@ mod tests {
         let throttle = Throttle::new(4, 60);
         let key = [ThrottleKey::Client("c".into())];
         for _ in 0..3 {
-            throttle.record_failure(&key, 100);
+            throttle.record_failure(100, &key);
             assert!(throttle.check(100, || &key).is_ok());
         }
-        throttle.record_failure(&key, 100);
+        throttle.record_failure(100, &key);
         assert_eq!(throttle.check(110, || &key), Err(50));
         assert!(throttle.check(160, || &key).is_ok());
     }
@@ -211,7 +211,7 @@ mod tests {
     fn slows_down_past_half_the_limit() {
         let throttle = Throttle::new(10, 60);
         let key = [ThrottleKey::Address("10.0.0.1".parse().unwrap())];
-        let delays: Vec<Duration> = (0..7).map(|_| throttle.record_failure(&key, 0)).collect();
+        let delays: Vec<Duration> = (0..7).map(|_| throttle.record_failure(0, &key)).collect();
         assert_eq!(delays[4], Duration::ZERO);
         assert_eq!(delays[5], DELAY_STEP);
         assert_eq!(delays[6], DELAY_STEP * 2);
@@ -223,8 +223,8 @@ mod tests {
         let client = ThrottleKey::Client("c".into());
         let address = ThrottleKey::Address("10.0.0.1".parse().unwrap());
         let both = [client.clone(), address.clone()];
-        throttle.record_failure(&both, 0);
-        throttle.record_failure(&both, 0);
+        throttle.record_failure(0, &both);
+        throttle.record_failure(0, &both);
         assert!(throttle.check(0, || std::slice::from_ref(&client)).is_err());
         throttle.record_success(0, || Some(client.clone()));
         assert!(throttle.check(0, || [client]).is_ok());
@@ -237,15 +237,15 @@ mod tests {
         let locked = [ThrottleKey::Client("a".into())];
         let other = [ThrottleKey::Client("b".into())];
         assert!(throttle.check(0, || &locked).is_ok());
-        throttle.record_failure(&locked, 0);
-        throttle.record_failure(&locked, 0);
+        throttle.record_failure(0, &locked);
+        throttle.record_failure(0, &locked);
         // Failures of other keys, earlier or later, keep the check honest.
-        throttle.record_failure(&other, 30);
+        throttle.record_failure(30, &other);
         assert_eq!(throttle.check(59, || &locked), Err(1));
         assert!(throttle.check(60, || &locked).is_ok());
         // A lockout reached again after a quiet spell is seen at once.
-        throttle.record_failure(&locked, 500);
-        throttle.record_failure(&locked, 500);
+        throttle.record_failure(500, &locked);
+        throttle.record_failure(500, &locked);
         assert_eq!(throttle.check(500, || &locked), Err(60));
         throttle.record_success(501, || Some(locked[0].clone()));
         assert!(throttle.check(501, || &locked).is_ok());

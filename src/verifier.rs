@@ -1048,7 +1048,7 @@ mod tests {
         let check = |bearer: &str, target: &RequestTarget| {
             verifier.verify(
                 &directory.snapshot(),
-                &keys.current(),
+                &keys.snapshot(),
                 &directory.revocations,
                 &directory.scoped_keys,
                 Credential::Bearer(bearer),
@@ -1104,7 +1104,7 @@ mod tests {
         let verifier = Verifier::new("https://i");
         let target = RequestTarget::named("GET", "dav.example.com", "/").unwrap();
         let snapshot = directory.snapshot();
-        let key_set = keys.current();
+        let key_set = keys.snapshot();
         let inputs = Inputs {
             snapshot: &snapshot,
             keys: &key_set,

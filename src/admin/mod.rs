@@ -122,7 +122,7 @@ impl Admin {
 
     /// Logs the current key set, for replicas. Callers hold the admin lock.
     fn publish_keys(&self, now: DateTime<Utc>) -> Result<u64, AdminError> {
-        let keys = self.keys.current();
+        let keys = self.keys.snapshot();
         let change = Change::Keys {
             public_keys: keys.public_keys(),
             active_kid: keys.signer().map(|s| s.kid.clone()),

@@ -34,5 +34,5 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, format!("public, max-age={max_age}")))
         .content_type("application/json")
-        .body(state.keys.current().jwks_json().to_vec())
+        .body(state.keys.snapshot().jwks_json().to_vec())
 }

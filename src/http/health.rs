@@ -50,7 +50,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             Some(age) => not_ready(format!("the copy of the primary's state is {age} s old")),
             None => not_ready("not synced with the primary yet".into()),
         },
-        None if state.keys.current().signer().is_some() => {
+        None if state.keys.snapshot().signer().is_some() => {
             HttpResponse::Ok().json(json!({ "status": "ready" }))
         }
         None => not_ready("no signing key loaded".into()),

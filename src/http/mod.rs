@@ -89,7 +89,7 @@ impl AppState {
     /// without side effects (`crate::explain`): the admin API's explain
     /// and the console's Test access page.
     pub fn explain(&self, request: &ExplainRequest<'_>) -> Explanation {
-        let snapshot = self.directory.current();
+        let snapshot = self.directory.guard();
         let keys = self.keys.guard();
         let fallback = match (&self.settings.upstream_verify_url, &self.settings.login_url) {
             (Some(url), _) => Fallback::Upstream(url),

@@ -222,7 +222,7 @@ pub async fn introspect(
     let (client_id, token) = authenticated_request(&req, payload, &state).await?;
     let inspected = state.verifier.inspect(
         &state.directory.snapshot(),
-        &state.keys.current(),
+        &state.keys.snapshot(),
         &state.directory.revocations,
         &token,
         state.clock.now().timestamp(),
@@ -273,7 +273,7 @@ pub async fn revoke(
     }
     state
         .revocation_limit
-        .record_failure(&client, now.timestamp());
+        .record_failure(now.timestamp(), &client);
     // A replica has no store to write to: the primary carries the
     // revocation out (and authenticates the client again), and every
     // replica learns it with the next state, within a second. The local
@@ -290,7 +290,7 @@ pub async fn revoke(
     }
     let inspected = state.verifier.inspect(
         &state.directory.snapshot(),
-        &state.keys.current(),
+        &state.keys.snapshot(),
         &state.directory.revocations,
         &token,
         now.timestamp(),

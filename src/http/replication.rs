@@ -234,7 +234,7 @@ fn snapshot(state: &AppState) -> Result<HttpResponse, ApiError> {
             "too many snapshots in flight; retry shortly".into(),
         )));
     };
-    let body = chunks(&state.directory, &state.keys.current(), &label).inspect(move |_| {
+    let body = chunks(&state.directory, &state.keys.snapshot(), &label).inspect(move |_| {
         let _held_until_the_stream_ends = &slot;
     });
     state.metrics.replication_sent("snapshot", 1);

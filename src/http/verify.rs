@@ -27,7 +27,7 @@ pub async fn verify(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let trusted = &state.settings.trusted_proxies;
-    let snapshot = state.directory.current();
+    let snapshot = state.directory.guard();
     let target = RequestTarget::of(
         &req,
         trusted_peer(&req, trusted),
@@ -104,7 +104,7 @@ pub async fn verify(
         None => without_credentials(&req, &state, snapshot, &target).await,
         Some(answer) => {
             if looks_forged(e) || basic && !e.is_forbidden() {
-                state.verify_throttle.record_failure(&address(), now);
+                state.verify_throttle.record_failure(now, &address());
             }
             log::info!("verify {}: denied: {e}", target.for_log());
             Err(answer)

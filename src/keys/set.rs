@@ -171,12 +171,12 @@ impl KeyRing {
         }
     }
 
-    pub fn current(&self) -> Arc<KeySet> {
+    pub fn snapshot(&self) -> Arc<KeySet> {
         self.current.load_full()
     }
 
     /// The key set for the length of one request, without a reference-count
-    /// round trip (see `Directory::current`).
+    /// round trip (see `Directory::guard`).
     pub fn guard(&self) -> arc_swap::Guard<Arc<KeySet>> {
         self.current.load()
     }

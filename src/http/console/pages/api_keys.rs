@@ -215,7 +215,7 @@ async fn mint(
 /// matching order) with a plain host that admits one of the
 /// application's groups, else an example host.
 fn example_url(state: &AppState, app: &ApplicationRecord, key: &ApiKeyView) -> String {
-    let snapshot = state.directory.current();
+    let snapshot = state.directory.guard();
     let rule: Option<Arc<crate::resources::Resource>> = snapshot
         .rules
         .in_match_order()

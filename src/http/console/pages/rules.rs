@@ -28,7 +28,7 @@ fn path_of(id: &str) -> String {
 
 async fn list(signed: Signed, state: web::Data<AppState>) -> Result<HttpResponse, ConsoleError> {
     admin(&state)?;
-    let snapshot = state.directory.current();
+    let snapshot = state.directory.guard();
     let rules: Vec<_> = snapshot.rules.in_match_order().collect();
     let body = html! {
         p {

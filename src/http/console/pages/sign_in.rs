@@ -128,7 +128,7 @@ async fn sign_in(
     let digest = state.admin_token.as_ref();
     let matches = digest.is_some_and(|d| d.matches(token.trim()));
     let Some(digest) = digest.filter(|_| matches) else {
-        let delay = state.auth_throttle.record_failure(&address, now);
+        let delay = state.auth_throttle.record_failure(now, &address);
         log::info!("console sign-in from {from}: wrong admin token");
         if !delay.is_zero() {
             actix_web::rt::time::sleep(delay).await;
