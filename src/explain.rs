@@ -38,13 +38,33 @@ pub struct ExplainRequest<'a> {
     pub host: &'a str,
     /// Path and query, as sent (`X-Forwarded-Uri`).
     pub path: &'a str,
-    /// `None`: a request without credentials. `Bearer` for a token or an
-    /// API key, `Basic` for the short form of an API key with its client
-    /// as the user name, `Fresh` for a token of an application.
-    pub credential: Option<Credential<'a>>,
+    /// `None`: a request without credentials.
+    pub subject: Option<Subject<'a>>,
     /// The client's address, for API keys limited to networks. Without
     /// it such a key is refused, naming `source` as what is missing.
     pub source: Option<IpAddr>,
+}
+
+/// What an explanation decides for.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// A credential as `/api/verify` takes it: `Bearer` for a token or an
+    /// API key, `Basic` for the short form of an API key with its client
+    /// as the user name.
+    Presented(Credential<'a>),
+    /// The token the token endpoint would issue this application now, with
+    /// nothing particular asked for (all its scopes, the issuer as `aud`).
+    /// Never presented: `/api/verify` has no such credential.
+    Fresh { client_id: &'a str },
+}
+
+impl<'a> Subject<'a> {
+    fn credential(self) -> Option<Credential<'a>> {
+        match self {
+            Subject::Presented(credential) => Some(credential),
+            Subject::Fresh { .. } => None,
+        }
+    }
 }
 
 /// What answers a request without credentials when no rule challenges for
@@ -164,7 +184,7 @@ impl ExplainBody {
         }
         let host = required("host", &self.host)?;
         let path = required("path", &self.path)?;
-        let credential = match (self.token(), self.client_id.as_deref()) {
+        let subject = match (self.token(), self.client_id.as_deref()) {
             (Some(_), Some(_)) => {
                 return Err(FieldError::new(
                     "client_id",
@@ -173,7 +193,7 @@ impl ExplainBody {
             }
             (Some(""), None) => return Err(FieldError::new("token", "must not be empty")),
             (Some(token), None) if token.starts_with(SHORT_PREFIX) => match key_client {
-                Some(user) => Some(Credential::Basic { user, key: token }),
+                Some(user) => Some(Subject::Presented(Credential::Basic { user, key: token })),
                 None => {
                     return Err(FieldError::new(
                         "token",
@@ -181,10 +201,10 @@ impl ExplainBody {
                     ));
                 }
             },
-            (Some(token), None) => Some(Credential::Bearer(token)),
+            (Some(token), None) => Some(Subject::Presented(Credential::Bearer(token))),
             (None, Some(client_id)) => {
                 validate_client_id(client_id)?;
-                Some(Credential::Fresh { client_id })
+                Some(Subject::Fresh { client_id })
             }
             (None, None) => None,
         };
@@ -200,7 +220,7 @@ impl ExplainBody {
             method,
             host,
             path,
-            credential,
+            subject,
             source,
         })
     }
@@ -227,35 +247,34 @@ pub fn explain(context: &Context<'_>, request: &ExplainRequest<'_>, now: i64) ->
         token: None,
         facts: None,
         now,
-        fresh: match request.credential {
-            Some(Credential::Fresh { client_id }) => Some(client_id),
+        fresh: match request.subject {
+            Some(Subject::Fresh { client_id }) => Some(client_id),
             _ => None,
         },
         no_source: false,
         source: request.source,
     };
-    // The credential read on its own, for the words only: the decision
-    // below is the verifier's.
-    if let Some(credential) = request.credential {
-        explained.token = context
-            .verifier
-            .token(&context.inputs, credential, now, Signatures::Uncached)
-            .ok();
-        explained.facts = explained.token.as_deref().map(|t| explained.facts_of(t));
-    }
+    // The subject's token read on its own, for the words only: the
+    // decision below is the verifier's.
+    explained.token = request
+        .subject
+        .and_then(|subject| subject_token(context, subject, now).ok());
+    explained.facts = explained.token.as_deref().map(|t| explained.facts_of(t));
     let rules = &context.inputs.snapshot.rules;
-    let (credential, basic) = match verifier::presented(rules, &target, Ok(request.credential)) {
-        Presented::Verify { credential, basic } => (credential, basic),
-        Presented::Nothing { ignored_basic } => {
-            let ignored = ignored_basic.then(|| rules.find(&target.host, target.path()));
-            let mut explanation = without_credentials(
-                context,
-                &target,
-                ignored.flatten().map(AsRef::as_ref),
-                ignored.is_some(),
-            );
-            explanation.credential = explained.facts.take();
-            return explanation;
+    let (subject, basic) = match request.subject {
+        Some(Subject::Fresh { client_id }) => (Ok(Subject::Fresh { client_id }), false),
+        presented => {
+            let read = Ok(presented.and_then(Subject::credential));
+            match verifier::presented(rules, &target, read) {
+                Presented::Verify { credential, basic } => {
+                    (credential.map(Subject::Presented), basic)
+                }
+                Presented::Nothing { ignored_basic } => {
+                    let ignored = ignored_basic.then(|| rules.find(&target.host, target.path()));
+                    let rule = ignored.flatten().map(AsRef::as_ref);
+                    return explained.without_credentials(rule, ignored.is_some());
+                }
+            }
         }
     };
     let no_source = Cell::new(false);
@@ -265,41 +284,55 @@ pub fn explain(context: &Context<'_>, request: &ExplainRequest<'_>, now: i64) ->
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         })
     };
-    let decision = credential.map_err(Refusal::from).and_then(|credential| {
-        context.verifier.decide(
+    let decision = subject
+        .map_err(Refusal::from)
+        .and_then(|subject| decide(context, subject, &target, source, now));
+    explained.no_source = no_source.get();
+    explained.decided(decision, basic)
+}
+
+/// The token `subject` stands for, its signature checked.
+fn subject_token(
+    context: &Context<'_>,
+    subject: Subject<'_>,
+    now: i64,
+) -> Result<std::sync::Arc<VerifiedToken>, VerifyError> {
+    match subject {
+        Subject::Presented(credential) => {
+            context
+                .verifier
+                .token(&context.inputs, credential, Signatures::Uncached)
+        }
+        Subject::Fresh { client_id } => {
+            context
+                .verifier
+                .fresh_token(context.inputs.snapshot, client_id, now)
+        }
+    }
+}
+
+/// The verifier's decision for `subject`, leaving its cache as it was.
+fn decide<'s>(
+    context: &Context<'s>,
+    subject: Subject<'_>,
+    target: &RequestTarget<'_>,
+    source: impl FnOnce() -> IpAddr,
+    now: i64,
+) -> Result<Grant, Refusal<'s>> {
+    let verifier = context.verifier;
+    match subject {
+        Subject::Presented(credential) => verifier.decide(
             &context.inputs,
             credential,
-            &target,
+            target,
             source,
             now,
             Signatures::Uncached,
-        )
-    });
-    explained.no_source = no_source.get();
-    match decision {
-        // The grant was decided for a stand-in address: without `source`,
-        // what /api/verify answers a key limited to networks is not known.
-        Ok(grant) if explained.no_source => {
-            explained.refused(VerifyError::ScopeSource, Some(&grant.rule))
+        ),
+        Subject::Fresh { client_id } => {
+            let token = verifier.fresh_token(context.inputs.snapshot, client_id, now)?;
+            verifier.decide_for(&context.inputs, token, None, target, source, now)
         }
-        Ok(grant) => explained.granted(&grant),
-        Err(refusal) => match verifier::answer(rules, &target, basic, refusal.error) {
-            Answer::WithoutCredentials => {
-                let mut explanation =
-                    without_credentials(context, &target, refusal.rule.map(AsRef::as_ref), true);
-                explanation.credential = explained.facts.take();
-                explanation
-            }
-            Answer::Challenge { realm, reason } => {
-                let mut explanation = explained.refused(reason, refusal.rule.map(AsRef::as_ref));
-                let _ = write!(
-                    explanation.reason,
-                    "; the rule asks again with its Basic challenge (realm {realm:?})"
-                );
-                explanation
-            }
-            Answer::Refused(e) => explained.refused(e, refusal.rule.map(AsRef::as_ref)),
-        },
     }
 }
 
@@ -437,6 +470,42 @@ fn span(seconds: i64) -> String {
 }
 
 impl Explained<'_> {
+    /// The explanation of the verifier's decision, as `/api/verify`
+    /// answers it (`basic`: Basic credentials were presented).
+    fn decided(mut self, decision: Result<Grant, Refusal<'_>>, basic: bool) -> Explanation {
+        let rules = &self.context.inputs.snapshot.rules;
+        match decision {
+            // The grant was decided for a stand-in address: without `source`,
+            // what /api/verify answers a key limited to networks is not known.
+            Ok(grant) if self.no_source => {
+                self.refused(VerifyError::ScopeSource, Some(&grant.rule))
+            }
+            Ok(grant) => self.granted(&grant),
+            Err(refusal) => {
+                let rule = refusal.rule.map(AsRef::as_ref);
+                match verifier::answer(rules, self.target, basic, refusal.error) {
+                    Answer::WithoutCredentials => self.without_credentials(rule, true),
+                    Answer::Challenge { realm, reason } => {
+                        let mut explanation = self.refused(reason, rule);
+                        let _ = write!(
+                            explanation.reason,
+                            "; the rule asks again with its Basic challenge (realm {realm:?})"
+                        );
+                        explanation
+                    }
+                    Answer::Refused(e) => self.refused(e, rule),
+                }
+            }
+        }
+    }
+
+    /// As a request without credentials, with what the credential is.
+    fn without_credentials(&mut self, rule: Option<&Resource>, ignored: bool) -> Explanation {
+        let mut explanation = without_credentials(self.context, self.target, rule, ignored);
+        explanation.credential = self.facts.take();
+        explanation
+    }
+
     fn facts_of(&self, token: &VerifiedToken) -> CredentialFacts {
         let application = self.context.inputs.snapshot.application(&token.client_id);
         let kind = match (token.method, self.fresh.is_some()) {

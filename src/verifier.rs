@@ -94,24 +94,26 @@ pub struct VerifiedToken {
     pub last_noted: AtomicI64,
 }
 
-/// What a request presents at `/api/verify`, or what an explanation
-/// stands in for it.
+/// What a request presents at `/api/verify`.
 #[derive(Debug, Clone, Copy)]
 pub enum Credential<'a> {
     /// `Authorization: Bearer …`: an access token or an API key.
     Bearer(&'a str),
     /// `Authorization: Basic base64(client_id:api_key)` (RFC 7617).
     Basic { user: &'a str, key: &'a str },
-    /// A token the token endpoint would issue this application now, with
-    /// nothing particular asked for (all its scopes, the issuer as `aud`):
-    /// never presented at `/api/verify`, only explained (`crate::explain`);
-    /// `Verifier::verify` refuses it.
-    Fresh { client_id: &'a str },
 }
 
 impl<'a> Credential<'a> {
     pub fn is_basic(&self) -> bool {
         matches!(self, Credential::Basic { .. })
+    }
+
+    /// The user name of Basic credentials, which must be the key's client.
+    pub fn basic_user(&self) -> Option<&'a str> {
+        match *self {
+            Credential::Basic { user, .. } => Some(user),
+            Credential::Bearer(_) => None,
+        }
     }
 }
 
@@ -385,11 +387,6 @@ impl Verifier {
         source: impl FnOnce() -> IpAddr,
         now: i64,
     ) -> Result<Grant, VerifyError> {
-        // A fresh token is made up by name for a dry run: presented, it
-        // would be a credential without a secret.
-        if let Credential::Fresh { .. } = credential {
-            return Err(VerifyError::MissingToken);
-        }
         let inputs = Inputs {
             snapshot,
             keys,
@@ -402,9 +399,8 @@ impl Verifier {
 
     /// `verify`, naming the rule that refused: the one decision behind
     /// `/api/verify` and its dry run (`crate::explain`), which passes
-    /// `Signatures::Uncached` so that it leaves the cache as it was. In
-    /// order: the token (`token`), its validity now (`admit`), what Basic
-    /// credentials must be, the rules and the key's scopes (`permit`).
+    /// `Signatures::Uncached` so that it leaves the cache as it was: the
+    /// credential's token (`token`), then what it may reach (`decide_for`).
     pub(crate) fn decide<'s>(
         &self,
         inputs: &Inputs<'s>,
@@ -414,9 +410,26 @@ impl Verifier {
         now: i64,
         signatures: Signatures,
     ) -> Result<Grant, Refusal<'s>> {
-        let token = self.token(inputs, credential, now, signatures)?;
+        let token = self.token(inputs, credential, signatures)?;
+        self.decide_for(inputs, token, credential.basic_user(), target, source, now)
+    }
+
+    /// The decision for a signed token (presented, or for a dry run the one
+    /// an application would be issued, see `fresh_token`). In order: its
+    /// validity now (`admit`), what Basic credentials must be
+    /// (`basic_user`: their user name), the rules and the key's scopes
+    /// (`permit`).
+    pub(crate) fn decide_for<'s>(
+        &self,
+        inputs: &Inputs<'s>,
+        token: Arc<VerifiedToken>,
+        basic_user: Option<&str>,
+        target: &RequestTarget,
+        source: impl FnOnce() -> IpAddr,
+        now: i64,
+    ) -> Result<Grant, Refusal<'s>> {
         let application = self.admit(inputs.snapshot, inputs.revocations, &token, now)?;
-        if let Credential::Basic { user, .. } = credential {
+        if let Some(user) = basic_user {
             if token.method != AuthMethod::ApiKey {
                 return Err(VerifyError::BasicNotApiKey.into());
             }
@@ -424,30 +437,23 @@ impl Verifier {
                 return Err(VerifyError::BasicUser.into());
             }
         }
-        let rule = permit(
-            inputs,
-            &token,
-            application,
-            credential.is_basic(),
-            target,
-            source,
-        )?;
+        let basic = basic_user.is_some();
+        let rule = permit(inputs, &token, application, basic, target, source)?;
         Ok(Grant {
             token,
             application: Arc::clone(application),
             rule: Arc::clone(rule),
-            basic: credential.is_basic(),
+            basic,
         })
     }
 
     /// The token a credential stands for, its signature checked: the
-    /// bearer, the Basic password (its short form expanded into the JWT it
-    /// was cut from), or the token an application would be issued now.
+    /// bearer, or the Basic password (its short form expanded into the JWT
+    /// it was cut from).
     pub(crate) fn token(
         &self,
         inputs: &Inputs<'_>,
         credential: Credential<'_>,
-        now: i64,
         signatures: Signatures,
     ) -> Result<Arc<VerifiedToken>, VerifyError> {
         match credential {
@@ -458,14 +464,21 @@ impl Verifier {
                 self.signed(inputs.keys, &expanded, signatures)
             }
             Credential::Basic { key, .. } => self.signed(inputs.keys, key, signatures),
-            Credential::Fresh { client_id } => {
-                let application = inputs
-                    .snapshot
-                    .application(client_id)
-                    .ok_or(VerifyError::UnknownApplication)?;
-                self.fresh(application, now).map(Arc::new)
-            }
         }
+    }
+
+    /// The token `client_id` would be issued now, for a dry run: never
+    /// presented, so never a credential.
+    pub(crate) fn fresh_token(
+        &self,
+        snapshot: &Snapshot,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Arc<VerifiedToken>, VerifyError> {
+        let application = snapshot
+            .application(client_id)
+            .ok_or(VerifyError::UnknownApplication)?;
+        self.fresh(application, now).map(Arc::new)
     }
 
     /// Whether a credential is currently valid, whatever the target: for
@@ -1083,61 +1096,6 @@ mod tests {
         assert_eq!(check(&token, &target).err(), Some(VerifyError::Issuer));
         verifier.issuer.adopt("https://i");
         assert!(check(&token, &target).is_ok());
-    }
-
-    /// `Credential::Fresh` stands for a token nobody presented: only a dry
-    /// run (`crate::explain`) may take it. `verify`, the decision of
-    /// `/api/verify`, must refuse it, or naming a client_id would be a
-    /// credential.
-    #[test]
-    fn verify_takes_no_fresh_credential() {
-        use crate::crypto::jwt_provider;
-        use crate::directory::Directory;
-        use crate::keys::{KeyDir, KeyRing};
-
-        jwt_provider::install();
-        let dir = tempfile::tempdir().unwrap();
-        let keys = KeyRing::new(KeyDir::open(dir.path()).unwrap().load_or_init().unwrap());
-        let now = chrono::Utc::now();
-        let (app, rule) = media_application_and_rule(now);
-        let directory = Directory::new(vec![app], vec![rule]);
-        let verifier = Verifier::new("https://i");
-        let target = RequestTarget::named("GET", "dav.example.com", "/").unwrap();
-        let snapshot = directory.snapshot();
-        let key_set = keys.snapshot();
-        let inputs = Inputs {
-            snapshot: &snapshot,
-            keys: &key_set,
-            revocations: &directory.revocations,
-            scoped: &directory.scoped_keys,
-        };
-        let fresh = Credential::Fresh { client_id: "c" };
-        let source = || IpAddr::from([127, 0, 0, 1]);
-        // The dry run decides for it...
-        assert!(
-            verifier
-                .decide(
-                    &inputs,
-                    fresh,
-                    &target,
-                    source,
-                    now.timestamp(),
-                    Signatures::Uncached
-                )
-                .is_ok()
-        );
-        // ... /api/verify's decision does not.
-        let verified = verifier.verify(
-            &snapshot,
-            &key_set,
-            &directory.revocations,
-            &directory.scoped_keys,
-            fresh,
-            &target,
-            source,
-            now.timestamp(),
-        );
-        assert_eq!(verified.err(), Some(VerifyError::MissingToken));
     }
 
     #[test]
