@@ -361,29 +361,45 @@ fn without_credentials(
     ignored: bool,
 ) -> Explanation {
     let rules = &context.inputs.snapshot.rules;
-    let mut reason = String::new();
-    if ignored {
-        match rule {
-            Some(rule) => {
-                let _ = write!(
-                    reason,
-                    "rule {:?} does not take Basic credentials (its basic is false), so \
-                     /api/verify treats the request as one without credentials: ",
-                    rule.id
-                );
-            }
-            None => reason.push_str(
-                "Basic credentials count only where a rule takes them, so /api/verify \
-                 treats the request as one without credentials: ",
-            ),
-        }
-    }
     let named = rules.find(&target.host, target.path());
+    let mut reason = match (ignored, rule) {
+        (true, Some(rule)) => format!(
+            "rule {:?} does not take Basic credentials (its basic is false), so /api/verify \
+             treats the request as one without credentials: ",
+            rule.id
+        ),
+        (true, None) => "Basic credentials count only where a rule takes them, so /api/verify \
+             treats the request as one without credentials: "
+            .into(),
+        (false, _) => String::new(),
+    };
+    reason.push_str(&no_credentials(context, target, named.map(AsRef::as_ref)));
     let code = match ignored {
         true => VerifyError::BasicNotAccepted,
         false => VerifyError::MissingToken,
     };
-    match verifier::challenge(rules, target) {
+    Explanation {
+        decision: Decision::Denied,
+        status: 401,
+        reason,
+        rule: rule.or(named.map(AsRef::as_ref)).cloned(),
+        code: code.reason(),
+        auth_reason: Some(VerifyError::MissingToken.to_string()),
+        credential: None,
+        headers: BTreeMap::new(),
+        paths: target.paths.iter().map(str::to_string).collect(),
+    }
+}
+
+/// What answers a request without credentials at `target`: the rule's
+/// (`named`) Basic challenge, or the session fallback.
+fn no_credentials(
+    context: &Context<'_>,
+    target: &RequestTarget<'_>,
+    named: Option<&Resource>,
+) -> String {
+    let mut reason = String::new();
+    match verifier::challenge(&context.inputs.snapshot.rules, target) {
         Some(realm) => {
             let _ = write!(
                 reason,
@@ -413,17 +429,7 @@ fn without_credentials(
             ),
         },
     }
-    Explanation {
-        decision: Decision::Denied,
-        status: 401,
-        reason,
-        rule: rule.or(named.map(AsRef::as_ref)).cloned(),
-        code: code.reason(),
-        auth_reason: Some(VerifyError::MissingToken.to_string()),
-        credential: None,
-        headers: BTreeMap::new(),
-        paths: target.paths.iter().map(str::to_string).collect(),
-    }
+    reason
 }
 
 /// A decision on a credential, and what it takes to put it in words.
@@ -566,6 +572,28 @@ impl Explained<'_> {
     }
 
     fn granted(mut self, grant: &Grant) -> Explanation {
+        let mut headers = BTreeMap::new();
+        verifier::identity_headers(grant, |name, value| {
+            headers.insert(
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            );
+        });
+        Explanation {
+            decision: Decision::Granted,
+            status: 200,
+            reason: self.grant_reason(grant),
+            rule: Some(Resource::clone(&grant.rule)),
+            code: "granted",
+            auth_reason: None,
+            credential: self.facts.take(),
+            headers,
+            paths: self.paths(),
+        }
+    }
+
+    /// Which rule granted, and what it checked.
+    fn grant_reason(&self, grant: &Grant) -> String {
         let rule = &grant.rule;
         let groups = grant.groups();
         let group = groups
@@ -609,24 +637,7 @@ impl Explained<'_> {
                 grant.token.client_id
             );
         }
-        let mut headers = BTreeMap::new();
-        verifier::identity_headers(grant, |name, value| {
-            headers.insert(
-                name.as_str().to_string(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            );
-        });
-        Explanation {
-            decision: Decision::Granted,
-            status: 200,
-            reason,
-            rule: Some(Resource::clone(rule)),
-            code: "granted",
-            auth_reason: None,
-            credential: self.facts.take(),
-            headers,
-            paths: self.paths(),
-        }
+        reason
     }
 
     fn paths(&self) -> Vec<String> {
@@ -650,12 +661,24 @@ impl Explained<'_> {
 
     /// Why `e`, with the facts that make it so.
     fn reason(&self, e: VerifyError, rule: Option<&Resource>) -> String {
-        let snapshot = self.context.inputs.snapshot;
+        use VerifyError::*;
+        match e {
+            MissingToken | TooLong | Malformed | Algorithm | Type | UnknownKey | Signature
+            | Issuer | BasicMalformed | BasicUser | BasicNotApiKey => self.form_reason(e),
+            Expired | NotYetValid => self.time_reason(e),
+            UnknownApplication | InactiveApplication | Revoked => self.application_reason(e),
+            NoRule | MethodNotAllowed | GroupNotAllowed | AudienceNotAllowed | BasicNotAccepted => {
+                self.rule_reason(e, rule)
+            }
+            ScopeHost | ScopePath | ScopeMethod | ScopeSource | ScopeUnknown => {
+                self.scope_reason(e)
+            }
+        }
+    }
+
+    /// What is wrong with the credential itself: its form, signature, issuer.
+    fn form_reason(&self, e: VerifyError) -> String {
         let token = self.token.as_deref();
-        let facts = self.facts.as_ref();
-        let client_id = facts.map(|f| f.client_id.as_str()).unwrap_or("?");
-        let rule_id = rule.map(|r| r.id.as_str()).unwrap_or("?");
-        let target = self.target;
         match e {
             VerifyError::MissingToken => "no credentials".into(),
             VerifyError::TooLong => {
@@ -682,6 +705,24 @@ impl Explained<'_> {
                 token.map(|t| t.iss.as_str()).unwrap_or("?"),
                 self.context.verifier.issuer().as_str()
             ),
+            VerifyError::BasicMalformed => {
+                "the Basic credentials are not client_id:api_key, or the short form of the key \
+                 does not decode"
+                    .into()
+            }
+            VerifyError::BasicUser => "the Basic user name is not the API key's client_id".into(),
+            VerifyError::BasicNotApiKey => {
+                "Basic credentials must carry an API key, not an access token".into()
+            }
+            // Not this part's: `reason` sends each error to its part.
+            other => other.to_string(),
+        }
+    }
+
+    /// Why the token is not valid now.
+    fn time_reason(&self, e: VerifyError) -> String {
+        let token = self.token.as_deref();
+        match e {
             VerifyError::Expired => {
                 let exp = token.and_then(|t| t.exp).unwrap_or(self.now);
                 format!(
@@ -703,6 +744,16 @@ impl Explained<'_> {
                     span(from.saturating_sub(self.now))
                 )
             }
+            // Not this part's: `reason` sends each error to its part.
+            other => other.to_string(),
+        }
+    }
+
+    /// Why the token's application refuses it.
+    fn application_reason(&self, e: VerifyError) -> String {
+        let facts = self.facts.as_ref();
+        let client_id = facts.map(|f| f.client_id.as_str()).unwrap_or("?");
+        match e {
             VerifyError::UnknownApplication => match facts {
                 Some(facts) if facts.kind != "application" => format!(
                     "{}: application {client_id:?} no longer exists",
@@ -718,6 +769,18 @@ impl Explained<'_> {
                  and the token endpoint issues it none"
             ),
             VerifyError::Revoked => self.revoked(),
+            // Not this part's: `reason` sends each error to its part.
+            other => other.to_string(),
+        }
+    }
+
+    /// Why the rule (or no rule) refuses the target.
+    fn rule_reason(&self, e: VerifyError, rule: Option<&Resource>) -> String {
+        let facts = self.facts.as_ref();
+        let client_id = facts.map(|f| f.client_id.as_str()).unwrap_or("?");
+        let rule_id = rule.map(|r| r.id.as_str()).unwrap_or("?");
+        let target = self.target;
+        match e {
             VerifyError::NoRule => self.no_rule(),
             VerifyError::MethodNotAllowed => format!(
                 "rule {rule_id:?} allows only the methods {}; {} is not one of them",
@@ -747,42 +810,19 @@ impl Explained<'_> {
                     )
                 }
             },
-            VerifyError::AudienceNotAllowed => {
-                let wanted = rule.and_then(|r| r.audience.as_deref()).unwrap_or("?");
-                let mut reason = format!(
-                    "rule {rule_id:?} requires the audience {wanted:?}; {} carries {}",
-                    self.subject(),
-                    list(facts.map(|f| f.audience.as_slice()).unwrap_or_default())
-                );
-                match facts.map(|f| f.kind) {
-                    Some("api_key") => reason.push_str(
-                        " (API keys carry no audience: the rule takes access tokens only)",
-                    ),
-                    Some("application") => {
-                        let may = snapshot
-                            .application(client_id)
-                            .is_some_and(|app| app.audiences.iter().any(|a| a == wanted));
-                        reason.push_str(match may {
-                            true => " (a token asked for with resource or audience set to it would carry it)",
-                            false => " (and the application may not ask for it: it is not among its audiences)",
-                        });
-                    }
-                    _ => {}
-                }
-                reason
-            }
-            VerifyError::BasicMalformed => {
-                "the Basic credentials are not client_id:api_key, or the short form of the key \
-                 does not decode"
-                    .into()
-            }
-            VerifyError::BasicUser => "the Basic user name is not the API key's client_id".into(),
-            VerifyError::BasicNotApiKey => {
-                "Basic credentials must carry an API key, not an access token".into()
-            }
+            VerifyError::AudienceNotAllowed => self.audience_reason(rule),
             VerifyError::BasicNotAccepted => {
                 format!("rule {rule_id:?} does not take Basic credentials (its basic is false)")
             }
+            // Not this part's: `reason` sends each error to its part.
+            other => other.to_string(),
+        }
+    }
+
+    /// Why a scoped API key's own scopes refuse the target.
+    fn scope_reason(&self, e: VerifyError) -> String {
+        let target = self.target;
+        match e {
             VerifyError::ScopeHost => format!(
                 "{} is limited to the hosts {}; {} is not one of them",
                 self.subject(),
@@ -813,30 +853,71 @@ impl Explained<'_> {
                 ),
                 target.method
             ),
-            VerifyError::ScopeSource => {
-                let networks: Vec<String> = self
-                    .scopes()
-                    .and_then(|s| s.source_cidrs.as_ref())
-                    .map(|c| c.iter().map(ToString::to_string).collect())
-                    .unwrap_or_default();
-                match (self.no_source, self.source) {
-                    (false, Some(source)) => format!(
-                        "{} is limited to the client networks {}; {source} is outside them",
-                        self.subject(),
-                        list(&networks)
-                    ),
-                    _ => format!(
-                        "{} is limited to the client networks {}; give source (the client's \
-                         address) to decide",
-                        self.subject(),
-                        list(&networks)
-                    ),
-                }
-            }
+            VerifyError::ScopeSource => self.source_reason(),
             VerifyError::ScopeUnknown => format!(
                 "{} was minted with scopes this node does not hold yet: it is refused until \
                  they arrive",
                 self.subject()
+            ),
+            // Not this part's: `reason` sends each error to its part.
+            other => other.to_string(),
+        }
+    }
+
+    /// Why the rule wants an audience the token does not carry.
+    fn audience_reason(&self, rule: Option<&Resource>) -> String {
+        let facts = self.facts.as_ref();
+        let client_id = facts.map(|f| f.client_id.as_str()).unwrap_or("?");
+        let rule_id = rule.map(|r| r.id.as_str()).unwrap_or("?");
+        let wanted = rule.and_then(|r| r.audience.as_deref()).unwrap_or("?");
+        let mut reason = format!(
+            "rule {rule_id:?} requires the audience {wanted:?}; {} carries {}",
+            self.subject(),
+            list(facts.map(|f| f.audience.as_slice()).unwrap_or_default())
+        );
+        match facts.map(|f| f.kind) {
+            Some("api_key") => {
+                reason.push_str(" (API keys carry no audience: the rule takes access tokens only)")
+            }
+            Some("application") => {
+                let may = self
+                    .context
+                    .inputs
+                    .snapshot
+                    .application(client_id)
+                    .is_some_and(|app| app.audiences.iter().any(|a| a == wanted));
+                reason.push_str(match may {
+                    true => {
+                        " (a token asked for with resource or audience set to it would carry it)"
+                    }
+                    false => {
+                        " (and the application may not ask for it: it is not among its audiences)"
+                    }
+                });
+            }
+            _ => {}
+        }
+        reason
+    }
+
+    /// Why a key limited to client networks is refused (or undecided).
+    fn source_reason(&self) -> String {
+        let networks: Vec<String> = self
+            .scopes()
+            .and_then(|s| s.source_cidrs.as_ref())
+            .map(|c| c.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        match (self.no_source, self.source) {
+            (false, Some(source)) => format!(
+                "{} is limited to the client networks {}; {source} is outside them",
+                self.subject(),
+                list(&networks)
+            ),
+            _ => format!(
+                "{} is limited to the client networks {}; give source (the client's \
+                 address) to decide",
+                self.subject(),
+                list(&networks)
             ),
         }
     }
