@@ -604,18 +604,7 @@ impl Verifier {
         if payload.contains('.') {
             return Err(VerifyError::Malformed);
         }
-        let header: JoseHeader = decode_part(header)?;
-        if !ALLOWED_ALGORITHMS.contains(&header.alg.as_str()) {
-            return Err(VerifyError::Algorithm);
-        }
-        let method = match header.typ.as_deref().map(|t| t.to_ascii_lowercase()) {
-            Some(t) if t == ACCESS_TOKEN_TYP || t == "application/at+jwt" => {
-                AuthMethod::ClientCredentials
-            }
-            Some(t) if t == API_KEY_TYP || t == "application/apikey+jwt" => AuthMethod::ApiKey,
-            _ => return Err(VerifyError::Type),
-        };
-        let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+        let (method, kid) = read_header(header)?;
         let key = keys.verifier(&kid).ok_or(VerifyError::UnknownKey)?;
         let valid = jsonwebtoken::crypto::verify(
             signature,
@@ -661,6 +650,24 @@ impl Verifier {
             last_noted: AtomicI64::new(i64::MIN),
         })
     }
+}
+
+/// A JWS header's allow-lists: EdDSA only, and the type of an access token
+/// or an API key. Returns which, and the signing key's id.
+fn read_header(part: &str) -> Result<(AuthMethod, String), VerifyError> {
+    let header: JoseHeader = decode_part(part)?;
+    if !ALLOWED_ALGORITHMS.contains(&header.alg.as_str()) {
+        return Err(VerifyError::Algorithm);
+    }
+    let method = match header.typ.as_deref().map(|t| t.to_ascii_lowercase()) {
+        Some(t) if t == ACCESS_TOKEN_TYP || t == "application/at+jwt" => {
+            AuthMethod::ClientCredentials
+        }
+        Some(t) if t == API_KEY_TYP || t == "application/apikey+jwt" => AuthMethod::ApiKey,
+        _ => return Err(VerifyError::Type),
+    };
+    let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+    Ok((method, kid))
 }
 
 /// One base64url JSON part of a JWS.

@@ -16,28 +16,23 @@ use super::AppState;
 use super::client_addr::{client_addr, trusted_peer};
 use super::error::ApiError;
 use crate::key_usage::Usage;
+use crate::rules::RuleSet;
 use crate::target::RequestTarget;
 use crate::throttle::ThrottleKey;
 use crate::verifier::{
     self, Answer, AuthMethod, Credential, Grant, MAX_TOKEN_LEN, Presented, VerifyError,
 };
 
+/// The forward-auth decision for one sub-request: the target the proxy
+/// asks about, the credential presented, the verifier's decision, and the
+/// answer (identity headers, a refusal, or the no-credential path).
 pub async fn verify(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let trusted = &state.settings.trusted_proxies;
     let snapshot = state.directory.guard();
-    let target = RequestTarget::of(
-        &req,
-        trusted_peer(&req, trusted),
-        state.settings.forwarded_headers,
-        snapshot.rules.renamed_identity_headers(),
-    )
-    .inspect_err(|e| {
-        state.metrics.verify_denied(e.reason());
-        log::info!("verify: refused: {e}");
-    })?;
+    let target = target_of(&req, &state, &snapshot.rules)?;
     // An unreadable Authorization header is decided (and throttled) like
     // any other bad token; no credential at all goes to the challenge of
     // the rule, or the session fallback. Basic where the rule did not ask
@@ -75,7 +70,7 @@ pub async fn verify(
             now,
         )
     });
-    let e = match decision {
+    match decision {
         Ok(grant) => {
             if log::log_enabled!(log::Level::Debug) {
                 log::debug!(
@@ -86,11 +81,42 @@ pub async fn verify(
             }
             state.metrics.verify_granted();
             note_use(&state, &grant, now, || client_addr(&req, trusted));
-            return Ok(identity_response(&grant));
+            Ok(identity_response(&grant))
         }
-        Err(e) => e,
-    };
-    let answer = match verifier::answer(&snapshot.rules, &target, basic, e) {
+        Err(e) => refused(&req, &state, snapshot, &target, e, basic, now).await,
+    }
+}
+
+/// The request the proxy asks about, read from the one header family
+/// its settings trust (403 when it cannot be read one way).
+fn target_of<'r>(
+    req: &'r HttpRequest,
+    state: &AppState,
+    rules: &RuleSet,
+) -> Result<RequestTarget<'r>, ApiError> {
+    let trusted = trusted_peer(req, &state.settings.trusted_proxies);
+    let headers = state.settings.forwarded_headers;
+    RequestTarget::of(req, trusted, headers, rules.renamed_identity_headers()).map_err(|e| {
+        state.metrics.verify_denied(e.reason());
+        log::info!("verify: refused: {e}");
+        e.into()
+    })
+}
+
+/// The answer to a refused credential (`basic`: presented as Basic): 401
+/// or 403, the rule's Basic challenge, or, for Basic where no rule takes
+/// it, the no-credential path. Failures that look like guessing count
+/// towards the client address's lockout.
+async fn refused(
+    req: &HttpRequest,
+    state: &AppState,
+    snapshot: arc_swap::Guard<std::sync::Arc<crate::directory::Snapshot>>,
+    target: &RequestTarget<'_>,
+    e: VerifyError,
+    basic: bool,
+    now: i64,
+) -> Result<HttpResponse, ApiError> {
+    let answer = match verifier::answer(&snapshot.rules, target, basic, e) {
         Answer::WithoutCredentials => None,
         Answer::Challenge { realm, reason } => Some(ApiError::BasicChallenge {
             realm: realm.to_string(),
@@ -101,10 +127,13 @@ pub async fn verify(
     state.metrics.verify_denied(e.reason());
     match answer {
         // Basic where no rule asked for it is no credential.
-        None => without_credentials(&req, &state, snapshot, &target).await,
+        None => without_credentials(req, state, snapshot, target).await,
         Some(answer) => {
             if looks_forged(e) || basic && !e.is_forbidden() {
-                state.verify_throttle.record_failure(now, &address());
+                let address = client_addr(req, &state.settings.trusted_proxies);
+                state
+                    .verify_throttle
+                    .record_failure(now, &[ThrottleKey::Address(address)]);
             }
             log::info!("verify {}: denied: {e}", target.for_log());
             Err(answer)
