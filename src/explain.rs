@@ -573,7 +573,8 @@ impl Explained<'_> {
 
     fn granted(mut self, grant: &Grant) -> Explanation {
         let mut headers = BTreeMap::new();
-        verifier::identity_headers(grant, |name, value| {
+        let rules = &self.context.inputs.snapshot.rules;
+        verifier::identity_headers(grant, rules, |name, value| {
             headers.insert(
                 name.as_str().to_string(),
                 String::from_utf8_lossy(value.as_bytes()).into_owned(),

@@ -10,6 +10,7 @@
 //! * `target/`: the request a proxy asks about: trusted peers, one header
 //!   family, host, method, and every reading of the path
 //! * `rules`: the compiled rule set, which resource covers a host and path
+//! * `identity_headers`: `Remote-User` and kin, and the names a rule gives them
 //! * `issuer`: the token endpoint's core (client_credentials → JWT)
 //! * `throttle`: lockouts after failed credential checks
 //!
@@ -56,6 +57,7 @@ pub mod explain;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 pub mod http;
+pub mod identity_headers;
 pub mod issuer;
 pub mod key_scopes;
 pub mod key_usage;

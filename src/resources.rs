@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::applications::{FieldError, normalize_groups};
+use crate::identity_headers::IdentityHeader;
 
 /// A forward-auth rule as stored and shown.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,16 +100,6 @@ pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// The identity headers of a verify answer, by their default names.
-pub const IDENTITY_HEADERS: [&str; 6] = [
-    "Remote-User",
-    "Remote-Name",
-    "Remote-Groups",
-    "Remote-Client-Id",
-    "Remote-Auth-Method",
-    "Remote-Scope",
-];
-
 impl Resource {
     /// Builds a validated resource from an admin request.
     pub fn create(id: String, new: NewResource, now: DateTime<Utc>) -> Result<Self, FieldError> {
@@ -185,16 +176,6 @@ impl Resource {
         match self.challenge {
             Some(Challenge::Basic) => Some(self.realm.as_deref().unwrap_or(DEFAULT_REALM)),
             None => None,
-        }
-    }
-
-    /// The header name this rule uses for a default identity header, or
-    /// `None` when the rule turns it off.
-    pub fn header_name<'a>(&'a self, default: &'a str) -> Option<&'a str> {
-        match self.headers.get(default) {
-            Some(name) if name.is_empty() => None,
-            Some(name) => Some(name),
-            None => Some(default),
         }
     }
 }
@@ -309,15 +290,12 @@ fn normalize_header_overrides(
 ) -> Result<HashMap<String, String>, FieldError> {
     let mut out = HashMap::new();
     for (key, value) in headers {
-        let Some(default) = IDENTITY_HEADERS
-            .iter()
-            .find(|h| h.eq_ignore_ascii_case(&key))
-        else {
+        let Some(header) = IdentityHeader::parse(&key) else {
             return Err(FieldError::new(
                 format!("headers.{key}"),
                 format!(
                     "is not an identity header; use one of {}",
-                    IDENTITY_HEADERS.join(", ")
+                    IdentityHeader::titles()
                 ),
             ));
         };
@@ -328,7 +306,7 @@ fn normalize_header_overrides(
                 "must be a header name, or empty to drop it",
             ));
         }
-        out.insert((*default).to_string(), value);
+        out.insert(header.title().to_string(), value);
     }
     Ok(out)
 }

@@ -5,9 +5,11 @@
 //! A path is looked up as it reads and with its case folded, because a
 //! case-insensitive backend serves `/PRIVATE` from `/private`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::identity_headers::{DEFAULT_NAMES, IdentityNames};
 use crate::resources::Resource;
 
 /// A rule compiled for matching: its prefix without a trailing slash, so
@@ -33,6 +35,8 @@ pub struct RuleSet {
     /// The names rules give identity headers, lowercase with `_` as `-`:
     /// a client may not send them (see `target::forwarded`).
     renamed_identity_headers: Vec<String>,
+    /// The identity header names of each rule (by id) that renames any.
+    identity_names: HashMap<String, IdentityNames>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -54,11 +58,14 @@ impl RuleSet {
             set.uppercase_prefixes |= prefix
                 .as_deref()
                 .is_some_and(|p: &str| p.bytes().any(|b| b.is_ascii_uppercase()));
-            for name in resource.headers.values().filter(|n| !n.is_empty()) {
-                let name = name.to_ascii_lowercase().replace('_', "-");
-                if !set.renamed_identity_headers.contains(&name) {
-                    set.renamed_identity_headers.push(name);
+            if !resource.headers.is_empty() {
+                let names = IdentityNames::of(&resource.headers);
+                for name in names.renamed() {
+                    if !set.renamed_identity_headers.contains(&name) {
+                        set.renamed_identity_headers.push(name);
+                    }
                 }
+                set.identity_names.insert(resource.id.clone(), names);
             }
             let rule = Rule {
                 prefix,
@@ -150,6 +157,18 @@ impl RuleSet {
     /// The names rules give identity headers (lowercase, `_` as `-`).
     pub fn renamed_identity_headers(&self) -> &[String] {
         &self.renamed_identity_headers
+    }
+
+    /// The names `rule` (one of this set's) sends the identity headers under.
+    pub fn identity_names(&self, rule: &Resource) -> Cow<'_, IdentityNames> {
+        if rule.headers.is_empty() {
+            return Cow::Borrowed(&DEFAULT_NAMES);
+        }
+        match self.identity_names.get(&rule.id) {
+            Some(names) => Cow::Borrowed(names),
+            // A rule of another set: compiled here.
+            None => Cow::Owned(IdentityNames::of(&rule.headers)),
+        }
     }
 
     fn find_as(&self, host: &str, path: &str, case: Case) -> Option<&Arc<Resource>> {

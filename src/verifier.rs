@@ -29,6 +29,7 @@ use crate::applications::ApplicationRecord;
 use crate::claims::{ACCESS_TOKEN_TYP, API_KEY_TYP, Audience};
 use crate::crypto::sha256;
 use crate::directory::Snapshot;
+use crate::identity_headers::IdentityHeader;
 use crate::issuer::IssuerUrl;
 use crate::key_scopes::ScopedKeys;
 use crate::keys::KeySet;
@@ -897,59 +898,45 @@ pub fn challenge<'s>(rules: &'s RuleSet, target: &RequestTarget) -> Option<&'s s
         .and_then(|rule| rule.basic_realm())
 }
 
-const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
-const REMOTE_NAME: HeaderName = HeaderName::from_static("remote-name");
-const REMOTE_GROUPS: HeaderName = HeaderName::from_static("remote-groups");
-const REMOTE_CLIENT_ID: HeaderName = HeaderName::from_static("remote-client-id");
-const REMOTE_AUTH_METHOD: HeaderName = HeaderName::from_static("remote-auth-method");
-const REMOTE_SCOPE: HeaderName = HeaderName::from_static("remote-scope");
-
-/// The name a rule gives an identity header: the default, a rename, or
-/// `None` when the rule drops it.
-fn header_name(rule: &Resource, default: &HeaderName, title: &str) -> Option<HeaderName> {
-    if rule.headers.is_empty() {
-        return Some(default.clone());
-    }
-    rule.header_name(title)
-        .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-}
-
 /// The identity headers a grant sends the backend (`Remote-User` and
-/// kin), under the names its rule gives them, one `set` call each.
-pub fn identity_headers(grant: &Grant, mut set: impl FnMut(HeaderName, &HeaderValue)) {
-    let mut set = |default: &HeaderName, title: &str, value: &HeaderValue| {
-        if let Some(name) = header_name(&grant.rule, default, title) {
-            set(name, value);
+/// kin), under the names its rule gives them (`rules`: the set the rule
+/// is in), one `set` call each.
+pub fn identity_headers(
+    grant: &Grant,
+    rules: &RuleSet,
+    mut set: impl FnMut(HeaderName, &HeaderValue),
+) {
+    let names = rules.identity_names(&grant.rule);
+    let mut set = |header: IdentityHeader, value: &HeaderValue| {
+        if let Some(name) = names.get(header) {
+            set(name.clone(), value);
         }
     };
     let values = &grant.token.headers;
-    set(&REMOTE_USER, "Remote-User", &values.client_id);
+    set(IdentityHeader::User, &values.client_id);
     if let Ok(name) = HeaderValue::from_bytes(grant.application.name.as_bytes()) {
-        set(&REMOTE_NAME, "Remote-Name", &name);
+        set(IdentityHeader::Name, &name);
     }
     match &values.groups {
-        Some(groups) => set(&REMOTE_GROUPS, "Remote-Groups", groups),
+        Some(groups) => set(IdentityHeader::Groups, groups),
         // An API key's groups are its application's, as of now.
         None if !grant.groups().is_empty() => {
             if let Ok(groups) = HeaderValue::from_str(&grant.groups().join(",")) {
-                set(&REMOTE_GROUPS, "Remote-Groups", &groups);
+                set(IdentityHeader::Groups, &groups);
             }
         }
         None => {}
     }
-    set(&REMOTE_CLIENT_ID, "Remote-Client-Id", &values.client_id);
+    set(IdentityHeader::ClientId, &values.client_id);
     let basic = HeaderValue::from_static("basic_api_key");
-    set(
-        &REMOTE_AUTH_METHOD,
-        "Remote-Auth-Method",
-        if grant.basic {
-            &basic
-        } else {
-            &values.auth_method
-        },
-    );
+    let method = if grant.basic {
+        &basic
+    } else {
+        &values.auth_method
+    };
+    set(IdentityHeader::AuthMethod, method);
     if let Some(scope) = &values.scope {
-        set(&REMOTE_SCOPE, "Remote-Scope", scope);
+        set(IdentityHeader::Scope, scope);
     }
 }
 

@@ -81,7 +81,7 @@ pub async fn verify(
             }
             state.metrics.verify_granted();
             note_use(&state, &grant, now, || client_addr(&req, trusted));
-            Ok(identity_response(&grant))
+            Ok(identity_response(&grant, &snapshot.rules))
         }
         Err(e) => refused(&req, &state, snapshot, &target, e, basic, now).await,
     }
@@ -265,9 +265,9 @@ pub fn parse_basic<'b>(
 }
 
 /// 200 with the identity headers, under the names the rule chose.
-fn identity_response(grant: &Grant) -> HttpResponse {
+fn identity_response(grant: &Grant, rules: &RuleSet) -> HttpResponse {
     let mut response = HttpResponse::Ok();
-    verifier::identity_headers(grant, |name, value| {
+    verifier::identity_headers(grant, rules, |name, value| {
         response.insert_header((name, value.clone()));
     });
     response.finish()
