@@ -165,10 +165,11 @@ fn gatehouse_paths() {
         black_box(
             verifier
                 .verify(
-                    &directory.snapshot(),
-                    &keys.snapshot(),
-                    &directory.revocations,
-                    &directory.scoped_keys,
+                    &gatehouse::verifier::Inputs::of(
+                        &directory,
+                        &directory.snapshot(),
+                        &keys.snapshot(),
+                    ),
                     gatehouse::verifier::Credential::Bearer(token),
                     &target,
                     || std::net::IpAddr::from([127, 0, 0, 1]),
@@ -182,10 +183,11 @@ fn gatehouse_paths() {
         black_box(
             verifier
                 .verify(
-                    &directory.snapshot(),
-                    &keys.snapshot(),
-                    &directory.revocations,
-                    &directory.scoped_keys,
+                    &gatehouse::verifier::Inputs::of(
+                        &directory,
+                        &directory.snapshot(),
+                        &keys.snapshot(),
+                    ),
                     gatehouse::verifier::Credential::Bearer(reused),
                     &target,
                     || std::net::IpAddr::from([127, 0, 0, 1]),
@@ -215,10 +217,11 @@ fn gatehouse_paths() {
         black_box(
             verifier
                 .verify(
-                    &directory.snapshot(),
-                    &keys.snapshot(),
-                    &directory.revocations,
-                    &directory.scoped_keys,
+                    &gatehouse::verifier::Inputs::of(
+                        &directory,
+                        &directory.snapshot(),
+                        &keys.snapshot(),
+                    ),
                     gatehouse::verifier::Credential::Bearer(reused),
                     &target,
                     || std::net::IpAddr::from([127, 0, 0, 1]),

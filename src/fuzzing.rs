@@ -96,10 +96,11 @@ pub fn bearer(data: &[u8]) -> bool {
     let now = harness.now;
     let verify = |bearer: &str| {
         harness.verifier.verify(
-            &harness.directory.snapshot(),
-            &harness.keys.snapshot(),
-            &harness.directory.revocations,
-            &harness.directory.scoped_keys,
+            &crate::verifier::Inputs::of(
+                &harness.directory,
+                &harness.directory.snapshot(),
+                &harness.keys.snapshot(),
+            ),
             crate::verifier::Credential::Bearer(bearer),
             &target,
             || std::net::IpAddr::from([127, 0, 0, 1]),
@@ -149,10 +150,11 @@ fn verify_basic(value: &str) -> Result<(), crate::verifier::VerifyError> {
     harness
         .verifier
         .verify(
-            &harness.directory.snapshot(),
-            &harness.keys.snapshot(),
-            &harness.directory.revocations,
-            &harness.directory.scoped_keys,
+            &crate::verifier::Inputs::of(
+                &harness.directory,
+                &harness.directory.snapshot(),
+                &harness.keys.snapshot(),
+            ),
             credential,
             &target,
             || std::net::IpAddr::from([127, 0, 0, 1]),

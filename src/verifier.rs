@@ -28,7 +28,7 @@ use crate::api_keys::{SHORT_PREFIX, expand_short};
 use crate::applications::ApplicationRecord;
 use crate::claims::{ACCESS_TOKEN_TYP, API_KEY_TYP, Audience};
 use crate::crypto::sha256;
-use crate::directory::Snapshot;
+use crate::directory::{Directory, Snapshot};
 use crate::identity_headers::IdentityHeader;
 use crate::issuer::IssuerUrl;
 use crate::key_scopes::ScopedKeys;
@@ -376,25 +376,15 @@ impl Verifier {
     /// an API key, of the client named as user. A scoped key's scopes
     /// narrow what the rules allow; `source` reads the client address,
     /// called only for a key limited by address.
-    #[allow(clippy::too_many_arguments)]
     pub fn verify(
         &self,
-        snapshot: &Snapshot,
-        keys: &KeySet,
-        revocations: &Revocations,
-        scoped: &ScopedKeys,
+        inputs: &Inputs<'_>,
         credential: Credential<'_>,
         target: &RequestTarget,
         source: impl FnOnce() -> IpAddr,
         now: i64,
     ) -> Result<Grant, VerifyError> {
-        let inputs = Inputs {
-            snapshot,
-            keys,
-            revocations,
-            scoped,
-        };
-        self.decide(&inputs, credential, target, source, now, Signatures::Cached)
+        self.decide(inputs, credential, target, source, now, Signatures::Cached)
             .map_err(|refusal| refusal.error)
     }
 
@@ -486,14 +476,12 @@ impl Verifier {
     /// introspection (RFC 7662) and revocation (RFC 7009).
     pub fn inspect(
         &self,
-        snapshot: &Snapshot,
-        keys: &KeySet,
-        revocations: &Revocations,
+        inputs: &Inputs<'_>,
         bearer: &str,
         now: i64,
     ) -> Result<(Arc<VerifiedToken>, Arc<ApplicationRecord>), VerifyError> {
-        let token = self.signed(keys, bearer, Signatures::Cached)?;
-        let application = self.admit(snapshot, revocations, &token, now)?;
+        let token = self.signed(inputs.keys, bearer, Signatures::Cached)?;
+        let application = self.admit(inputs.snapshot, inputs.revocations, &token, now)?;
         Ok((token, Arc::clone(application)))
     }
 
@@ -701,6 +689,19 @@ pub struct Inputs<'s> {
     pub keys: &'s KeySet,
     pub revocations: &'s Revocations,
     pub scoped: &'s ScopedKeys,
+}
+
+impl<'s> Inputs<'s> {
+    /// A node's state: `snapshot` and `keys` as taken for one request,
+    /// the revocations and scopes of its directory.
+    pub fn of(directory: &'s Directory, snapshot: &'s Snapshot, keys: &'s KeySet) -> Self {
+        Inputs {
+            snapshot,
+            keys,
+            revocations: &directory.revocations,
+            scoped: &directory.scoped_keys,
+        }
+    }
 }
 
 /// Whether a decision goes through the verifier's cache of signed
@@ -1054,10 +1055,7 @@ mod tests {
         let target = RequestTarget::named("GET", "dav.example.com", "/").unwrap();
         let check = |bearer: &str, target: &RequestTarget| {
             verifier.verify(
-                &directory.snapshot(),
-                &keys.snapshot(),
-                &directory.revocations,
-                &directory.scoped_keys,
+                &Inputs::of(&directory, &directory.snapshot(), &keys.snapshot()),
                 Credential::Bearer(bearer),
                 target,
                 || "127.0.0.1".parse().unwrap(),

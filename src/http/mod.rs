@@ -98,12 +98,7 @@ impl AppState {
         };
         let context = Context {
             verifier: &self.verifier,
-            inputs: Inputs {
-                snapshot: &snapshot,
-                keys: &keys,
-                revocations: &self.directory.revocations,
-                scoped: &self.directory.scoped_keys,
-            },
+            inputs: Inputs::of(&self.directory, &snapshot, &keys),
             fallback,
         };
         crate::explain::explain(&context, request, self.clock.now().timestamp())

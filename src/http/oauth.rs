@@ -221,9 +221,11 @@ pub async fn introspect(
 ) -> Result<HttpResponse, ApiError> {
     let (client_id, token) = authenticated_request(&req, payload, &state).await?;
     let inspected = state.verifier.inspect(
-        &state.directory.snapshot(),
-        &state.keys.snapshot(),
-        &state.directory.revocations,
+        &crate::verifier::Inputs::of(
+            &state.directory,
+            &state.directory.snapshot(),
+            &state.keys.snapshot(),
+        ),
         &token,
         state.clock.now().timestamp(),
     );
@@ -289,9 +291,11 @@ pub async fn revoke(
         return relay.relay(&req, "/oauth/revoke", body, addr, token).await;
     }
     let inspected = state.verifier.inspect(
-        &state.directory.snapshot(),
-        &state.keys.snapshot(),
-        &state.directory.revocations,
+        &crate::verifier::Inputs::of(
+            &state.directory,
+            &state.directory.snapshot(),
+            &state.keys.snapshot(),
+        ),
         &token,
         now.timestamp(),
     );

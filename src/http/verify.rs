@@ -20,7 +20,7 @@ use crate::rules::RuleSet;
 use crate::target::RequestTarget;
 use crate::throttle::ThrottleKey;
 use crate::verifier::{
-    self, Answer, AuthMethod, Credential, Grant, MAX_TOKEN_LEN, Presented, VerifyError,
+    self, Answer, AuthMethod, Credential, Grant, Inputs, MAX_TOKEN_LEN, Presented, VerifyError,
 };
 
 /// The forward-auth decision for one sub-request: the target the proxy
@@ -60,10 +60,7 @@ pub async fn verify(
 
     let decision = credential.and_then(|credential| {
         state.verifier.verify(
-            &snapshot,
-            &state.keys.guard(),
-            &state.directory.revocations,
-            &state.directory.scoped_keys,
+            &Inputs::of(&state.directory, &snapshot, &state.keys.guard()),
             credential,
             &target,
             || client_addr(&req, trusted),
