@@ -14,7 +14,7 @@ use super::super::layout::{self, Area, field, field_as, split_list};
 use super::super::session::Session;
 use super::super::{ConsoleError, html as html_response};
 use super::applications::path_of;
-use super::{act, admin, confirm, done};
+use super::{act, admin, confirm, remove};
 use crate::admin::ApiKeyView;
 use crate::api_keys::{KeyFilter, NewApiKey};
 use crate::applications::ApplicationRecord;
@@ -279,19 +279,14 @@ async fn revoke(
     let key = find_key(&state, &client_id, &id).await?;
     let now = state.clock.now();
     let target = format!("/admin/v1/api-keys/{id}");
-    act(
+    remove(
         &state,
         &session,
         "DELETE /admin/v1/api-keys/{id}",
         target,
-        204,
         move |admin| admin.revoke_api_key(&id, now),
-    )
-    .await?;
-    Ok(done(
-        &state,
-        &session,
         format!("Key {} revoked.", key.record.name),
         &path_of(&client_id),
-    ))
+    )
+    .await
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::super::guard::{Action, Signed};
 use super::super::layout::{self, Area, checkbox, field, joined, split_list};
 use super::super::{ConsoleError, html as html_response};
-use super::{act, admin, confirm, done, page};
+use super::{act, admin, confirm, done, page, remove};
 use crate::applications::{
     ApplicationPatch, ApplicationRecord, DEFAULT_ACCESS_TOKEN_TTL, NewApplication, SecretRotation,
 };
@@ -400,20 +400,15 @@ async fn delete(
     let client_id = path.into_inner();
     let now = state.clock.now();
     let target = format!("/admin/v1/applications/{client_id}");
-    let deleted = client_id.clone();
-    act(
+    let notice = format!("Application {client_id} deleted.");
+    remove(
         &state,
         &session,
         "DELETE /admin/v1/applications/{client_id}",
         target,
-        204,
         move |admin| admin.delete_application(&client_id, now),
-    )
-    .await?;
-    Ok(done(
-        &state,
-        &session,
-        format!("Application {deleted} deleted."),
+        notice,
         "/ui/applications",
-    ))
+    )
+    .await
 }

@@ -130,6 +130,21 @@ fn done(state: &AppState, session: &Session, message: String, location: &str) ->
     super::see_other(location)
 }
 
+/// A confirmed removal (`op`, audited as `action` on `target`, 204 when
+/// it succeeds), then back to `location` with `notice`.
+async fn remove(
+    state: &web::Data<AppState>,
+    session: &Session,
+    action: &'static str,
+    target: String,
+    op: impl FnOnce(&Admin) -> Result<(), AdminError> + Send + 'static,
+    notice: String,
+    location: &str,
+) -> Result<HttpResponse, ConsoleError> {
+    act(state, session, action, target, 204, op).await?;
+    Ok(done(state, session, notice, location))
+}
+
 /// A confirmation page: what is about to happen, and the form that does it.
 fn confirm(
     title: &str,

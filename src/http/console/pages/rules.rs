@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::super::ConsoleError;
 use super::super::guard::{Action, Signed};
 use super::super::layout::{self, Area, checkbox, field, joined, split_list};
-use super::{act, admin, confirm, done, page};
+use super::{act, admin, confirm, done, page, remove};
 use crate::http::AppState;
 use crate::resources::{Challenge, NewResource, Resource, ResourcePatch};
 
@@ -258,20 +258,15 @@ async fn delete(
     let id = path.into_inner();
     let now = state.clock.now();
     let target = format!("/admin/v1/resources/{id}");
-    let deleted = id.clone();
-    act(
+    let notice = format!("Rule {id} deleted.");
+    remove(
         &state,
         &session,
         "DELETE /admin/v1/resources/{id}",
         target,
-        204,
         move |admin| admin.delete_resource(&id, now),
-    )
-    .await?;
-    Ok(done(
-        &state,
-        &session,
-        format!("Rule {deleted} deleted."),
+        notice,
         "/ui/rules",
-    ))
+    )
+    .await
 }
