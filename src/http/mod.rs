@@ -1,5 +1,17 @@
 //! The HTTP layer: routes, shared state, and the mapping of every error to
 //! a response (`error`). Handlers parse, call a core function, and render.
+//!
+//! * `verify`: `/api/verify`, the forward-auth sub-request
+//! * `oauth`: the token, introspection and revocation endpoints
+//! * `discovery`: RFC 8414 metadata and the JWKS
+//! * `admin`: `/admin/v1`, thin handlers over `crate::admin`
+//! * `console`: the admin console at `/ui/`
+//! * `replication`: `/internal/v1/state` and the replicas' usage reports
+//! * `primary_relay`: a replica's way to the primary (RFC 7009 revocation)
+//! * `upstream`: the session fallback for requests without credentials
+//! * `health`, `openapi`: liveness and readiness, `/openapi.json`
+//! * `client_addr`, `body`, `error`: who is asking, bodies read with
+//!   limits, errors as responses
 
 pub mod admin;
 pub mod body;

@@ -3,6 +3,10 @@
 //! `kill -9`. A write to the replicated state goes in one transaction with
 //! its entry in the change log (`commit`), so the log never misses a
 //! change the tables have, nor the other way round.
+//!
+//! * `revoked_ids`, `application_copy`: the compact copies beside sled a
+//!   start loads instead of scanning it
+//! * `copy_file`: the framing both copies share
 
 pub mod application_copy;
 mod copy_file;

@@ -2,6 +2,11 @@
 //! form (`Action`), call the admin core through `act` (which audits the
 //! action as the admin API would, with the actor `ui:<fingerprint>`),
 //! and render.
+//!
+//! * `sign_in`: the admin token in, the session out
+//! * `applications`, `api_keys`, `rules`, `signing_keys`: one area each
+//! * `test_access`: what `/api/verify` would answer, and why
+//! * `trail`: the audit log
 
 mod api_keys;
 mod applications;
