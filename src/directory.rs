@@ -145,6 +145,17 @@ impl Directory {
             return;
         };
         let _writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.apply_revocations(entries, now);
+        if let Some(snapshot) = self.next_snapshot(entries) {
+            self.current.store(Arc::new(snapshot));
+        }
+        self.version.send_replace(last.version);
+    }
+
+    /// The revocations and key scopes among `entries`, in order; a key
+    /// revoked in the batch loses its scopes, and one already revoked gets
+    /// none. Called with the writer's lock held.
+    fn apply_revocations(&self, entries: &[Entry], now: i64) {
         let mut scope_edits = Vec::new();
         for entry in entries {
             match &entry.change {
@@ -170,6 +181,12 @@ impl Directory {
             }
         }
         self.scoped_keys.update(scope_edits);
+    }
+
+    /// The current snapshot with the application and resource changes
+    /// among `entries` made (its rules compiled again if resources
+    /// changed); `None` if there are none. Called with the writer's lock held.
+    fn next_snapshot(&self, entries: &[Entry]) -> Option<Snapshot> {
         let records = entries.iter().filter(|e| {
             matches!(
                 e.change,
@@ -203,13 +220,11 @@ impl Directory {
                 _ => {}
             }
         }
-        if let Some(mut snapshot) = next {
-            if rules_changed {
-                snapshot.recompile_rules();
-            }
-            self.current.store(Arc::new(snapshot));
+        let mut snapshot = next?;
+        if rules_changed {
+            snapshot.recompile_rules();
         }
-        self.version.send_replace(last.version);
+        Some(snapshot)
     }
 
     /// The current state version.

@@ -45,6 +45,38 @@ pub fn route_label(path: &str) -> &'static str {
 /// Statuses whose request counters are resolved up front, per route.
 const COMMON_STATUSES: [u16; 9] = [200, 201, 204, 302, 400, 401, 403, 404, 429];
 
+/// Request latency per route, in buckets from 100 µs to 1 s.
+fn latency_histograms() -> Result<HistogramVec, prometheus::Error> {
+    HistogramVec::new(
+        HistogramOpts::new("http_request_duration_seconds", "Time to answer, by route").buckets(
+            vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ],
+        ),
+        &["route"],
+    )
+}
+
+/// Per route (as in `ROUTES`), the counters of the `COMMON_STATUSES`.
+fn common_request_counters(
+    requests: &IntCounterVec,
+) -> Result<Vec<Vec<(u16, IntCounter)>>, prometheus::Error> {
+    ROUTES
+        .iter()
+        .map(|route| {
+            COMMON_STATUSES
+                .iter()
+                .map(|status| {
+                    let digits = itoa_status(*status);
+                    let counter =
+                        requests.get_metric_with_label_values(&[route, status_str(&digits)])?;
+                    Ok((*status, counter))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
@@ -74,14 +106,7 @@ impl Metrics {
             Opts::new("http_requests_total", "HTTP requests by route and status"),
             &["route", "status"],
         )?;
-        let latency_vec = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "Time to answer, by route")
-                .buckets(vec![
-                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                    1.0,
-                ]),
-            &["route"],
-        )?;
+        let latency_vec = latency_histograms()?;
         let decisions = IntCounterVec::new(
             Opts::new(
                 "verify_decisions_total",
@@ -90,22 +115,8 @@ impl Metrics {
             &["outcome", "reason"],
         )?;
         let gauge = |name: &str, help: &str| IntGauge::new(name, help);
-        let common_requests = ROUTES
-            .iter()
-            .map(|route| {
-                COMMON_STATUSES
-                    .iter()
-                    .map(|status| {
-                        let digits = itoa_status(*status);
-                        let counter =
-                            requests.get_metric_with_label_values(&[route, status_str(&digits)])?;
-                        Ok((*status, counter))
-                    })
-                    .collect::<Result<Vec<_>, prometheus::Error>>()
-            })
-            .collect::<Result<Vec<_>, prometheus::Error>>()?;
         let metrics = Self {
-            common_requests,
+            common_requests: common_request_counters(&requests)?,
             latency: ROUTES
                 .iter()
                 .map(|route| Ok((*route, latency_vec.get_metric_with_label_values(&[route])?)))
@@ -146,28 +157,31 @@ impl Metrics {
             requests,
             decisions,
         };
-        metrics
-            .registry
-            .register(Box::new(metrics.requests.clone()))?;
-        metrics.registry.register(Box::new(latency_vec))?;
-        metrics
-            .registry
-            .register(Box::new(metrics.decisions.clone()))?;
-        for collector in [
-            Box::new(metrics.tokens_issued.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(metrics.replication_answers.clone()),
-            Box::new(metrics.replication_changes.clone()),
-            Box::new(metrics.revoked_api_keys.clone()),
-            Box::new(metrics.revoked_access_tokens.clone()),
-            Box::new(metrics.state_version.clone()),
-            Box::new(metrics.applications.clone()),
-            Box::new(metrics.resources.clone()),
-            Box::new(metrics.sync_age.clone()),
-            Box::new(metrics.keys_expiring.clone()),
-        ] {
-            metrics.registry.register(collector)?;
-        }
+        metrics.register(latency_vec)?;
         Ok(metrics)
+    }
+
+    /// Registers every metric; the latency histograms are kept per route,
+    /// so their vector is handed over here.
+    fn register(&self, latency_vec: HistogramVec) -> Result<(), prometheus::Error> {
+        self.registry.register(Box::new(self.requests.clone()))?;
+        self.registry.register(Box::new(latency_vec))?;
+        self.registry.register(Box::new(self.decisions.clone()))?;
+        for collector in [
+            Box::new(self.tokens_issued.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(self.replication_answers.clone()),
+            Box::new(self.replication_changes.clone()),
+            Box::new(self.revoked_api_keys.clone()),
+            Box::new(self.revoked_access_tokens.clone()),
+            Box::new(self.state_version.clone()),
+            Box::new(self.applications.clone()),
+            Box::new(self.resources.clone()),
+            Box::new(self.sync_age.clone()),
+            Box::new(self.keys_expiring.clone()),
+        ] {
+            self.registry.register(collector)?;
+        }
+        Ok(())
     }
 
     pub fn observe_request(&self, route: &'static str, status: u16, elapsed: Duration) {

@@ -2,13 +2,14 @@
 //! admin token, bind, serve.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Condition, Logger};
 use actix_web::{App, HttpServer, web};
 
@@ -158,145 +159,26 @@ impl Application {
     /// `run_until_stopped`.
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         install_providers();
-        let Backing {
-            keys,
-            directory,
-            store,
-            admin_token,
-            local_keys,
-        } = match settings.role {
+        let mut backing = match settings.role {
             Role::Primary => primary_backing(&settings, clock.as_ref())?,
             Role::Replica => replica_backing(&settings)?,
         };
-
         let listener = TcpListener::bind(settings.listen)
             .map_err(io(format!("cannot listen on {}", settings.listen)))?;
         let local = listener.local_addr().map_err(io("listener address"))?;
-        let issuer_url = IssuerUrl::new(match (&settings.issuer, &settings.primary_url) {
-            (Some(_), _) => settings.issuer(),
-            // Until its first sync, when it adopts the primary's issuer.
-            (None, Some(primary)) if settings.role == Role::Replica => {
-                primary.trim_end_matches('/').to_string()
-            }
-            // With port 0 the default issuer must name the port actually bound.
-            (None, _) => {
-                let derived = format!("http://{local}");
-                log::warn!(
-                    "no issuer configured: tokens will name {derived}, which changes if the \
-                     node moves; set `issuer` to the URL clients reach this node by"
-                );
-                derived
-            }
-        });
-        let throttle = Arc::new(Throttle::new(
-            settings.auth_failure_limit,
-            settings.auth_failure_window,
-        ));
+        let issuer_url = IssuerUrl::new(issuer_of(&settings, local));
         let workers = settings.workers;
-        let session_upstream = settings
-            .upstream_verify_url
-            .clone()
-            .map(SessionUpstream::new)
-            .transpose()
-            .map_err(StartupError::Unsupported)?;
-        let verify_throttle =
-            Throttle::new(settings.auth_failure_limit, settings.auth_failure_window);
-        let sync = (settings.role == Role::Replica).then(|| Arc::new(SyncStatus::default()));
-        let jwks_max_age = Arc::new(AtomicU64::new(settings.jwks_max_age));
-        let primary_relay = match (&settings.role, &settings.primary_url) {
-            (Role::Replica, Some(url)) => {
-                Some(PrimaryRelay::new(url).map_err(StartupError::Unsupported)?)
-            }
-            _ => None,
-        };
-        let follower = match (&sync, &settings.primary_url, &settings.replica_token) {
-            (Some(status), Some(primary_url), Some(token)) => Some(Follower {
-                primary_url: primary_url.clone(),
-                token: token.expose().to_string(),
-                directory: Arc::clone(&directory),
-                keys: Arc::clone(&keys),
-                local_keys,
-                keys_dir: settings.keys_dir.clone(),
-                max_state_bytes: settings.max_state_bytes,
-                status: Arc::clone(status),
-                clock: Arc::clone(&clock),
-                // Each long-poll ends well within max_staleness, so a live
-                // primary always keeps the copy fresh.
-                wait: Duration::from_secs((settings.max_staleness / 2).clamp(1, 25)),
-                issuer: issuer_url.clone(),
-                adopt_issuer: settings.issuer.is_none(),
-                jwks_max_age: Arc::clone(&jwks_max_age),
-            }),
-            _ => None,
-        };
-        let state = web::Data::new(AppState {
-            issuer: TokenIssuer::new(
-                issuer_url.clone(),
-                Arc::clone(&keys),
-                Arc::clone(&directory),
-                Arc::clone(&throttle),
-            ),
-            auth_throttle: throttle,
-            console: crate::http::console::session::Sessions::new(
-                settings.console_idle_timeout,
-                settings.console_session_lifetime,
-            ),
-            admin: store.as_ref().map(|store| {
-                Admin::new(
-                    Arc::clone(store),
-                    Arc::clone(&directory),
-                    Arc::clone(&keys),
-                    settings.keys_dir.clone(),
-                    issuer_url.get().to_string(),
-                    settings.jwks_max_age,
-                )
-            }),
-            admin_token,
-            sync,
-            fleet: Arc::default(),
-            jwks_max_age,
-            primary_relay,
-            snapshots_in_flight: Arc::default(),
-            verifier: Verifier::new(issuer_url.clone()),
-            verify_throttle,
-            revocation_limit: Throttle::new(settings.revocations_per_minute, 60),
-            session_upstream,
-            metrics: Metrics::new()
-                .map_err(|e| StartupError::Unsupported(format!("metrics: {e}")))?,
-            issuer_url,
-            settings,
-            clock,
-            keys,
-            directory,
-        });
+        let local_keys = backing.local_keys.take();
+        let store = backing.store.clone();
+        let state = web::Data::new(app_state(settings, clock, backing, issuer_url)?);
+        let follower = follower(&state, local_keys);
 
         // Logger renders its line for every request before it knows whether
         // the line will be written; skip it when access lines are filtered out.
         let access_log =
             log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
-        let schedule_state = state.clone();
-        let mut server =
-            HttpServer::new(move || {
-                App::new()
-                    .app_data(state.clone())
-                    .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                        ApiError::from(BodyError::Query(e.to_string())).into()
-                    }))
-                    // One access line per request, except where it would only
-                    // repeat the proxy's own log (/api/verify logs its decisions
-                    // itself) or the health probes.
-                    .wrap(Condition::new(
-                        access_log,
-                        Logger::new(r#"%a "%r" %s %b %Dms"#)
-                            .exclude("/api/verify")
-                            .exclude("/healthz")
-                            .exclude("/readyz")
-                            .exclude("/metrics"),
-                    ))
-                    .wrap(actix_web::middleware::from_fn(http::record_metrics))
-                    .configure(http::configure)
-                    .default_service(web::to(http::not_found))
-            })
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || app(app_state.clone(), access_log))
             .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
             .listen(listener)
             .map_err(io("cannot serve on the listener"))?;
@@ -304,36 +186,17 @@ impl Application {
             server = server.workers(workers.max(1));
         }
         match follower {
-            Some(follower) => {
-                log::info!(
-                    "gatehouse replica listening on {local}, following {}",
-                    follower.primary_url
-                );
-                if plain_http_beyond_loopback(&follower.primary_url) {
-                    log::warn!(
-                        "primary_url {} is plain http beyond loopback: anyone on the path \
-                         reads the replica token and the state (secret digests included) \
-                         and can feed this replica keys and rules; use https",
-                        follower.primary_url
-                    );
-                }
-                actix_web::rt::spawn(report_usage(
-                    follower.primary_url.clone(),
-                    follower.token.clone(),
-                    Arc::clone(&follower.directory),
-                ));
-                actix_web::rt::spawn(follower.run());
-            }
+            Some(follower) => start_following(follower, local),
             None => log::info!("gatehouse listening on {local}"),
         }
-        if schedule_state.admin.is_some() {
-            actix_web::rt::spawn(run_primary_tasks(schedule_state.clone()));
+        if state.admin.is_some() {
+            actix_web::rt::spawn(run_primary_tasks(state.clone()));
         }
         Ok(Self {
             port: local.port(),
             server: server.run(),
             store,
-            state: schedule_state,
+            state,
         })
     }
 
@@ -368,6 +231,207 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// The issuer tokens name: the configured one, else a replica's primary,
+/// else this node's own address.
+fn issuer_of(settings: &Settings, local: SocketAddr) -> String {
+    match (&settings.issuer, &settings.primary_url) {
+        (Some(_), _) => settings.issuer(),
+        // Until its first sync, when it adopts the primary's issuer.
+        (None, Some(primary)) if settings.role == Role::Replica => {
+            primary.trim_end_matches('/').to_string()
+        }
+        // With port 0 the default issuer must name the port actually bound.
+        (None, _) => {
+            let derived = format!("http://{local}");
+            log::warn!(
+                "no issuer configured: tokens will name {derived}, which changes if the \
+                 node moves; set `issuer` to the URL clients reach this node by"
+            );
+            derived
+        }
+    }
+}
+
+/// What every worker serves from. `backing.local_keys` has been taken by
+/// then: they go to the follower.
+fn app_state(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    backing: Backing,
+    issuer_url: IssuerUrl,
+) -> Result<AppState, StartupError> {
+    let Backing {
+        keys,
+        directory,
+        store,
+        admin_token,
+        local_keys: _,
+    } = backing;
+    let throttle = Arc::new(Throttle::new(
+        settings.auth_failure_limit,
+        settings.auth_failure_window,
+    ));
+    let session_upstream = session_upstream(&settings)?;
+    let verify_throttle = Throttle::new(settings.auth_failure_limit, settings.auth_failure_window);
+    let sync = (settings.role == Role::Replica).then(|| Arc::new(SyncStatus::default()));
+    let primary_relay = primary_relay(&settings)?;
+    Ok(AppState {
+        issuer: TokenIssuer::new(
+            issuer_url.clone(),
+            Arc::clone(&keys),
+            Arc::clone(&directory),
+            Arc::clone(&throttle),
+        ),
+        auth_throttle: throttle,
+        console: crate::http::console::session::Sessions::new(
+            settings.console_idle_timeout,
+            settings.console_session_lifetime,
+        ),
+        admin: admin(store.as_ref(), &directory, &keys, &settings, &issuer_url),
+        admin_token,
+        sync,
+        fleet: Arc::default(),
+        jwks_max_age: Arc::new(AtomicU64::new(settings.jwks_max_age)),
+        primary_relay,
+        snapshots_in_flight: Arc::default(),
+        verifier: Verifier::new(issuer_url.clone()),
+        verify_throttle,
+        revocation_limit: Throttle::new(settings.revocations_per_minute, 60),
+        session_upstream,
+        metrics: Metrics::new().map_err(|e| StartupError::Unsupported(format!("metrics: {e}")))?,
+        issuer_url,
+        settings,
+        clock,
+        keys,
+        directory,
+    })
+}
+
+/// The admin core, on a primary (the node with a store).
+fn admin(
+    store: Option<&Arc<Store>>,
+    directory: &Arc<Directory>,
+    keys: &Arc<KeyRing>,
+    settings: &Settings,
+    issuer_url: &IssuerUrl,
+) -> Option<Admin> {
+    store.map(|store| {
+        Admin::new(
+            Arc::clone(store),
+            Arc::clone(directory),
+            Arc::clone(keys),
+            settings.keys_dir.clone(),
+            issuer_url.get().to_string(),
+            settings.jwks_max_age,
+        )
+    })
+}
+
+/// Where requests without a bearer token are verified, if configured.
+fn session_upstream(settings: &Settings) -> Result<Option<SessionUpstream>, StartupError> {
+    settings
+        .upstream_verify_url
+        .clone()
+        .map(SessionUpstream::new)
+        .transpose()
+        .map_err(StartupError::Unsupported)
+}
+
+/// A replica's way to its primary for revocations.
+fn primary_relay(settings: &Settings) -> Result<Option<PrimaryRelay>, StartupError> {
+    match (&settings.role, &settings.primary_url) {
+        (Role::Replica, Some(url)) => Ok(Some(
+            PrimaryRelay::new(url).map_err(StartupError::Unsupported)?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// A replica's follower, if it has a primary and a token to follow it
+/// with: it shares the state's directory, keys, clock, issuer, JWKS
+/// max-age and sync status.
+fn follower(state: &AppState, local_keys: Option<KeySet>) -> Option<Follower> {
+    let settings = &state.settings;
+    match (&state.sync, &settings.primary_url, &settings.replica_token) {
+        (Some(status), Some(primary_url), Some(token)) => Some(Follower {
+            primary_url: primary_url.clone(),
+            token: token.expose().to_string(),
+            directory: Arc::clone(&state.directory),
+            keys: Arc::clone(&state.keys),
+            local_keys,
+            keys_dir: settings.keys_dir.clone(),
+            max_state_bytes: settings.max_state_bytes,
+            status: Arc::clone(status),
+            clock: Arc::clone(&state.clock),
+            // Each long-poll ends well within max_staleness, so a live
+            // primary always keeps the copy fresh.
+            wait: Duration::from_secs((settings.max_staleness / 2).clamp(1, 25)),
+            issuer: state.issuer_url.clone(),
+            adopt_issuer: settings.issuer.is_none(),
+            jwks_max_age: Arc::clone(&state.jwks_max_age),
+        }),
+        _ => None,
+    }
+}
+
+/// One worker's app: the routes, behind the access log and the metrics.
+fn app(
+    state: web::Data<AppState>,
+    access_log: bool,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|e, _| ApiError::from(BodyError::Query(e.to_string())).into()),
+        )
+        // One access line per request, except where it would only
+        // repeat the proxy's own log (/api/verify logs its decisions
+        // itself) or the health probes.
+        .wrap(Condition::new(
+            access_log,
+            Logger::new(r#"%a "%r" %s %b %Dms"#)
+                .exclude("/api/verify")
+                .exclude("/healthz")
+                .exclude("/readyz")
+                .exclude("/metrics"),
+        ))
+        .wrap(actix_web::middleware::from_fn(http::record_metrics))
+        .configure(http::configure)
+        .default_service(web::to(http::not_found))
+}
+
+/// A replica's background work: following its primary, and reporting
+/// API key uses to it.
+fn start_following(follower: Follower, local: SocketAddr) {
+    log::info!(
+        "gatehouse replica listening on {local}, following {}",
+        follower.primary_url
+    );
+    if plain_http_beyond_loopback(&follower.primary_url) {
+        log::warn!(
+            "primary_url {} is plain http beyond loopback: anyone on the path \
+             reads the replica token and the state (secret digests included) \
+             and can feed this replica keys and rules; use https",
+            follower.primary_url
+        );
+    }
+    actix_web::rt::spawn(report_usage(
+        follower.primary_url.clone(),
+        follower.token.clone(),
+        Arc::clone(&follower.directory),
+    ));
+    actix_web::rt::spawn(follower.run());
 }
 
 /// The primary's own work, for the life of the process: the key schedule
@@ -570,9 +634,6 @@ fn load_revocations(store: &Store, directory: &Directory, now: i64) -> Result<()
     Ok(())
 }
 
-/// The configured admin token, or the one generated on first start. A
-/// generated token is written once to `<data_dir>/admin-token` (mode 0600);
-/// only its digest is kept in the store, and the log names the file only.
 /// `http://` to anything but a loopback address or `localhost`.
 fn plain_http_beyond_loopback(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://") else {
@@ -588,6 +649,9 @@ fn plain_http_beyond_loopback(url: &str) -> bool {
     !loopback
 }
 
+/// The configured admin token, or the one generated on first start. A
+/// generated token is written once to `<data_dir>/admin-token` (mode 0600);
+/// only its digest is kept in the store, and the log names the file only.
 fn bootstrap_admin_token(settings: &Settings, store: &Store) -> Result<SecretDigest, StartupError> {
     if let Some(token) = &settings.admin_token {
         return Ok(SecretDigest::of(token.expose()));

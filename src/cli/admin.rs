@@ -188,82 +188,90 @@ fn parse(json: &str) -> Result<Value, String> {
 fn request(command: AdminCommand) -> Result<Request, String> {
     use reqwest::Method;
     Ok(match command {
-        AdminCommand::Applications(c) => match c {
-            ApplicationsCommand::List => (Method::GET, "/applications".into(), None),
-            ApplicationsCommand::Get { client_id } => (
+        AdminCommand::Applications(c) => c.request()?,
+        AdminCommand::Resources(c) => c.request()?,
+        AdminCommand::ApiKeys(c) => c.request()?,
+        AdminCommand::RotateKeys => (Method::POST, "/keys/rotate".into(), None),
+        AdminCommand::Explain(args) => (Method::POST, "/explain".into(), Some(args.body()?)),
+        AdminCommand::Audit { limit, before } => {
+            let before = before
+                .map(|b| format!("&before={}", utf8_percent_encode(&b, NON_ALPHANUMERIC)))
+                .unwrap_or_default();
+            (Method::GET, format!("/audit?limit={limit}{before}"), None)
+        }
+    })
+}
+
+impl ApplicationsCommand {
+    fn request(self) -> Result<Request, String> {
+        use reqwest::Method;
+        Ok(match self {
+            Self::List => (Method::GET, "/applications".into(), None),
+            Self::Get { client_id } => (
                 Method::GET,
                 format!("/applications/{}", segment(&client_id)?),
                 None,
             ),
-            ApplicationsCommand::Create { json } => {
-                (Method::POST, "/applications".into(), Some(parse(&json)?))
-            }
-            ApplicationsCommand::Update { client_id, json } => (
+            Self::Create { json } => (Method::POST, "/applications".into(), Some(parse(&json)?)),
+            Self::Update { client_id, json } => (
                 Method::PATCH,
                 format!("/applications/{}", segment(&client_id)?),
                 Some(parse(&json)?),
             ),
-            ApplicationsCommand::Delete { client_id } => (
+            Self::Delete { client_id } => (
                 Method::DELETE,
                 format!("/applications/{}", segment(&client_id)?),
                 None,
             ),
-            ApplicationsCommand::RotateSecret { client_id, grace } => (
+            Self::RotateSecret { client_id, grace } => (
                 Method::POST,
                 format!("/applications/{}/secret", segment(&client_id)?),
                 Some(json!({ "grace_period": grace })),
             ),
-            ApplicationsCommand::RevokeTokens { client_id } => (
+            Self::RevokeTokens { client_id } => (
                 Method::POST,
                 format!("/applications/{}/revoke-tokens", segment(&client_id)?),
                 None,
             ),
-        },
-        AdminCommand::Resources(c) => match c {
-            ResourcesCommand::List => (Method::GET, "/resources".into(), None),
-            ResourcesCommand::Get { id } => {
-                (Method::GET, format!("/resources/{}", segment(&id)?), None)
-            }
-            ResourcesCommand::Create { json } => {
-                (Method::POST, "/resources".into(), Some(parse(&json)?))
-            }
-            ResourcesCommand::Update { id, json } => (
+        })
+    }
+}
+
+impl ResourcesCommand {
+    fn request(self) -> Result<Request, String> {
+        use reqwest::Method;
+        Ok(match self {
+            Self::List => (Method::GET, "/resources".into(), None),
+            Self::Get { id } => (Method::GET, format!("/resources/{}", segment(&id)?), None),
+            Self::Create { json } => (Method::POST, "/resources".into(), Some(parse(&json)?)),
+            Self::Update { id, json } => (
                 Method::PATCH,
                 format!("/resources/{}", segment(&id)?),
                 Some(parse(&json)?),
             ),
-            ResourcesCommand::Delete { id } => (
+            Self::Delete { id } => (
                 Method::DELETE,
                 format!("/resources/{}", segment(&id)?),
                 None,
             ),
-        },
-        AdminCommand::ApiKeys(c) => match c {
-            ApiKeysCommand::List {
+        })
+    }
+}
+
+impl ApiKeysCommand {
+    fn request(self) -> Result<Request, String> {
+        use reqwest::Method;
+        Ok(match self {
+            Self::List {
                 client_id,
                 expiring,
                 unused_for,
-            } => {
-                let base = match client_id {
-                    Some(client_id) => format!("/applications/{}/api-keys", segment(&client_id)?),
-                    None => "/api-keys".to_string(),
-                };
-                let filters: Vec<String> =
-                    [("expires_within", expiring), ("unused_for", unused_for)]
-                        .into_iter()
-                        .filter_map(|(name, value)| {
-                            value.map(|v| {
-                                format!("{name}={}", utf8_percent_encode(&v, NON_ALPHANUMERIC))
-                            })
-                        })
-                        .collect();
-                let path = match filters.is_empty() {
-                    true => base,
-                    false => format!("{base}?{}", filters.join("&")),
-                };
-                (Method::GET, path, None)
-            }
-            ApiKeysCommand::Mint {
+            } => (
+                Method::GET,
+                key_list_path(client_id, expiring, unused_for)?,
+                None,
+            ),
+            Self::Mint {
                 client_id,
                 name,
                 expires_in,
@@ -289,23 +297,36 @@ fn request(command: AdminCommand) -> Result<Request, String> {
                     Some(body),
                 )
             }
-            ApiKeysCommand::Update { id, json } => (
+            Self::Update { id, json } => (
                 Method::PATCH,
                 format!("/api-keys/{}", segment(&id)?),
                 Some(parse(&json)?),
             ),
-            ApiKeysCommand::Revoke { id } => {
-                (Method::DELETE, format!("/api-keys/{}", segment(&id)?), None)
-            }
-        },
-        AdminCommand::RotateKeys => (Method::POST, "/keys/rotate".into(), None),
-        AdminCommand::Explain(args) => (Method::POST, "/explain".into(), Some(args.body()?)),
-        AdminCommand::Audit { limit, before } => {
-            let before = before
-                .map(|b| format!("&before={}", utf8_percent_encode(&b, NON_ALPHANUMERIC)))
-                .unwrap_or_default();
-            (Method::GET, format!("/audit?limit={limit}{before}"), None)
-        }
+            Self::Revoke { id } => (Method::DELETE, format!("/api-keys/{}", segment(&id)?), None),
+        })
+    }
+}
+
+/// An application's keys (or every application's), with the filters
+/// given as query parameters.
+fn key_list_path(
+    client_id: Option<String>,
+    expiring: Option<String>,
+    unused_for: Option<String>,
+) -> Result<String, String> {
+    let base = match client_id {
+        Some(client_id) => format!("/applications/{}/api-keys", segment(&client_id)?),
+        None => "/api-keys".to_string(),
+    };
+    let filters: Vec<String> = [("expires_within", expiring), ("unused_for", unused_for)]
+        .into_iter()
+        .filter_map(|(name, value)| {
+            value.map(|v| format!("{name}={}", utf8_percent_encode(&v, NON_ALPHANUMERIC)))
+        })
+        .collect();
+    Ok(match filters.is_empty() {
+        true => base,
+        false => format!("{base}?{}", filters.join("&")),
     })
 }
 

@@ -19,85 +19,63 @@ use crate::applications::{
 use crate::explain::{ExplainBody, Explanation};
 use crate::resources::{NewResource, ResourcePatch};
 
+/// Every admin route, in matching order (`/keys/rotate` before
+/// `/keys/{kid}`); other methods on a path are answered 405.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/applications")
-            .route(web::post().to(create_application))
-            .route(web::get().to(list_applications))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/applications/{client_id}")
-            .route(web::get().to(get_application))
-            .route(web::patch().to(update_application))
-            .route(web::delete().to(delete_application))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/applications/{client_id}/secret")
-            .route(web::post().to(rotate_secret))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/applications/{client_id}/api-keys")
-            .route(web::post().to(create_api_key))
-            .route(web::get().to(list_api_keys))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/applications/{client_id}/revoke-tokens")
-            .route(web::post().to(revoke_tokens))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/api-keys")
-            .route(web::get().to(list_all_api_keys))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/api-keys/{id}")
-            .route(web::patch().to(update_api_key))
-            .route(web::delete().to(revoke_api_key))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/keys/rotate")
-            .route(web::post().to(rotate_signing_key))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/keys")
-            .route(web::get().to(list_signing_keys))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/keys/{kid}")
-            .route(web::delete().to(retire_signing_key))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/explain")
-            .route(web::post().to(explain))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/audit")
-            .route(web::get().to(audit_log))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/resources")
-            .route(web::post().to(create_resource))
-            .route(web::get().to(list_resources))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/resources/{id}")
-            .route(web::get().to(get_resource))
-            .route(web::patch().to(update_resource))
-            .route(web::delete().to(delete_resource))
-            .default_service(web::to(super::method_not_allowed)),
-    );
+    cfg
+        // Applications
+        .service(
+            resource("/applications")
+                .route(web::post().to(create_application))
+                .route(web::get().to(list_applications)),
+        )
+        .service(
+            resource("/applications/{client_id}")
+                .route(web::get().to(get_application))
+                .route(web::patch().to(update_application))
+                .route(web::delete().to(delete_application)),
+        )
+        .service(resource("/applications/{client_id}/secret").route(web::post().to(rotate_secret)))
+        .service(
+            resource("/applications/{client_id}/api-keys")
+                .route(web::post().to(create_api_key))
+                .route(web::get().to(list_api_keys)),
+        )
+        .service(
+            resource("/applications/{client_id}/revoke-tokens")
+                .route(web::post().to(revoke_tokens)),
+        )
+        // API keys
+        .service(resource("/api-keys").route(web::get().to(list_all_api_keys)))
+        .service(
+            resource("/api-keys/{id}")
+                .route(web::patch().to(update_api_key))
+                .route(web::delete().to(revoke_api_key)),
+        )
+        // Signing keys
+        .service(resource("/keys/rotate").route(web::post().to(rotate_signing_key)))
+        .service(resource("/keys").route(web::get().to(list_signing_keys)))
+        .service(resource("/keys/{kid}").route(web::delete().to(retire_signing_key)))
+        // Decisions and the audit log
+        .service(resource("/explain").route(web::post().to(explain)))
+        .service(resource("/audit").route(web::get().to(audit_log)))
+        // Forward-auth rules
+        .service(
+            resource("/resources")
+                .route(web::post().to(create_resource))
+                .route(web::get().to(list_resources)),
+        )
+        .service(
+            resource("/resources/{id}")
+                .route(web::get().to(get_resource))
+                .route(web::patch().to(update_resource))
+                .route(web::delete().to(delete_resource)),
+        );
+}
+
+/// A path whose routes are added to it; any other method is a 405.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(super::method_not_allowed))
 }
 
 /// A caller holding the admin token. Extracted before the body, so a

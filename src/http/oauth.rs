@@ -7,6 +7,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
@@ -17,6 +18,7 @@ use super::error::ApiError;
 use super::primary_relay::{RELAY_TOKEN_HEADER, RELAYED_ADDR_HEADER};
 use crate::crypto::b64url;
 use crate::issuer::{ClientAuthMethod, ClientCredentials, TokenError, TokenRequest};
+use crate::revocation::CredentialId;
 use crate::throttle::ThrottleKey;
 use crate::verifier::AuthMethod;
 
@@ -269,13 +271,7 @@ pub async fn revoke(
     let body = read_limited(&req, payload.into_inner(), TOKEN_BODY_LIMIT).await?;
     let (client_id, token) = authenticate_form(&req, &body, &state).await?;
     let now = state.clock.now();
-    let client = [ThrottleKey::Client(client_id.clone())];
-    if let Err(retry_after) = state.revocation_limit.check(now.timestamp(), || &client) {
-        return Err(TokenError::TooManyAttempts { retry_after }.into());
-    }
-    state
-        .revocation_limit
-        .record_failure(now.timestamp(), &client);
+    count_revocation(&state, &client_id, now.timestamp())?;
     // A replica has no store to write to: the primary carries the
     // revocation out (and authenticates the client again), and every
     // replica learns it with the next state, within a second. The local
@@ -312,7 +308,30 @@ pub async fn revoke(
     let Some(jti) = token.jti else {
         return Ok(HttpResponse::Ok().finish());
     };
-    let (method, exp) = (token.method, token.exp);
+    store_revocation(state, token.method, jti, token.exp, now).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// Every revocation counts against the client's `revocation_limit`,
+/// whatever it names; over the limit, it is refused.
+fn count_revocation(state: &AppState, client_id: &str, now: i64) -> Result<(), ApiError> {
+    let client = [ThrottleKey::Client(client_id.to_string())];
+    if let Err(retry_after) = state.revocation_limit.check(now, || &client) {
+        return Err(TokenError::TooManyAttempts { retry_after }.into());
+    }
+    state.revocation_limit.record_failure(now, &client);
+    Ok(())
+}
+
+/// Revokes the API key, or the access token until it expires, on the
+/// blocking pool (the store flushes to disk).
+async fn store_revocation(
+    state: web::Data<AppState>,
+    method: AuthMethod,
+    jti: CredentialId,
+    exp: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
     web::block(move || {
         let admin = state.admin()?;
         match (method, exp) {
@@ -323,8 +342,7 @@ pub async fn revoke(
         .map_err(ApiError::from)
     })
     .await
-    .map_err(|e| crate::admin::AdminError::Internal(e.to_string()))??;
-    Ok(HttpResponse::Ok().finish())
+    .map_err(|e| crate::admin::AdminError::Internal(e.to_string()))?
 }
 
 /// HTTP Basic client credentials, form-urlencoded inside (RFC 6749 §2.3.1).

@@ -14,8 +14,9 @@ use super::AppState;
 use super::error::{ApiError, BodyError};
 use crate::admin::AdminError;
 use crate::crypto::constant_time_eq;
+use crate::directory::Directory;
 use crate::key_usage::{MAX_REPORT, Usage, UsageReport};
-use crate::replication::log::LogError;
+use crate::replication::log::{ChangeLog, LogError};
 use crate::replication::primary::{Answer, Asked, Changes, changes_after, decide};
 use crate::replication::snapshot::{SnapshotLabel, chunks};
 use crate::replication::{
@@ -145,6 +146,21 @@ pub async fn state(
     }
     // Only now is `since` a version of this history: a replica of another
     // store must not count as having applied ours (rotation waits on it).
+    note_replica(&req, &state, asked.since);
+    let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
+    wait_for_change(&state.directory, asked.since, wait).await;
+    if legacy {
+        if state.directory.version() <= asked.since {
+            return Ok(HttpResponse::NotModified().finish());
+        }
+        return snapshot(&state);
+    }
+    changes_since(&state, log, asked.since)
+}
+
+/// The fleet's record that the replica naming itself in `REPLICA_ID_HEADER`
+/// has applied `since`.
+fn note_replica(req: &HttpRequest, state: &AppState, since: u64) {
     if let Some(replica) = req
         .headers()
         .get(REPLICA_ID_HEADER)
@@ -152,14 +168,17 @@ pub async fn state(
     {
         state
             .fleet
-            .heard_from(replica, asked.since, state.clock.now().timestamp());
+            .heard_from(replica, since, state.clock.now().timestamp());
     }
+}
 
-    let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
-    let mut changes = state.directory.subscribe();
-    if *changes.borrow_and_update() <= asked.since && !wait.is_zero() {
+/// Waits up to `wait` for the state to move past `since`; once it has,
+/// `COALESCE` more, for the rest of a burst.
+async fn wait_for_change(directory: &Directory, since: u64, wait: Duration) {
+    let mut changes = directory.subscribe();
+    if *changes.borrow_and_update() <= since && !wait.is_zero() {
         let changed = async {
-            while *changes.borrow_and_update() <= asked.since {
+            while *changes.borrow_and_update() <= since {
                 if changes.changed().await.is_err() {
                     return false;
                 }
@@ -170,16 +189,14 @@ pub async fn state(
             actix_web::rt::time::sleep(COALESCE).await;
         }
     }
-    if legacy {
-        if state.directory.version() <= asked.since {
-            return Ok(HttpResponse::NotModified().finish());
-        }
-        return snapshot(&state);
-    }
+}
+
+/// The changes after `since` (304 if there are none), or the whole state
+/// if compaction has cut into them.
+fn changes_since(state: &AppState, log: &ChangeLog, since: u64) -> Result<HttpResponse, ApiError> {
     let max_age = state.jwks_max_age.load(Ordering::Relaxed);
     let issuer = state.issuer_url.get();
-    let Some(changes) = changes_after(log, asked.since, &issuer, max_age).map_err(log_error)?
-    else {
+    let Some(changes) = changes_after(log, since, &issuer, max_age).map_err(log_error)? else {
         let last = log.last();
         return Ok(labelled(
             HttpResponse::NotModified(),
@@ -192,7 +209,7 @@ pub async fn state(
     };
     match changes {
         // Compaction cut into the range after `decide`: the whole state.
-        Changes::Gap => snapshot(&state),
+        Changes::Gap => snapshot(state),
         Changes::Follow(document) => {
             state
                 .metrics

@@ -88,51 +88,14 @@ impl Follower {
         let mut position = Followed::default();
         let mut backoff = MIN_BACKOFF;
         loop {
-            let request = client
-                .get(format!(
-                    "{base}/internal/v1/state?{}",
-                    position.query(self.wait.as_secs())
-                ))
-                .bearer_auth(&self.token)
-                .header(REPLICA_ID_HEADER, &id);
-            let outcome = match request.send().await {
-                Ok(response) if response.status() == reqwest::StatusCode::NOT_MODIFIED => Ok(None),
-                Ok(response) if response.status().is_success() => {
-                    read_answer(response, self.max_state_bytes).await.map(Some)
-                }
-                Ok(response) => Err(format!("the primary answered {}", response.status())),
-                Err(e) => Err(e.to_string()),
-            };
-            match outcome {
+            let url = format!(
+                "{base}/internal/v1/state?{}",
+                position.query(self.wait.as_secs())
+            );
+            match self.poll(&client, url, &id).await {
                 Ok(answer) => {
                     let now = self.clock.now().timestamp();
-                    match answer {
-                        Some(StateAnswer::Snapshot(document)) => {
-                            position = Followed::from_snapshot(&document);
-                            self.apply_snapshot(document, now);
-                            // The document (tens of MB at scale) is gone.
-                            crate::memory::release_freed();
-                            log::debug!("replica: snapshot at version {}", position.version);
-                        }
-                        Some(StateAnswer::Changes(document)) => {
-                            if position.epoch.as_deref() == Some(document.epoch.as_str())
-                                && follows(position.version, &document)
-                            {
-                                position.version = document.version;
-                                position.hash = Some(document.hash.clone());
-                                self.apply_changes(document, now);
-                                log::debug!("replica: changes to version {}", position.version);
-                            } else {
-                                // Changes for a history we do not have, or
-                                // with a gap: start over from a snapshot.
-                                log::warn!(
-                                    "replica: changes that do not follow its copy; resyncing"
-                                );
-                                position = Followed::default();
-                            }
-                        }
-                        None => {}
-                    }
+                    self.take(answer, &mut position, now);
                     self.status.touch(now);
                     backoff = MIN_BACKOFF;
                 }
@@ -142,6 +105,58 @@ impl Follower {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
+        }
+    }
+
+    /// One long-poll of `url`, as the replica `id`; `None`: nothing changed.
+    async fn poll(
+        &self,
+        client: &reqwest::Client,
+        url: String,
+        id: &str,
+    ) -> Result<Option<StateAnswer>, String> {
+        let request = client
+            .get(url)
+            .bearer_auth(&self.token)
+            .header(REPLICA_ID_HEADER, id);
+        match request.send().await {
+            Ok(response) if response.status() == reqwest::StatusCode::NOT_MODIFIED => Ok(None),
+            Ok(response) if response.status().is_success() => {
+                read_answer(response, self.max_state_bytes).await.map(Some)
+            }
+            Ok(response) => Err(format!("the primary answered {}", response.status())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Applies the primary's answer and moves `position` to the version it
+    /// leaves the copy at; changes that do not follow it start over from a
+    /// snapshot.
+    fn take(&mut self, answer: Option<StateAnswer>, position: &mut Followed, now: i64) {
+        match answer {
+            Some(StateAnswer::Snapshot(document)) => {
+                *position = Followed::from_snapshot(&document);
+                self.apply_snapshot(document, now);
+                // The document (tens of MB at scale) is gone.
+                crate::memory::release_freed();
+                log::debug!("replica: snapshot at version {}", position.version);
+            }
+            Some(StateAnswer::Changes(document)) => {
+                if position.epoch.as_deref() == Some(document.epoch.as_str())
+                    && follows(position.version, &document)
+                {
+                    position.version = document.version;
+                    position.hash = Some(document.hash.clone());
+                    self.apply_changes(document, now);
+                    log::debug!("replica: changes to version {}", position.version);
+                } else {
+                    // Changes for a history we do not have, or
+                    // with a gap: start over from a snapshot.
+                    log::warn!("replica: changes that do not follow its copy; resyncing");
+                    *position = Followed::default();
+                }
+            }
+            None => {}
         }
     }
 

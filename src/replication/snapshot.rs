@@ -97,17 +97,7 @@ pub fn chunks(
 ) -> Box<dyn Iterator<Item = Bytes> + Send> {
     let snapshot = directory.snapshot();
     let (revoked_keys, revoked_tokens) = directory.revocations.export();
-    let head = Head {
-        version: label.version,
-        epoch: label.epoch,
-        hash: label.hash,
-        issuer: label.issuer,
-        active_kid: keys.signer().map(|s| s.kid.as_str()),
-        jwks_max_age: label.jwks_max_age,
-        public_keys: keys.public_keys(),
-    };
-    let mut head = serde_json::to_string(&head).unwrap_or_else(|_| "{".into());
-    head.pop(); // the closing brace: the arrays follow
+    let head = open_head(keys, label);
 
     let mut applications: Vec<Arc<ApplicationRecord>> = snapshot.applications().cloned().collect();
     applications.sort_by(|a, b| a.client_id.cmp(&b.client_id));
@@ -127,7 +117,41 @@ pub fn chunks(
         .iter()
         .map(|(jti, exp)| (b64url(jti), *exp))
         .collect();
-    let ids = (0..revoked_keys.len().div_ceil(IDS_PER_CHUNK)).map(move |n| {
+    Box::new(
+        std::iter::once(Bytes::from(head))
+            .chain(json_array("applications", applications))
+            .chain(json_array("resources", resources))
+            .chain(json_array("api_key_scopes", scopes))
+            .chain(json_array("revoked_access_tokens", tokens))
+            .chain(std::iter::once(Bytes::from_static(
+                b",\"revoked_api_keys\":[",
+            )))
+            .chain(id_chunks(revoked_keys))
+            .chain(std::iter::once(Bytes::from_static(b"]}"))),
+    )
+}
+
+/// The document's opening fields, without the closing brace: the arrays
+/// follow.
+fn open_head(keys: &KeySet, label: &SnapshotLabel<'_>) -> String {
+    let head = Head {
+        version: label.version,
+        epoch: label.epoch,
+        hash: label.hash,
+        issuer: label.issuer,
+        active_kid: keys.signer().map(|s| s.kid.as_str()),
+        jwks_max_age: label.jwks_max_age,
+        public_keys: keys.public_keys(),
+    };
+    let mut head = serde_json::to_string(&head).unwrap_or_else(|_| "{".into());
+    head.pop(); // the closing brace: the arrays follow
+    head
+}
+
+/// The revoked ids as the inside of a JSON array of strings, a chunk per
+/// `IDS_PER_CHUNK` ids, each written when it is reached.
+fn id_chunks(revoked_keys: Vec<CredentialId>) -> impl Iterator<Item = Bytes> + Send {
+    (0..revoked_keys.len().div_ceil(IDS_PER_CHUNK)).map(move |n| {
         let chunk =
             &revoked_keys[n * IDS_PER_CHUNK..((n + 1) * IDS_PER_CHUNK).min(revoked_keys.len())];
         let mut text = String::with_capacity(chunk.len() * 25);
@@ -138,19 +162,7 @@ pub fn chunks(
             let _ = write!(text, "\"{}\"", b64url(id));
         }
         Bytes::from(text)
-    });
-    Box::new(
-        std::iter::once(Bytes::from(head))
-            .chain(json_array("applications", applications))
-            .chain(json_array("resources", resources))
-            .chain(json_array("api_key_scopes", scopes))
-            .chain(json_array("revoked_access_tokens", tokens))
-            .chain(std::iter::once(Bytes::from_static(
-                b",\"revoked_api_keys\":[",
-            )))
-            .chain(ids)
-            .chain(std::iter::once(Bytes::from_static(b"]}"))),
-    )
+    })
 }
 
 /// `,"name":[…]`, a chunk per `RECORDS_PER_CHUNK` records, each encoded

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use maud::{Markup, html};
@@ -80,41 +82,51 @@ pub async fn section(
         @if keys.is_empty() {
             p { "No API keys yet." }
         } @else {
-            div.table-wrap tabindex="0" role="region" aria-label="API keys" {
-                table {
-                    thead { tr {
-                        th scope="col" { "Name" }
-                        th scope="col" { "Created" }
-                        th scope="col" { "Expires" }
-                        th scope="col" { "Last used" }
-                        th scope="col" { "Limited to" }
-                        th scope="col" { "State" }
-                        th scope="col" { span.muted { "Action" } }
-                    } }
-                    tbody {
-                        @for key in &keys {
-                            @let record = &key.record;
-                            @let expired = record.expires_at.is_some_and(|e| e <= now);
-                            tr {
-                                td { (record.name) br; small.muted { "id " code { (record.id) } } }
-                                td { (layout::time(record.created_at)) }
-                                td { (layout::maybe_time(record.expires_at, "never")) }
-                                td { (layout::maybe_time(key.last_used_at, "never")) }
-                                td { (scopes(key)) }
-                                td {
-                                    @if record.revoked_at.is_some() {
-                                        span.badge.no { "revoked" }
-                                    } @else if expired {
-                                        span.badge.no { "expired" }
-                                    } @else {
-                                        span.badge.yes { "valid" }
-                                    }
+            (keys_table(&keys, &at, now))
+        }
+        h3 { "Mint an API key" }
+        (mint_form(session, &at))
+    })
+}
+
+/// The application's keys, each with its state and (unless revoked) a
+/// revoke link; `at` is the application's page.
+fn keys_table(keys: &[ApiKeyView], at: &str, now: DateTime<Utc>) -> Markup {
+    html! {
+        div.table-wrap tabindex="0" role="region" aria-label="API keys" {
+            table {
+                thead { tr {
+                    th scope="col" { "Name" }
+                    th scope="col" { "Created" }
+                    th scope="col" { "Expires" }
+                    th scope="col" { "Last used" }
+                    th scope="col" { "Limited to" }
+                    th scope="col" { "State" }
+                    th scope="col" { span.muted { "Action" } }
+                } }
+                tbody {
+                    @for key in keys {
+                        @let record = &key.record;
+                        @let expired = record.expires_at.is_some_and(|e| e <= now);
+                        tr {
+                            td { (record.name) br; small.muted { "id " code { (record.id) } } }
+                            td { (layout::time(record.created_at)) }
+                            td { (layout::maybe_time(record.expires_at, "never")) }
+                            td { (layout::maybe_time(key.last_used_at, "never")) }
+                            td { (scopes(key)) }
+                            td {
+                                @if record.revoked_at.is_some() {
+                                    span.badge.no { "revoked" }
+                                } @else if expired {
+                                    span.badge.no { "expired" }
+                                } @else {
+                                    span.badge.yes { "valid" }
                                 }
-                                td.actions {
-                                    @if record.revoked_at.is_none() {
-                                        a href=(format!("{at}/api-keys/{}/revoke", record.id))
-                                            aria-label=(format!("Revoke key {}", record.name)) { "Revoke" }
-                                    }
+                            }
+                            td.actions {
+                                @if record.revoked_at.is_none() {
+                                    a href=(format!("{at}/api-keys/{}/revoke", record.id))
+                                        aria-label=(format!("Revoke key {}", record.name)) { "Revoke" }
                                 }
                             }
                         }
@@ -122,7 +134,12 @@ pub async fn section(
                 }
             }
         }
-        h3 { "Mint an API key" }
+    }
+}
+
+/// The mint form: a name, an expiry and the optional scopes.
+fn mint_form(session: &Session, at: &str) -> Markup {
+    html! {
         form.stack method="post" action=(format!("{at}/api-keys")) {
             (layout::csrf(session))
             (field_as("key-name", "name", "Name", "", Some("What it is for, e.g. \"nightly sync\".")))
@@ -133,7 +150,7 @@ pub async fn section(
             (field("source_cidrs", "Only from these networks", "", Some("Optional CIDRs, e.g. 192.0.2.0/24.")))
             div { button type="submit" { "Mint API key" } }
         }
-    })
+    }
 }
 
 /// The mint form's fields; an empty scope field leaves the key unlimited there.

@@ -128,18 +128,7 @@ async fn sign_in(
     let digest = state.admin_token.as_ref();
     let matches = digest.is_some_and(|d| d.matches(token.trim()));
     let Some(digest) = digest.filter(|_| matches) else {
-        let delay = state.auth_throttle.record_failure(now, &address);
-        log::info!("console sign-in from {from}: wrong admin token");
-        if !delay.is_zero() {
-            actix_web::rt::time::sleep(delay).await;
-        }
-        return Ok(super::super::html(
-            StatusCode::UNAUTHORIZED,
-            sign_in_page(
-                Some("That is not this node's admin token. Check it and try again."),
-                &expected,
-            ),
-        ));
+        return Ok(wrong_token(&state, now, &address, from, &expected).await);
     };
     // A session name the browser had before is never carried over.
     for old in guard::cookie_values(&req) {
@@ -161,6 +150,29 @@ async fn sign_in(
         .insert_header((header::SET_COOKIE, guard::session_cookie(&req, &cookie)))
         .insert_header((header::LOCATION, "/ui/applications"))
         .finish())
+}
+
+/// A wrong admin token: a failure against the address (answered after
+/// the lockout's delay), and the form again with the same sign-in token.
+async fn wrong_token(
+    state: &AppState,
+    now: i64,
+    address: &[ThrottleKey],
+    from: std::net::IpAddr,
+    sign_in_token: &str,
+) -> HttpResponse {
+    let delay = state.auth_throttle.record_failure(now, address);
+    log::info!("console sign-in from {from}: wrong admin token");
+    if !delay.is_zero() {
+        actix_web::rt::time::sleep(delay).await;
+    }
+    super::super::html(
+        StatusCode::UNAUTHORIZED,
+        sign_in_page(
+            Some("That is not this node's admin token. Check it and try again."),
+            sign_in_token,
+        ),
+    )
 }
 
 async fn sign_out(
