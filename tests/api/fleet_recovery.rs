@@ -150,7 +150,13 @@ async fn a_primary_killed_before_propagating_loses_nothing() {
     fleet.primary.take().unwrap().kill9();
     fleet.replica_a.signal("-CONT");
     fleet.replica_b.signal("-CONT");
-    assert_eq!(status(&fleet.client, &fleet.replica_a, &key).await, 200);
+    // Usually the kill lands within the primary's few milliseconds of
+    // coalescing, before it answers the waiting replicas; on a loaded
+    // machine the answer may already sit in a stopped replica's socket.
+    // Either way the revocation must survive the kill, which is what
+    // follows checks, on the primary first.
+    let heard = status(&fleet.client, &fleet.replica_a, &key).await;
+    assert!(heard == 200 || heard == 401, "{heard}");
 
     fleet.restart_primary().await;
     // The primary itself: its revoked-id copy (from its first start) and
