@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::SecretDigest;
 use crate::name_list::NameList;
+use crate::parsed::checked_str;
 
 pub const DEFAULT_ACCESS_TOKEN_TTL: u32 = 3600;
 pub const MIN_ACCESS_TOKEN_TTL: u32 = 60;
@@ -31,7 +32,7 @@ const MAX_ITEM_LEN: usize = 64;
 /// is that of plain strings and lists.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApplicationRecord {
-    pub client_id: Box<str>,
+    pub client_id: ClientId,
     pub name: Box<str>,
     pub groups: NameList,
     pub scopes: NameList,
@@ -187,22 +188,45 @@ impl FieldError {
     }
 }
 
-/// 1–64 characters of `[a-z0-9._-]`.
+/// An application's client id: 1–64 characters of `[a-z0-9._-]`. It
+/// names the application in URLs, headers and logs, so it is checked once,
+/// where it comes in, and then carried as this type. Its JSON is a plain
+/// string; one read from the store or a change passes the same check (every
+/// stored id did, at creation).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientId(Box<str>);
+
+impl ClientId {
+    pub fn parse(id: &str) -> Result<Self, FieldError> {
+        validate_client_id(id)?;
+        Ok(Self(id.into()))
+    }
+}
+
+/// Whether `id` is a well-formed client id, without making one: for
+/// callers that only look at a presented id (the token endpoint, the
+/// throttle), so the check costs no allocation.
 pub fn validate_client_id(id: &str) -> Result<(), FieldError> {
-    let ok = !id.is_empty()
+    if is_identifier(id) {
+        Ok(())
+    } else {
+        Err(FieldError::new("client_id", IDENTIFIER_RULE))
+    }
+}
+
+/// What client ids and resource ids are made of.
+pub(crate) const IDENTIFIER_RULE: &str = "must be 1-64 characters of a-z, 0-9, '.', '_' or '-'";
+
+/// 1–64 characters of `[a-z0-9._-]`: client ids and resource ids.
+pub(crate) fn is_identifier(id: &str) -> bool {
+    !id.is_empty()
         && id.len() <= 64
         && id
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            "client_id",
-            "must be 1-64 characters of a-z, 0-9, '.', '_' or '-'",
-        ))
-    }
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
+
+checked_str!(ClientId, FieldError);
 
 /// A display name: it becomes the `Remote-Name` header, so no control characters.
 pub fn validate_name(name: &str) -> Result<String, FieldError> {
@@ -333,12 +357,29 @@ mod tests {
 
     #[test]
     fn client_ids() {
-        assert!(validate_client_id("canister").is_ok());
-        assert!(validate_client_id("a.b_c-9").is_ok());
-        assert!(validate_client_id("").is_err());
-        assert!(validate_client_id("Canister").is_err());
-        assert!(validate_client_id("has space").is_err());
-        assert!(validate_client_id(&"a".repeat(65)).is_err());
+        for good in ["canister", "a.b_c-9", &"a".repeat(64)] {
+            assert_eq!(ClientId::parse(good).unwrap().as_str(), good);
+            assert!(validate_client_id(good).is_ok());
+        }
+        for bad in ["", "Canister", "has space", &"a".repeat(65)] {
+            let err = ClientId::parse(bad).unwrap_err();
+            assert_eq!(err.field, "client_id", "{bad:?}");
+            assert!(validate_client_id(bad).is_err());
+        }
+    }
+
+    /// A client id reads and writes as the plain string, quotes as one in
+    /// messages, and one that is not a client id does not read at all.
+    #[test]
+    fn a_client_id_is_a_plain_string_in_json() {
+        let id: ClientId = serde_json::from_str(r#""canister""#).unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#""canister""#);
+        assert_eq!(format!("{id:?} {id}"), r#""canister" canister"#);
+        let err = serde_json::from_str::<ClientId>(r#""Not An Id""#).unwrap_err();
+        assert!(
+            err.to_string().starts_with("client_id: must be 1-64"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -380,7 +421,7 @@ mod tests {
     fn previous_secret_works_only_within_grace() {
         let now = Utc::now();
         let record = ApplicationRecord {
-            client_id: "c".into(),
+            client_id: ClientId::parse("c").unwrap(),
             name: "c".into(),
             groups: Default::default(),
             scopes: Default::default(),

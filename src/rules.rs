@@ -74,7 +74,7 @@ impl RuleSet {
                 });
             } else {
                 set.exact
-                    .entry(resource.host.clone())
+                    .entry(resource.host.to_string())
                     .or_default()
                     .push(rule);
             }

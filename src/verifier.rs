@@ -1160,7 +1160,7 @@ mod tests {
         now: chrono::DateTime<chrono::Utc>,
     ) -> (crate::applications::ApplicationRecord, Resource) {
         let app = crate::applications::ApplicationRecord {
-            client_id: "c".into(),
+            client_id: crate::applications::ClientId::parse("c").unwrap(),
             name: "c".into(),
             groups: vec!["media".to_string()].into(),
             scopes: Default::default(),

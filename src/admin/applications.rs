@@ -6,10 +6,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::applications::{
-    ApplicationPatch, ApplicationRecord, CLIENT_SECRET_PREFIX, DEFAULT_ACCESS_TOKEN_TTL,
+    ApplicationPatch, ApplicationRecord, CLIENT_SECRET_PREFIX, ClientId, DEFAULT_ACCESS_TOKEN_TTL,
     FieldError, MAX_SECRET_GRACE_PERIOD, NewApplication, PreviousSecret, SecretRotation,
-    normalize_audiences, normalize_groups, normalize_scopes, validate_client_id, validate_name,
-    validate_ttl,
+    normalize_audiences, normalize_groups, normalize_scopes, validate_name, validate_ttl,
 };
 use crate::crypto::{SecretDigest, random_secret};
 use crate::replication::Change;
@@ -23,15 +22,12 @@ impl Admin {
         now: DateTime<Utc>,
     ) -> Result<(ApplicationRecord, NewSecret), AdminError> {
         let client_id = match new.client_id {
-            Some(id) => {
-                validate_client_id(&id)?;
-                id
-            }
-            None => generated_id("app-")?,
+            Some(id) => ClientId::parse(&id)?,
+            None => ClientId::parse(&generated_id("app-")?)?,
         };
         let name = match new.name {
             Some(name) => validate_name(&name)?,
-            None => client_id.clone(),
+            None => client_id.to_string(),
         };
         let secret = new_client_secret()?;
         let app = ApplicationRecord {
@@ -50,7 +46,7 @@ impl Admin {
             // must not come back to life.
             not_before: now.timestamp(),
             generation: new_generation()?,
-            client_id: client_id.into(),
+            client_id,
             name: name.into(),
         };
         let _writer = self.lock();

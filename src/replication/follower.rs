@@ -477,7 +477,7 @@ mod tests {
         let now = chrono::Utc::now();
         let applications = (0..50)
             .map(|n| crate::applications::ApplicationRecord {
-                client_id: format!("app-{n}").into(),
+                client_id: crate::applications::ClientId::parse(&format!("app-{n}")).unwrap(),
                 name: format!("App \"{n}\" é").into(),
                 groups: vec!["media".to_string(), format!("team-{}", n % 3)].into(),
                 scopes: vec!["webdav:read".to_string()].into(),
