@@ -79,6 +79,92 @@ impl ApplicationRecord {
         current | previous
     }
 
+    /// A new application from an admin request, every field checked in
+    /// the order the admin API reports them: `client_id` is the one the
+    /// request names or one generated for it, `secret` the digest of its
+    /// first secret, `generation` its first (random) generation.
+    pub fn create(
+        client_id: &str,
+        new: NewApplication,
+        secret: SecretDigest,
+        generation: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Self, FieldError> {
+        let client_id = ClientId::parse(client_id)?;
+        let name = match new.name {
+            Some(name) => validate_name(&name)?,
+            None => client_id.to_string(),
+        };
+        Ok(ApplicationRecord {
+            groups: normalize_groups("groups", &new.groups)?.into(),
+            scopes: normalize_scopes(&new.scopes)?.into(),
+            audiences: normalize_audiences(&new.audiences)?.into(),
+            access_token_ttl: validate_ttl(
+                new.access_token_ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL),
+            )?,
+            active: new.active.unwrap_or(true),
+            created_at: now,
+            updated_at: now,
+            secret,
+            previous_secret: None,
+            // Credentials from an earlier application of the same client_id
+            // must not come back to life.
+            not_before: now.timestamp(),
+            generation,
+            client_id,
+            name: name.into(),
+        })
+    }
+
+    /// Applies and validates a change; on error `self` is left unchanged.
+    pub fn apply(&mut self, patch: &ApplicationPatch) -> Result<(), FieldError> {
+        let name = patch.name.as_deref().map(validate_name).transpose()?;
+        let groups = (patch.groups.as_deref())
+            .map(|groups| normalize_groups("groups", groups))
+            .transpose()?;
+        let scopes = patch.scopes.as_deref().map(normalize_scopes).transpose()?;
+        let audiences = (patch.audiences.as_deref())
+            .map(normalize_audiences)
+            .transpose()?;
+        let ttl = patch.access_token_ttl.map(validate_ttl).transpose()?;
+        if let Some(name) = name {
+            self.name = name.into();
+        }
+        if let Some(groups) = groups {
+            self.groups = groups.into();
+        }
+        if let Some(scopes) = scopes {
+            self.scopes = scopes.into();
+        }
+        if let Some(audiences) = audiences {
+            self.audiences = audiences.into();
+        }
+        if let Some(ttl) = ttl {
+            self.access_token_ttl = ttl;
+        }
+        if let Some(active) = patch.active {
+            self.active = active;
+        }
+        Ok(())
+    }
+
+    /// Makes `secret` the current secret; the one it replaces keeps
+    /// working for `grace` (from `SecretRotation::grace`), if any.
+    pub fn rotate_secret(
+        &mut self,
+        secret: SecretDigest,
+        grace: chrono::Duration,
+        now: DateTime<Utc>,
+    ) {
+        self.previous_secret = (grace > chrono::Duration::zero()).then(|| {
+            Box::new(PreviousSecret {
+                digest: self.secret,
+                expires_at: now + grace,
+            })
+        });
+        self.secret = secret;
+    }
+
     /// The admin API's view: everything but the secrets.
     pub fn view(&self) -> ApplicationView<'_> {
         ApplicationView {
@@ -171,6 +257,20 @@ pub struct SecretRotation {
     pub grace_period: u32,
 }
 
+impl SecretRotation {
+    /// How long the old secret keeps working: at most
+    /// `MAX_SECRET_GRACE_PERIOD`.
+    pub fn grace(&self) -> Result<chrono::Duration, FieldError> {
+        if self.grace_period > MAX_SECRET_GRACE_PERIOD {
+            return Err(FieldError::new(
+                "grace_period",
+                format!("must be at most {MAX_SECRET_GRACE_PERIOD} seconds"),
+            ));
+        }
+        Ok(chrono::Duration::seconds(i64::from(self.grace_period)))
+    }
+}
+
 /// A field that failed validation, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -229,7 +329,7 @@ pub(crate) fn is_identifier(id: &str) -> bool {
 checked_str!(ClientId, FieldError);
 
 /// A display name: it becomes the `Remote-Name` header, so no control characters.
-pub fn validate_name(name: &str) -> Result<String, FieldError> {
+fn validate_name(name: &str) -> Result<String, FieldError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
         return Err(FieldError::new(
@@ -263,7 +363,7 @@ pub fn normalize_groups(field: &str, groups: &[String]) -> Result<Vec<String>, F
 }
 
 /// Scope tokens per RFC 6749 §3.3.
-pub fn normalize_scopes(scopes: &[String]) -> Result<Vec<String>, FieldError> {
+fn normalize_scopes(scopes: &[String]) -> Result<Vec<String>, FieldError> {
     normalize_list(
         "scopes",
         scopes,
@@ -317,7 +417,7 @@ fn dedup_sorted(mut items: Vec<String>) -> Vec<String> {
 
 /// Audience values (RFC 8707 resource URIs or plain names): 1-256
 /// printable characters without spaces, at most `MAX_AUDIENCES`.
-pub fn normalize_audiences(audiences: &[String]) -> Result<Vec<String>, FieldError> {
+fn normalize_audiences(audiences: &[String]) -> Result<Vec<String>, FieldError> {
     if audiences.len() > MAX_AUDIENCES {
         return Err(FieldError::new(
             "audiences",
@@ -340,7 +440,7 @@ pub fn normalize_audiences(audiences: &[String]) -> Result<Vec<String>, FieldErr
     Ok(dedup_sorted(audiences.to_vec()))
 }
 
-pub fn validate_ttl(ttl: u32) -> Result<u32, FieldError> {
+fn validate_ttl(ttl: u32) -> Result<u32, FieldError> {
     if (MIN_ACCESS_TOKEN_TTL..=MAX_ACCESS_TOKEN_TTL).contains(&ttl) {
         Ok(ttl)
     } else {
@@ -380,6 +480,119 @@ mod tests {
             err.to_string().starts_with("client_id: must be 1-64"),
             "{err}"
         );
+    }
+
+    /// An application checks its own fields: the first at fault is named,
+    /// a change that fails leaves the record as it was, absent fields take
+    /// their defaults.
+    #[test]
+    fn applications_validate_themselves() {
+        let now = Utc::now();
+        let create = |id: &str, new: NewApplication| {
+            ApplicationRecord::create(id, new, SecretDigest::of("s"), 7, now)
+        };
+        let app = create("canister", NewApplication::default()).unwrap();
+        assert_eq!(
+            (&*app.name, app.access_token_ttl, app.active, app.generation),
+            ("canister", DEFAULT_ACCESS_TOKEN_TTL, true, 7)
+        );
+        assert_eq!(app.not_before, now.timestamp());
+        let bad = |new: NewApplication| create("canister", new).unwrap_err().field;
+        assert_eq!(
+            create("Canister", NewApplication::default())
+                .unwrap_err()
+                .field,
+            "client_id"
+        );
+        let ttl = || Some(1);
+        assert_eq!(
+            bad(NewApplication {
+                name: Some(" ".into()),
+                access_token_ttl: ttl(),
+                ..Default::default()
+            }),
+            "name"
+        );
+        assert_eq!(
+            bad(NewApplication {
+                groups: vec!["a,b".into()],
+                access_token_ttl: ttl(),
+                ..Default::default()
+            }),
+            "groups[0]"
+        );
+        assert_eq!(
+            bad(NewApplication {
+                scopes: vec!["a b".into()],
+                ..Default::default()
+            }),
+            "scopes[0]"
+        );
+        assert_eq!(
+            bad(NewApplication {
+                audiences: vec!["a b".into()],
+                ..Default::default()
+            }),
+            "audiences[0]"
+        );
+        assert_eq!(
+            bad(NewApplication {
+                access_token_ttl: ttl(),
+                ..Default::default()
+            }),
+            "access_token_ttl"
+        );
+
+        let mut changed = app.clone();
+        let patch = ApplicationPatch {
+            name: Some("New".into()),
+            groups: Some(vec!["Ops".into()]),
+            access_token_ttl: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(changed.apply(&patch).unwrap_err().field, "access_token_ttl");
+        assert_eq!((&*changed.name, changed.groups.len()), ("canister", 0));
+        let patch = ApplicationPatch {
+            access_token_ttl: Some(60),
+            active: Some(false),
+            ..patch
+        };
+        changed.apply(&patch).unwrap();
+        assert_eq!(
+            (
+                &*changed.name,
+                &changed.groups[..],
+                changed.access_token_ttl,
+                changed.active
+            ),
+            ("New", &["ops".to_string()][..], 60, false)
+        );
+    }
+
+    #[test]
+    fn a_rotation_keeps_the_old_secret_only_for_its_grace() {
+        let now = Utc::now();
+        let mut app = ApplicationRecord::create(
+            "c",
+            NewApplication::default(),
+            SecretDigest::of("old"),
+            1,
+            now,
+        )
+        .unwrap();
+        let grace = SecretRotation { grace_period: 10 }.grace().unwrap();
+        app.rotate_secret(SecretDigest::of("new"), grace, now);
+        assert!(app.secret_matches("old", now) && app.secret_matches("new", now));
+        app.rotate_secret(
+            SecretDigest::of("newer"),
+            SecretRotation::default().grace().unwrap(),
+            now,
+        );
+        assert!(app.previous_secret.is_none() && !app.secret_matches("new", now));
+        let too_long = SecretRotation {
+            grace_period: MAX_SECRET_GRACE_PERIOD + 1,
+        };
+        assert_eq!(too_long.grace().unwrap_err().field, "grace_period");
     }
 
     #[test]
