@@ -91,3 +91,97 @@ macro_rules! checked_str {
 }
 
 pub(crate) use checked_str;
+
+/// An `http://` or `https://` URL, kept as it was written: a `url::Url`
+/// (reqwest's re-export, so no other dependency)
+/// must parse it (so it names a host), and its scheme must be written in
+/// lowercase as one of the two, as the configuration has always required.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpUrl(Box<str>);
+
+/// A URL that is not an http(s) one, with the text given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be an http:// or https:// URL, got {0:?}")]
+pub struct NotHttpUrl(pub String);
+
+impl HttpUrl {
+    pub fn parse(text: &str) -> Result<Self, NotHttpUrl> {
+        let written_as_http = text.starts_with("http://") || text.starts_with("https://");
+        if written_as_http && reqwest::Url::parse(text).is_ok_and(|url| url.has_host()) {
+            Ok(Self(text.into()))
+        } else {
+            Err(NotHttpUrl(text.to_string()))
+        }
+    }
+
+    /// This URL as a base that paths are appended to.
+    pub fn base(&self) -> BaseUrl {
+        BaseUrl(self.0.trim_end_matches('/').into())
+    }
+}
+
+checked_str!(HttpUrl, NotHttpUrl);
+
+/// An http(s) URL without trailing slashes, so that `{base}{path}` (see
+/// `join`) names `path` below it: the issuer, the primary, the admin API
+/// the command line talks to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BaseUrl(Box<str>);
+
+impl BaseUrl {
+    pub fn parse(text: &str) -> Result<Self, NotHttpUrl> {
+        HttpUrl::parse(text).map(|url| url.base())
+    }
+
+    /// `path` (which starts with `/`) below this base.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+
+    /// Whether `url` names this base, trailing slashes aside.
+    pub fn names(&self, url: &str) -> bool {
+        *self.0 == *url.trim_end_matches('/')
+    }
+}
+
+checked_str!(BaseUrl, NotHttpUrl);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_urls_are_kept_as_written_and_bases_lose_their_slashes() {
+        let url = HttpUrl::parse("https://auth.example.com/").unwrap();
+        assert_eq!(url.as_str(), "https://auth.example.com/");
+        assert_eq!(url.base().as_str(), "https://auth.example.com");
+        let base = BaseUrl::parse("http://127.0.0.1:8080/prefix//").unwrap();
+        assert_eq!(
+            base.join("/admin/v1"),
+            "http://127.0.0.1:8080/prefix/admin/v1"
+        );
+        assert!(base.names("http://127.0.0.1:8080/prefix/"));
+        assert!(!base.names("http://127.0.0.1:8080"));
+        for bad in [
+            "ftp://x",
+            "HTTP://x",
+            "http://",
+            "http://a b",
+            "example.com",
+            " http://x",
+            "",
+        ] {
+            let err = HttpUrl::parse(bad).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("must be an http:// or https:// URL, got {bad:?}")
+            );
+        }
+        let read: HttpUrl = serde_json::from_str(r#""https://login.example.com/""#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&read).unwrap(),
+            r#""https://login.example.com/""#
+        );
+        assert!(serde_json::from_str::<BaseUrl>(r#""ftp://x""#).is_err());
+    }
+}

@@ -175,9 +175,7 @@ impl Application {
         let issuer_url = IssuerUrl::new(match (&settings.issuer, &settings.primary_url) {
             (Some(_), _) => settings.issuer(),
             // Until its first sync, when it adopts the primary's issuer.
-            (None, Some(primary)) if settings.role == Role::Replica => {
-                primary.trim_end_matches('/').to_string()
-            }
+            (None, Some(primary)) if settings.role == Role::Replica => primary.base().to_string(),
             // With port 0 the default issuer must name the port actually bound.
             (None, _) => {
                 let derived = format!("http://{local}");
@@ -196,6 +194,7 @@ impl Application {
         let session_upstream = settings
             .upstream_verify_url
             .clone()
+            .map(String::from)
             .map(SessionUpstream::new)
             .transpose()
             .map_err(StartupError::Unsupported)?;
@@ -203,15 +202,15 @@ impl Application {
             Throttle::new(settings.auth_failure_limit, settings.auth_failure_window);
         let sync = (settings.role == Role::Replica).then(|| Arc::new(SyncStatus::default()));
         let jwks_max_age = Arc::new(AtomicU64::new(settings.jwks_max_age));
-        let primary_relay = match (&settings.role, &settings.primary_url) {
+        let primary_relay = match (&settings.role, settings.primary_base()) {
             (Role::Replica, Some(url)) => {
                 Some(PrimaryRelay::new(url).map_err(StartupError::Unsupported)?)
             }
             _ => None,
         };
-        let follower = match (&sync, &settings.primary_url, &settings.replica_token) {
+        let follower = match (&sync, settings.primary_base(), &settings.replica_token) {
             (Some(status), Some(primary_url), Some(token)) => Some(Follower {
-                primary_url: primary_url.clone(),
+                primary_url,
                 token: token.expose().to_string(),
                 directory: Arc::clone(&directory),
                 keys: Arc::clone(&keys),
@@ -467,7 +466,11 @@ fn load_applications(store: &Store) -> Result<Vec<ApplicationRecord>, StartupErr
 /// A replica's report of API key uses to its primary, every
 /// `REPORT_EVERY`: `POST /internal/v1/usage`, behind the replica token. A
 /// report that does not go through is kept for the next one.
-async fn report_usage(primary_url: String, token: String, directory: Arc<Directory>) {
+async fn report_usage(
+    primary_url: crate::parsed::BaseUrl,
+    token: String,
+    directory: Arc<Directory>,
+) {
     use crate::key_usage::{MAX_REPORT, REPORT_EVERY, ReportedUse, UsageReport};
     let client = match crate::crypto::http_client(|builder| {
         builder
@@ -480,7 +483,7 @@ async fn report_usage(primary_url: String, token: String, directory: Arc<Directo
             return;
         }
     };
-    let url = format!("{}/internal/v1/usage", primary_url.trim_end_matches('/'));
+    let url = primary_url.join("/internal/v1/usage");
     loop {
         actix_web::rt::time::sleep(REPORT_EVERY).await;
         let mut uses = directory.usage.take();
