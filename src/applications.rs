@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::SecretDigest;
 use crate::name_list::NameList;
 use crate::parsed::checked_str;
+use crate::verifier::AuthMethod;
 
 pub const DEFAULT_ACCESS_TOKEN_TTL: u32 = 3600;
 pub const MIN_ACCESS_TOKEN_TTL: u32 = 60;
@@ -202,6 +203,21 @@ impl ApplicationRecord {
             None => true,
         };
         current_generation && iat.unwrap_or(i64::MIN) >= self.not_before
+    }
+}
+
+/// The groups a credential holds when the rules look at it. An access
+/// token carries the groups it was issued with (`carried`); an API key
+/// takes its application's current groups, so that removing a group takes
+/// effect without re-minting the key (none if the application is gone).
+pub fn credential_groups<'a>(
+    method: AuthMethod,
+    carried: &'a [String],
+    application: Option<&'a ApplicationRecord>,
+) -> &'a [String] {
+    match method {
+        AuthMethod::ClientCredentials => carried,
+        AuthMethod::ApiKey => application.map_or(&[], |app| &app.groups),
     }
 }
 
@@ -567,6 +583,22 @@ mod tests {
             ),
             ("New", &["ops".to_string()][..], 60, false)
         );
+    }
+
+    #[test]
+    fn api_keys_take_their_applications_current_groups() {
+        let new = NewApplication {
+            groups: vec!["ops".into()],
+            ..Default::default()
+        };
+        let app =
+            ApplicationRecord::create("c", new, SecretDigest::of("s"), 1, Utc::now()).unwrap();
+        let carried = ["media".to_string()];
+        let groups = |method, app| credential_groups(method, &carried, app).to_vec();
+        assert_eq!(groups(AuthMethod::ApiKey, Some(&app)), ["ops"]);
+        assert_eq!(groups(AuthMethod::ApiKey, None), Vec::<String>::new());
+        assert_eq!(groups(AuthMethod::ClientCredentials, Some(&app)), ["media"]);
+        assert_eq!(groups(AuthMethod::ClientCredentials, None), ["media"]);
     }
 
     #[test]

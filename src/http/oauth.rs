@@ -15,6 +15,7 @@ use super::body::{media_type, read_limited};
 use super::client_addr::client_addr;
 use super::error::ApiError;
 use super::primary_relay::{RELAY_TOKEN_HEADER, RELAYED_ADDR_HEADER};
+use crate::applications::credential_groups;
 use crate::crypto::b64url;
 use crate::issuer::{ClientAuthMethod, ClientCredentials, TokenError, TokenRequest};
 use crate::throttle::ThrottleKey;
@@ -229,10 +230,7 @@ pub async fn introspect(
     );
     let body = match inspected {
         Ok((token, app)) if token.client_id == client_id => {
-            let groups = match token.method {
-                AuthMethod::ApiKey => &app.groups[..],
-                AuthMethod::ClientCredentials => &token.groups[..],
-            };
+            let groups = credential_groups(token.method, &token.groups, Some(&app));
             json!({
                 "active": true,
                 "client_id": token.client_id,
