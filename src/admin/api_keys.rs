@@ -41,7 +41,7 @@ impl Admin {
         let (name, lifetime) = new.validate()?;
         let scopes = new.scopes()?;
         let scoped = !scopes.is_unlimited();
-        let id = random_id().map_err(|e| AdminError::Internal(e.to_string()))?;
+        let id = random_id().map_err(AdminError::internal("API key id"))?;
         let iat = app.issued_at(now.timestamp());
         let exp = lifetime.map(|secs| iat.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)));
         let claims = ApiKeyClaims {
@@ -62,15 +62,14 @@ impl Admin {
             let signer = keys
                 .signer()
                 .ok_or_else(|| AdminError::Unavailable("no signing key".into()))?;
-            let internal = |e: String| AdminError::Internal(e);
             let input = crate::api_keys::signing_input(&signer.kid, &claims)
-                .map_err(|e| internal(e.to_string()))?;
+                .map_err(AdminError::internal("API key claims"))?;
             let signature = jsonwebtoken::crypto::sign(
                 input.as_bytes(),
                 &signer.encoding,
                 jsonwebtoken::Algorithm::EdDSA,
             )
-            .map_err(|e| internal(e.to_string()))?;
+            .map_err(AdminError::internal("API key signature"))?;
             let short = crate::api_keys::short_form(&signer.kid, &claims, &signature);
             (format!("{input}.{signature}"), signer.kid.clone(), short)
         };

@@ -132,5 +132,5 @@ impl Admin {
 fn new_client_secret() -> Result<NewSecret, AdminError> {
     random_secret(CLIENT_SECRET_PREFIX)
         .map(NewSecret)
-        .map_err(|e| AdminError::Internal(e.to_string()))
+        .map_err(AdminError::internal("client secret"))
 }

@@ -317,7 +317,7 @@ pub async fn revoke(
         .map_err(ApiError::from)
     })
     .await
-    .map_err(|e| crate::admin::AdminError::Internal(e.to_string()))??;
+    .map_err(crate::admin::AdminError::internal("revocation worker"))??;
     Ok(HttpResponse::Ok().finish())
 }
 
