@@ -170,7 +170,16 @@ impl Settings {
         self.primary_url.as_ref().map(HttpUrl::base)
     }
 
+    /// What the layers cannot say alone: tokens long enough, what a
+    /// replica needs, numbers within their bounds (checked in that order,
+    /// the first at fault named). URLs were checked as they were read.
     fn validate(&self) -> Result<(), ConfigError> {
+        self.check_tokens()?;
+        self.check_role()?;
+        self.check_bounds()
+    }
+
+    fn check_tokens(&self) -> Result<(), ConfigError> {
         for (key, token) in [
             ("admin_token", &self.admin_token),
             ("replica_token", &self.replica_token),
@@ -178,66 +187,71 @@ impl Settings {
             if let Some(token) = token
                 && token.expose().len() < MIN_TOKEN_LEN
             {
-                return Err(ConfigError::Invalid {
+                return Err(invalid(
                     key,
-                    message: format!(
+                    format!(
                         "must be at least {MIN_TOKEN_LEN} bytes (it is {}); \
                          e.g. `openssl rand -base64 32`",
                         token.expose().len()
                     ),
-                });
+                ));
             }
         }
+        Ok(())
+    }
+
+    fn check_role(&self) -> Result<(), ConfigError> {
         if self.role == Role::Replica && self.primary_url.is_none() {
-            return Err(ConfigError::Invalid {
-                key: "primary_url",
-                message: "a replica needs --primary-url".into(),
-            });
+            return Err(invalid("primary_url", "a replica needs --primary-url"));
         }
         if self.role == Role::Replica && self.replica_token.is_none() {
-            return Err(ConfigError::Invalid {
-                key: "replica_token",
-                message: "a replica needs the primary's replica token (GATEHOUSE_REPLICA_TOKEN)"
-                    .into(),
-            });
-        }
-        if self.auth_failure_limit == 0 {
-            return Err(ConfigError::Invalid {
-                key: "auth_failure_limit",
-                message: "must be at least 1".into(),
-            });
-        }
-        if !(1..=MAX_FAILURE_WINDOW).contains(&self.auth_failure_window) {
-            return Err(ConfigError::Invalid {
-                key: "auth_failure_window",
-                message: format!("must be 1 to {MAX_FAILURE_WINDOW} seconds"),
-            });
-        }
-        if self.change_log_keep < 1 {
-            return Err(ConfigError::Invalid {
-                key: "change_log_keep",
-                message: "must be at least 1".into(),
-            });
-        }
-        if !(60..=MAX_CONSOLE_SESSION).contains(&self.console_session_lifetime) {
-            return Err(ConfigError::Invalid {
-                key: "console_session_lifetime",
-                message: format!("must be 60 to {MAX_CONSOLE_SESSION} seconds"),
-            });
-        }
-        if !(60..=self.console_session_lifetime).contains(&self.console_idle_timeout) {
-            return Err(ConfigError::Invalid {
-                key: "console_idle_timeout",
-                message: "must be 60 seconds to console_session_lifetime".into(),
-            });
-        }
-        if self.jwks_max_age > MAX_JWKS_MAX_AGE {
-            return Err(ConfigError::Invalid {
-                key: "jwks_max_age",
-                message: format!("must be 0 to {MAX_JWKS_MAX_AGE} seconds"),
-            });
+            return Err(invalid(
+                "replica_token",
+                "a replica needs the primary's replica token (GATEHOUSE_REPLICA_TOKEN)",
+            ));
         }
         Ok(())
+    }
+
+    fn check_bounds(&self) -> Result<(), ConfigError> {
+        if self.auth_failure_limit == 0 {
+            return Err(invalid("auth_failure_limit", "must be at least 1"));
+        }
+        if !(1..=MAX_FAILURE_WINDOW).contains(&self.auth_failure_window) {
+            return Err(invalid(
+                "auth_failure_window",
+                format!("must be 1 to {MAX_FAILURE_WINDOW} seconds"),
+            ));
+        }
+        if self.change_log_keep < 1 {
+            return Err(invalid("change_log_keep", "must be at least 1"));
+        }
+        if !(60..=MAX_CONSOLE_SESSION).contains(&self.console_session_lifetime) {
+            return Err(invalid(
+                "console_session_lifetime",
+                format!("must be 60 to {MAX_CONSOLE_SESSION} seconds"),
+            ));
+        }
+        if !(60..=self.console_session_lifetime).contains(&self.console_idle_timeout) {
+            return Err(invalid(
+                "console_idle_timeout",
+                "must be 60 seconds to console_session_lifetime",
+            ));
+        }
+        if self.jwks_max_age > MAX_JWKS_MAX_AGE {
+            return Err(invalid(
+                "jwks_max_age",
+                format!("must be 0 to {MAX_JWKS_MAX_AGE} seconds"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
     }
 }
 
