@@ -111,7 +111,7 @@ fn gatehouse_paths() {
     ));
     let now = Utc::now();
     let app = ApplicationRecord {
-        client_id: "canister".into(),
+        client_id: gatehouse::applications::ClientId::parse("canister").unwrap(),
         name: "Canister".into(),
         groups: vec!["media".to_string()].into(),
         scopes: vec!["webdav:read".to_string()].into(),

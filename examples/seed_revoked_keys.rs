@@ -150,7 +150,8 @@ fn application(n: usize, now: DateTime<Utc>) -> Result<ApplicationRecord, Random
         ),
     };
     Ok(ApplicationRecord {
-        client_id: format!("seeded-{n:06}").into(),
+        client_id: gatehouse::applications::ClientId::parse(&format!("seeded-{n:06}"))
+            .expect("seeded ids are client ids"),
         name: format!("Seeded application {n}").into(),
         groups: groups.into(),
         scopes: scopes.into(),

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::SecretDigest;
 use crate::name_list::NameList;
+use crate::parsed::checked_str;
+use crate::verifier::AuthMethod;
 
 pub const DEFAULT_ACCESS_TOKEN_TTL: u32 = 3600;
 pub const MIN_ACCESS_TOKEN_TTL: u32 = 60;
@@ -31,7 +33,7 @@ const MAX_ITEM_LEN: usize = 64;
 /// is that of plain strings and lists.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApplicationRecord {
-    pub client_id: Box<str>,
+    pub client_id: ClientId,
     pub name: Box<str>,
     pub groups: NameList,
     pub scopes: NameList,
@@ -78,6 +80,92 @@ impl ApplicationRecord {
         current | previous
     }
 
+    /// A new application from an admin request, every field checked in
+    /// the order the admin API reports them: `client_id` is the one the
+    /// request names or one generated for it, `secret` the digest of its
+    /// first secret, `generation` its first (random) generation.
+    pub fn create(
+        client_id: &str,
+        new: NewApplication,
+        secret: SecretDigest,
+        generation: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Self, FieldError> {
+        let client_id = ClientId::parse(client_id)?;
+        let name = match new.name {
+            Some(name) => validate_name(&name)?,
+            None => client_id.to_string(),
+        };
+        Ok(ApplicationRecord {
+            groups: normalize_groups("groups", &new.groups)?.into(),
+            scopes: normalize_scopes(&new.scopes)?.into(),
+            audiences: normalize_audiences(&new.audiences)?.into(),
+            access_token_ttl: validate_ttl(
+                new.access_token_ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL),
+            )?,
+            active: new.active.unwrap_or(true),
+            created_at: now,
+            updated_at: now,
+            secret,
+            previous_secret: None,
+            // Credentials from an earlier application of the same client_id
+            // must not come back to life.
+            not_before: now.timestamp(),
+            generation,
+            client_id,
+            name: name.into(),
+        })
+    }
+
+    /// Applies and validates a change; on error `self` is left unchanged.
+    pub fn apply(&mut self, patch: &ApplicationPatch) -> Result<(), FieldError> {
+        let name = patch.name.as_deref().map(validate_name).transpose()?;
+        let groups = (patch.groups.as_deref())
+            .map(|groups| normalize_groups("groups", groups))
+            .transpose()?;
+        let scopes = patch.scopes.as_deref().map(normalize_scopes).transpose()?;
+        let audiences = (patch.audiences.as_deref())
+            .map(normalize_audiences)
+            .transpose()?;
+        let ttl = patch.access_token_ttl.map(validate_ttl).transpose()?;
+        if let Some(name) = name {
+            self.name = name.into();
+        }
+        if let Some(groups) = groups {
+            self.groups = groups.into();
+        }
+        if let Some(scopes) = scopes {
+            self.scopes = scopes.into();
+        }
+        if let Some(audiences) = audiences {
+            self.audiences = audiences.into();
+        }
+        if let Some(ttl) = ttl {
+            self.access_token_ttl = ttl;
+        }
+        if let Some(active) = patch.active {
+            self.active = active;
+        }
+        Ok(())
+    }
+
+    /// Makes `secret` the current secret; the one it replaces keeps
+    /// working for `grace` (from `SecretRotation::grace`), if any.
+    pub fn rotate_secret(
+        &mut self,
+        secret: SecretDigest,
+        grace: chrono::Duration,
+        now: DateTime<Utc>,
+    ) {
+        self.previous_secret = (grace > chrono::Duration::zero()).then(|| {
+            Box::new(PreviousSecret {
+                digest: self.secret,
+                expires_at: now + grace,
+            })
+        });
+        self.secret = secret;
+    }
+
     /// The admin API's view: everything but the secrets.
     pub fn view(&self) -> ApplicationView<'_> {
         ApplicationView {
@@ -115,6 +203,21 @@ impl ApplicationRecord {
             None => true,
         };
         current_generation && iat.unwrap_or(i64::MIN) >= self.not_before
+    }
+}
+
+/// The groups a credential holds when the rules look at it. An access
+/// token carries the groups it was issued with (`carried`); an API key
+/// takes its application's current groups, so that removing a group takes
+/// effect without re-minting the key (none if the application is gone).
+pub fn credential_groups<'a>(
+    method: AuthMethod,
+    carried: &'a [String],
+    application: Option<&'a ApplicationRecord>,
+) -> &'a [String] {
+    match method {
+        AuthMethod::ClientCredentials => carried,
+        AuthMethod::ApiKey => application.map_or(&[], |app| &app.groups),
     }
 }
 
@@ -170,6 +273,20 @@ pub struct SecretRotation {
     pub grace_period: u32,
 }
 
+impl SecretRotation {
+    /// How long the old secret keeps working: at most
+    /// `MAX_SECRET_GRACE_PERIOD`.
+    pub fn grace(&self) -> Result<chrono::Duration, FieldError> {
+        if self.grace_period > MAX_SECRET_GRACE_PERIOD {
+            return Err(FieldError::new(
+                "grace_period",
+                format!("must be at most {MAX_SECRET_GRACE_PERIOD} seconds"),
+            ));
+        }
+        Ok(chrono::Duration::seconds(i64::from(self.grace_period)))
+    }
+}
+
 /// A field that failed validation, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -187,25 +304,48 @@ impl FieldError {
     }
 }
 
-/// 1–64 characters of `[a-z0-9._-]`.
-pub fn validate_client_id(id: &str) -> Result<(), FieldError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            "client_id",
-            "must be 1-64 characters of a-z, 0-9, '.', '_' or '-'",
-        ))
+/// An application's client id: 1–64 characters of `[a-z0-9._-]`. It
+/// names the application in URLs, headers and logs, so it is checked once,
+/// where it comes in, and then carried as this type. Its JSON is a plain
+/// string; one read from the store or a change passes the same check (every
+/// stored id did, at creation).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientId(Box<str>);
+
+impl ClientId {
+    pub fn parse(id: &str) -> Result<Self, FieldError> {
+        validate_client_id(id)?;
+        Ok(Self(id.into()))
     }
 }
 
+/// Whether `id` is a well-formed client id, without making one: for
+/// callers that only look at a presented id (the token endpoint, the
+/// throttle), so the check costs no allocation.
+pub fn validate_client_id(id: &str) -> Result<(), FieldError> {
+    if is_identifier(id) {
+        Ok(())
+    } else {
+        Err(FieldError::new("client_id", IDENTIFIER_RULE))
+    }
+}
+
+/// What client ids and resource ids are made of.
+pub(crate) const IDENTIFIER_RULE: &str = "must be 1-64 characters of a-z, 0-9, '.', '_' or '-'";
+
+/// 1–64 characters of `[a-z0-9._-]`: client ids and resource ids.
+pub(crate) fn is_identifier(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+checked_str!(ClientId, FieldError);
+
 /// A display name: it becomes the `Remote-Name` header, so no control characters.
-pub fn validate_name(name: &str) -> Result<String, FieldError> {
+fn validate_name(name: &str) -> Result<String, FieldError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
         return Err(FieldError::new(
@@ -239,7 +379,7 @@ pub fn normalize_groups(field: &str, groups: &[String]) -> Result<Vec<String>, F
 }
 
 /// Scope tokens per RFC 6749 §3.3.
-pub fn normalize_scopes(scopes: &[String]) -> Result<Vec<String>, FieldError> {
+fn normalize_scopes(scopes: &[String]) -> Result<Vec<String>, FieldError> {
     normalize_list(
         "scopes",
         scopes,
@@ -293,7 +433,7 @@ fn dedup_sorted(mut items: Vec<String>) -> Vec<String> {
 
 /// Audience values (RFC 8707 resource URIs or plain names): 1-256
 /// printable characters without spaces, at most `MAX_AUDIENCES`.
-pub fn normalize_audiences(audiences: &[String]) -> Result<Vec<String>, FieldError> {
+fn normalize_audiences(audiences: &[String]) -> Result<Vec<String>, FieldError> {
     if audiences.len() > MAX_AUDIENCES {
         return Err(FieldError::new(
             "audiences",
@@ -316,7 +456,7 @@ pub fn normalize_audiences(audiences: &[String]) -> Result<Vec<String>, FieldErr
     Ok(dedup_sorted(audiences.to_vec()))
 }
 
-pub fn validate_ttl(ttl: u32) -> Result<u32, FieldError> {
+fn validate_ttl(ttl: u32) -> Result<u32, FieldError> {
     if (MIN_ACCESS_TOKEN_TTL..=MAX_ACCESS_TOKEN_TTL).contains(&ttl) {
         Ok(ttl)
     } else {
@@ -333,12 +473,158 @@ mod tests {
 
     #[test]
     fn client_ids() {
-        assert!(validate_client_id("canister").is_ok());
-        assert!(validate_client_id("a.b_c-9").is_ok());
-        assert!(validate_client_id("").is_err());
-        assert!(validate_client_id("Canister").is_err());
-        assert!(validate_client_id("has space").is_err());
-        assert!(validate_client_id(&"a".repeat(65)).is_err());
+        for good in ["canister", "a.b_c-9", &"a".repeat(64)] {
+            assert_eq!(ClientId::parse(good).unwrap().as_str(), good);
+            assert!(validate_client_id(good).is_ok());
+        }
+        for bad in ["", "Canister", "has space", &"a".repeat(65)] {
+            let err = ClientId::parse(bad).unwrap_err();
+            assert_eq!(err.field, "client_id", "{bad:?}");
+            assert!(validate_client_id(bad).is_err());
+        }
+    }
+
+    /// A client id reads and writes as the plain string, quotes as one in
+    /// messages, and one that is not a client id does not read at all.
+    #[test]
+    fn a_client_id_is_a_plain_string_in_json() {
+        let id: ClientId = serde_json::from_str(r#""canister""#).unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#""canister""#);
+        assert_eq!(format!("{id:?} {id}"), r#""canister" canister"#);
+        let err = serde_json::from_str::<ClientId>(r#""Not An Id""#).unwrap_err();
+        assert!(
+            err.to_string().starts_with("client_id: must be 1-64"),
+            "{err}"
+        );
+    }
+
+    /// An application checks its own fields: the first at fault is named,
+    /// a change that fails leaves the record as it was, absent fields take
+    /// their defaults.
+    #[test]
+    fn applications_validate_themselves() {
+        let now = Utc::now();
+        let create = |id: &str, new: NewApplication| {
+            ApplicationRecord::create(id, new, SecretDigest::of("s"), 7, now)
+        };
+        let app = create("canister", NewApplication::default()).unwrap();
+        assert_eq!(
+            (&*app.name, app.access_token_ttl, app.active, app.generation),
+            ("canister", DEFAULT_ACCESS_TOKEN_TTL, true, 7)
+        );
+        assert_eq!(app.not_before, now.timestamp());
+        let bad = |new: NewApplication| create("canister", new).unwrap_err().field;
+        assert_eq!(
+            create("Canister", NewApplication::default())
+                .unwrap_err()
+                .field,
+            "client_id"
+        );
+        let ttl = || Some(1);
+        assert_eq!(
+            bad(NewApplication {
+                name: Some(" ".into()),
+                access_token_ttl: ttl(),
+                ..Default::default()
+            }),
+            "name"
+        );
+        assert_eq!(
+            bad(NewApplication {
+                groups: vec!["a,b".into()],
+                access_token_ttl: ttl(),
+                ..Default::default()
+            }),
+            "groups[0]"
+        );
+        assert_eq!(
+            bad(NewApplication {
+                scopes: vec!["a b".into()],
+                ..Default::default()
+            }),
+            "scopes[0]"
+        );
+        assert_eq!(
+            bad(NewApplication {
+                audiences: vec!["a b".into()],
+                ..Default::default()
+            }),
+            "audiences[0]"
+        );
+        assert_eq!(
+            bad(NewApplication {
+                access_token_ttl: ttl(),
+                ..Default::default()
+            }),
+            "access_token_ttl"
+        );
+
+        let mut changed = app.clone();
+        let patch = ApplicationPatch {
+            name: Some("New".into()),
+            groups: Some(vec!["Ops".into()]),
+            access_token_ttl: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(changed.apply(&patch).unwrap_err().field, "access_token_ttl");
+        assert_eq!((&*changed.name, changed.groups.len()), ("canister", 0));
+        let patch = ApplicationPatch {
+            access_token_ttl: Some(60),
+            active: Some(false),
+            ..patch
+        };
+        changed.apply(&patch).unwrap();
+        assert_eq!(
+            (
+                &*changed.name,
+                &changed.groups[..],
+                changed.access_token_ttl,
+                changed.active
+            ),
+            ("New", &["ops".to_string()][..], 60, false)
+        );
+    }
+
+    #[test]
+    fn api_keys_take_their_applications_current_groups() {
+        let new = NewApplication {
+            groups: vec!["ops".into()],
+            ..Default::default()
+        };
+        let app =
+            ApplicationRecord::create("c", new, SecretDigest::of("s"), 1, Utc::now()).unwrap();
+        let carried = ["media".to_string()];
+        let groups = |method, app| credential_groups(method, &carried, app).to_vec();
+        assert_eq!(groups(AuthMethod::ApiKey, Some(&app)), ["ops"]);
+        assert_eq!(groups(AuthMethod::ApiKey, None), Vec::<String>::new());
+        assert_eq!(groups(AuthMethod::ClientCredentials, Some(&app)), ["media"]);
+        assert_eq!(groups(AuthMethod::ClientCredentials, None), ["media"]);
+    }
+
+    #[test]
+    fn a_rotation_keeps_the_old_secret_only_for_its_grace() {
+        let now = Utc::now();
+        let mut app = ApplicationRecord::create(
+            "c",
+            NewApplication::default(),
+            SecretDigest::of("old"),
+            1,
+            now,
+        )
+        .unwrap();
+        let grace = SecretRotation { grace_period: 10 }.grace().unwrap();
+        app.rotate_secret(SecretDigest::of("new"), grace, now);
+        assert!(app.secret_matches("old", now) && app.secret_matches("new", now));
+        app.rotate_secret(
+            SecretDigest::of("newer"),
+            SecretRotation::default().grace().unwrap(),
+            now,
+        );
+        assert!(app.previous_secret.is_none() && !app.secret_matches("new", now));
+        let too_long = SecretRotation {
+            grace_period: MAX_SECRET_GRACE_PERIOD + 1,
+        };
+        assert_eq!(too_long.grace().unwrap_err().field, "grace_period");
     }
 
     #[test]
@@ -380,7 +666,7 @@ mod tests {
     fn previous_secret_works_only_within_grace() {
         let now = Utc::now();
         let record = ApplicationRecord {
-            client_id: "c".into(),
+            client_id: ClientId::parse("c").unwrap(),
             name: "c".into(),
             groups: Default::default(),
             scopes: Default::default(),

@@ -9,6 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::parsed::{BaseUrl, HttpUrl};
 use crate::target::HeaderFamily;
 
 /// Loopback only: by default no forwarded header is believed from elsewhere.
@@ -71,7 +72,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Public base URL of this service: the `iss` of every token. Defaults
     /// to `http://<listen>`.
-    pub issuer: Option<String>,
+    pub issuer: Option<HttpUrl>,
     /// Directory of the sled store (primary only).
     pub data_dir: PathBuf,
     /// Directory of the signing keys.
@@ -84,7 +85,7 @@ pub struct Settings {
     /// is dropped. Not together with `admin_token`.
     pub admin_token_file: Option<PathBuf>,
     /// Base URL of the primary (replicas only).
-    pub primary_url: Option<String>,
+    pub primary_url: Option<HttpUrl>,
     /// Shared secret between primary and replicas.
     pub replica_token: Option<Secret>,
     /// A file holding the replica token, as `admin_token_file`.
@@ -100,9 +101,9 @@ pub struct Settings {
     /// both must agree where they overlap), `x-forwarded` or `x-original`.
     pub forwarded_headers: HeaderFamily,
     /// Session fallback: delegate bearer-less verify requests to this URL.
-    pub upstream_verify_url: Option<String>,
+    pub upstream_verify_url: Option<HttpUrl>,
     /// Session fallback: redirect browsers here when no upstream is configured.
-    pub login_url: Option<String>,
+    pub login_url: Option<HttpUrl>,
     /// Failed authentications (per client and per address) before 429.
     pub auth_failure_limit: u32,
     /// Seconds over which failed authentications are counted.
@@ -159,27 +160,26 @@ impl Settings {
     /// The issuer URL without a trailing slash.
     pub fn issuer(&self) -> String {
         match &self.issuer {
-            Some(url) => url.trim_end_matches('/').to_string(),
+            Some(url) => url.base().to_string(),
             None => format!("http://{}", self.listen),
         }
     }
 
+    /// The primary's URL as a base for its paths (replicas).
+    pub fn primary_base(&self) -> Option<BaseUrl> {
+        self.primary_url.as_ref().map(HttpUrl::base)
+    }
+
+    /// What the layers cannot say alone: tokens long enough, what a
+    /// replica needs, numbers within their bounds (checked in that order,
+    /// the first at fault named). URLs were checked as they were read.
     fn validate(&self) -> Result<(), ConfigError> {
-        for (key, url) in [
-            ("issuer", &self.issuer),
-            ("primary_url", &self.primary_url),
-            ("upstream_verify_url", &self.upstream_verify_url),
-            ("login_url", &self.login_url),
-        ] {
-            if let Some(url) = url
-                && !(url.starts_with("http://") || url.starts_with("https://"))
-            {
-                return Err(ConfigError::Invalid {
-                    key,
-                    message: format!("must be an http:// or https:// URL, got {url:?}"),
-                });
-            }
-        }
+        self.check_tokens()?;
+        self.check_role()?;
+        self.check_bounds()
+    }
+
+    fn check_tokens(&self) -> Result<(), ConfigError> {
         for (key, token) in [
             ("admin_token", &self.admin_token),
             ("replica_token", &self.replica_token),
@@ -187,66 +187,71 @@ impl Settings {
             if let Some(token) = token
                 && token.expose().len() < MIN_TOKEN_LEN
             {
-                return Err(ConfigError::Invalid {
+                return Err(invalid(
                     key,
-                    message: format!(
+                    format!(
                         "must be at least {MIN_TOKEN_LEN} bytes (it is {}); \
                          e.g. `openssl rand -base64 32`",
                         token.expose().len()
                     ),
-                });
+                ));
             }
         }
+        Ok(())
+    }
+
+    fn check_role(&self) -> Result<(), ConfigError> {
         if self.role == Role::Replica && self.primary_url.is_none() {
-            return Err(ConfigError::Invalid {
-                key: "primary_url",
-                message: "a replica needs --primary-url".into(),
-            });
+            return Err(invalid("primary_url", "a replica needs --primary-url"));
         }
         if self.role == Role::Replica && self.replica_token.is_none() {
-            return Err(ConfigError::Invalid {
-                key: "replica_token",
-                message: "a replica needs the primary's replica token (GATEHOUSE_REPLICA_TOKEN)"
-                    .into(),
-            });
-        }
-        if self.auth_failure_limit == 0 {
-            return Err(ConfigError::Invalid {
-                key: "auth_failure_limit",
-                message: "must be at least 1".into(),
-            });
-        }
-        if !(1..=MAX_FAILURE_WINDOW).contains(&self.auth_failure_window) {
-            return Err(ConfigError::Invalid {
-                key: "auth_failure_window",
-                message: format!("must be 1 to {MAX_FAILURE_WINDOW} seconds"),
-            });
-        }
-        if self.change_log_keep < 1 {
-            return Err(ConfigError::Invalid {
-                key: "change_log_keep",
-                message: "must be at least 1".into(),
-            });
-        }
-        if !(60..=MAX_CONSOLE_SESSION).contains(&self.console_session_lifetime) {
-            return Err(ConfigError::Invalid {
-                key: "console_session_lifetime",
-                message: format!("must be 60 to {MAX_CONSOLE_SESSION} seconds"),
-            });
-        }
-        if !(60..=self.console_session_lifetime).contains(&self.console_idle_timeout) {
-            return Err(ConfigError::Invalid {
-                key: "console_idle_timeout",
-                message: "must be 60 seconds to console_session_lifetime".into(),
-            });
-        }
-        if self.jwks_max_age > MAX_JWKS_MAX_AGE {
-            return Err(ConfigError::Invalid {
-                key: "jwks_max_age",
-                message: format!("must be 0 to {MAX_JWKS_MAX_AGE} seconds"),
-            });
+            return Err(invalid(
+                "replica_token",
+                "a replica needs the primary's replica token (GATEHOUSE_REPLICA_TOKEN)",
+            ));
         }
         Ok(())
+    }
+
+    fn check_bounds(&self) -> Result<(), ConfigError> {
+        if self.auth_failure_limit == 0 {
+            return Err(invalid("auth_failure_limit", "must be at least 1"));
+        }
+        if !(1..=MAX_FAILURE_WINDOW).contains(&self.auth_failure_window) {
+            return Err(invalid(
+                "auth_failure_window",
+                format!("must be 1 to {MAX_FAILURE_WINDOW} seconds"),
+            ));
+        }
+        if self.change_log_keep < 1 {
+            return Err(invalid("change_log_keep", "must be at least 1"));
+        }
+        if !(60..=MAX_CONSOLE_SESSION).contains(&self.console_session_lifetime) {
+            return Err(invalid(
+                "console_session_lifetime",
+                format!("must be 60 to {MAX_CONSOLE_SESSION} seconds"),
+            ));
+        }
+        if !(60..=self.console_session_lifetime).contains(&self.console_idle_timeout) {
+            return Err(invalid(
+                "console_idle_timeout",
+                "must be 60 seconds to console_session_lifetime",
+            ));
+        }
+        if self.jwks_max_age > MAX_JWKS_MAX_AGE {
+            return Err(invalid(
+                "jwks_max_age",
+                format!("must be 0 to {MAX_JWKS_MAX_AGE} seconds"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
     }
 }
 
@@ -301,7 +306,7 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
         }
         None => {}
     }
-    let mut settings: Settings = figment
+    let figment = figment
         // GATEHOUSE_CONFIG names the file itself, GATEHOUSE_CLIENT_SECRET is
         // `gatehouse token`'s: neither is a server setting.
         .merge(
@@ -309,9 +314,9 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
                 .ignore(&["config", "client_secret"])
                 .filter(|key| !is_service_link(key.as_str())),
         )
-        .merge(Serialized::defaults(overrides))
-        .extract()
-        .map_err(Box::new)?;
+        .merge(Serialized::defaults(overrides));
+    check_urls(&figment)?;
+    let mut settings: Settings = figment.extract().map_err(Box::new)?;
     settings.admin_token = secret_from_file(
         "admin_token",
         settings.admin_token.take(),
@@ -324,6 +329,23 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
     )?;
     settings.validate()?;
     Ok(settings)
+}
+
+/// The URL settings are `HttpUrl`s, which refuse anything else when read;
+/// looked at first, so that a wrong one is named by its key as the other
+/// settings are (rather than in the layer's own words).
+fn check_urls(figment: &Figment) -> Result<(), ConfigError> {
+    for key in ["issuer", "primary_url", "upstream_verify_url", "login_url"] {
+        if let Ok(value) = figment.find_value(key)
+            && let Some(text) = value.as_str()
+        {
+            HttpUrl::parse(text).map_err(|e| ConfigError::Invalid {
+                key,
+                message: e.to_string(),
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// A secret given directly, or read from `<key>_file` without its final
@@ -414,6 +436,42 @@ mod validation_tests {
             Err(ConfigError::Invalid { key, .. }) => Some(key),
             _ => None,
         }
+    }
+
+    /// A URL setting that is not an http(s) URL is named by its key, with
+    /// the text given; one that is keeps its form, and the issuer drops its
+    /// trailing slash.
+    #[test]
+    fn url_settings_are_http_urls() {
+        let layer = |toml: &str| {
+            Figment::from(Serialized::defaults(Settings::default())).merge(Toml::string(toml))
+        };
+        for key in ["issuer", "primary_url", "upstream_verify_url", "login_url"] {
+            let figment = layer(&format!("{key} = \"ftp://example.com\""));
+            match check_urls(&figment) {
+                Err(e @ ConfigError::Invalid { key: at, .. }) => {
+                    assert_eq!(at, key);
+                    assert_eq!(
+                        e.to_string(),
+                        format!(
+                            "configuration key `{key}`: must be an http:// or https:// URL, \
+                             got \"ftp://example.com\""
+                        )
+                    );
+                }
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        let figment = layer(
+            "issuer = \"https://auth.example.com/\"\nlogin_url = \"https://login.example.com/\"",
+        );
+        check_urls(&figment).unwrap();
+        let settings: Settings = figment.extract().unwrap();
+        assert_eq!(settings.issuer(), "https://auth.example.com");
+        assert_eq!(
+            settings.login_url.as_deref(),
+            Some("https://login.example.com/")
+        );
     }
 
     /// The rotation wait and the log length have bounds; out of them the

@@ -110,7 +110,7 @@ impl Directory {
             applications: applications.into_iter().map(ByClientId::new).collect(),
             resources: resources
                 .into_iter()
-                .map(|r| (r.id.clone(), Arc::new(r)))
+                .map(|r| (r.id.to_string(), Arc::new(r)))
                 .collect(),
             rules: Arc::default(),
         };
@@ -210,7 +210,7 @@ impl Directory {
                 Change::PutResource { resource } => {
                     snapshot
                         .resources
-                        .insert(resource.id.clone(), Arc::new(resource.clone()));
+                        .insert(resource.id.to_string(), Arc::new(resource.clone()));
                     rules_changed = true;
                 }
                 Change::RemoveResource { id } => {
@@ -254,7 +254,7 @@ impl Directory {
             resources: state
                 .resources
                 .into_iter()
-                .map(|r| (r.id.clone(), Arc::new(r)))
+                .map(|r| (r.id.to_string(), Arc::new(r)))
                 .collect(),
             rules: Arc::default(),
         };

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::api_keys::{SHORT_PREFIX, short_form_id};
-use crate::applications::{FieldError, validate_client_id};
+use crate::applications::{FieldError, credential_groups, validate_client_id};
 use crate::claims::Audience;
 use crate::key_scopes::KeyScopes;
 use crate::resources::Resource;
@@ -519,11 +519,8 @@ impl Explained<'_> {
             (AuthMethod::ClientCredentials, true) => "application",
             (AuthMethod::ClientCredentials, false) => "access_token",
         };
-        let groups = match (token.method, application) {
-            (AuthMethod::ApiKey, Some(application)) => application.groups.to_vec(),
-            (AuthMethod::ApiKey, None) => Vec::new(),
-            (AuthMethod::ClientCredentials, _) => token.groups.clone(),
-        };
+        let groups =
+            credential_groups(token.method, &token.groups, application.map(|a| &**a)).to_vec();
         let key_scopes = match (token.method, &token.jti) {
             (AuthMethod::ApiKey, Some(id)) => self
                 .context

@@ -270,7 +270,7 @@ fn harness() -> &'static Harness {
         let keys = KeyDir::open(&dir).unwrap().load_or_init().unwrap();
         let now = Utc::now();
         let app = ApplicationRecord {
-            client_id: CLIENT.into(),
+            client_id: crate::applications::ClientId::parse(CLIENT).unwrap(),
             name: CLIENT.into(),
             groups: vec!["media".to_string()].into(),
             scopes: Default::default(),

@@ -69,8 +69,14 @@ pub enum TokenError {
     InvalidTarget(String),
     #[error("too many failed authentications; retry after {retry_after} seconds")]
     TooManyAttempts { retry_after: u64 },
+    /// Randomness or signing failed: a 500 that says no more (the message
+    /// is the client's); `context` and the cause are for the log.
     #[error("the token could not be issued")]
-    Internal(String),
+    Internal {
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A replica without the signing key cannot issue.
     #[error("this node cannot issue tokens: it holds no signing key")]
     Unavailable,
@@ -281,7 +287,10 @@ impl TokenIssuer {
             aud,
             iat,
             exp: iat + i64::from(app.access_token_ttl),
-            jti: random_id().map_err(|e| TokenError::Internal(e.to_string()))?,
+            jti: random_id().map_err(|e| TokenError::Internal {
+                context: "token id",
+                source: e.into(),
+            })?,
             groups: app.groups.to_vec(),
             scope: scope.clone(),
             generation: app.credential_generation(),
@@ -343,8 +352,10 @@ fn encode<T: serde::Serialize>(
         kid: Some(signer.kid.clone()),
         ..Header::new(Algorithm::EdDSA)
     };
-    jsonwebtoken::encode(&header, claims, &signer.encoding)
-        .map_err(|e| TokenError::Internal(e.to_string()))
+    jsonwebtoken::encode(&header, claims, &signer.encoding).map_err(|e| TokenError::Internal {
+        context: "token signature",
+        source: e.into(),
+    })
 }
 
 /// The scope granted: what was asked for if the application may have all

@@ -142,7 +142,7 @@ fn normalize_hosts(hosts: &[String]) -> Result<Vec<String>, FieldError> {
                 "must be a host name, or '*.' and a domain name",
             )
         };
-        let host = crate::resources::normalize_host_pattern(host).map_err(|_| bad())?;
+        let host = String::from(crate::resources::HostPattern::parse(host).map_err(|_| bad())?);
         let rest = host.strip_prefix("*.").unwrap_or(&host);
         if rest.contains('*') || !rest.contains('.') && host.starts_with('*') {
             return Err(bad());

@@ -20,6 +20,8 @@
 //! * `key_scopes`, `key_usage`: what an API key may reach, its last use
 //! * `revocation`: revoked credentials, in memory on every node
 //! * `name_list`: group, scope and audience lists shared between applications
+//! * `parsed`: strings checked where they come in (the ids' and host
+//!   patterns' shared impls, http(s) URLs)
 //! * `directory`: the in-memory state every node answers from
 //! * `keys/`: signing keys: files on disk, the in-memory set and JWKS
 //! * `crypto/`: ring, and jsonwebtoken's ring backend
@@ -65,6 +67,7 @@ pub mod keys;
 pub mod memory;
 pub mod metrics;
 pub mod name_list;
+pub mod parsed;
 pub mod private_files;
 pub mod replication;
 pub mod resources;

@@ -7,15 +7,16 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::applications::{FieldError, normalize_groups};
+use crate::applications::{FieldError, IDENTIFIER_RULE, is_identifier, normalize_groups};
 use crate::identity_headers::IdentityHeader;
+use crate::parsed::checked_str;
 
 /// A forward-auth rule as stored and shown.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resource {
-    pub id: String,
+    pub id: ResourceId,
     /// Lowercase host, or a pattern where `*` stands for exactly one label.
-    pub host: String,
+    pub host: HostPattern,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
     /// Uppercase method names; `None` allows every method.
@@ -101,11 +102,16 @@ pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 impl Resource {
-    /// Builds a validated resource from an admin request.
+    /// Builds a validated resource from an admin request: `id` is the one
+    /// it names, or one generated for it.
     pub fn create(id: String, new: NewResource, now: DateTime<Utc>) -> Result<Self, FieldError> {
+        let id = ResourceId::parse(&id)?;
+        let host = new
+            .host
+            .ok_or_else(|| FieldError::new("host", "is required"))?;
         let mut resource = Resource {
             id,
-            host: String::new(),
+            host: HostPattern::parse(&host)?,
             path_prefix: None,
             methods: None,
             allowed_groups: Vec::new(),
@@ -118,10 +124,7 @@ impl Resource {
             updated_at: now,
         };
         resource.apply(ResourcePatch {
-            host: Some(
-                new.host
-                    .ok_or_else(|| FieldError::new("host", "is required"))?,
-            ),
+            host: None,
             path_prefix: Some(new.path_prefix),
             methods: Some(new.methods),
             allowed_groups: Some(new.allowed_groups),
@@ -138,7 +141,7 @@ impl Resource {
     pub fn apply(&mut self, patch: ResourcePatch) -> Result<(), FieldError> {
         let mut next = self.clone();
         if let Some(host) = patch.host {
-            next.host = normalize_host_pattern(&host)?;
+            next.host = HostPattern::parse(&host)?;
         }
         if let Some(prefix) = patch.path_prefix {
             next.path_prefix = prefix
@@ -180,36 +183,62 @@ impl Resource {
     }
 }
 
-/// `example.com`, `dav.example.com`, `*.example.com`: lowercase labels of
-/// letters, digits and hyphens, where `*` is one whole label. No port.
-pub fn normalize_host_pattern(host: &str) -> Result<String, FieldError> {
-    let bad = |why: &str| FieldError::new("host", why.to_string());
-    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
-    if host.is_empty() || host.len() > 253 {
-        return Err(bad("must be a host name of 1-253 characters"));
-    }
-    if host.contains(':') {
-        return Err(bad(
-            "must not contain a port (ports are ignored when matching)",
-        ));
-    }
-    for label in host.split('.') {
-        let ok = label == "*"
-            || (!label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        if !ok {
-            return Err(bad(
-                "each label must be letters, digits and '-', or '*' standing for exactly one label",
-            ));
+/// A resource's id: 1–64 characters of `[a-z0-9._-]`, as client ids are.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceId(Box<str>);
+
+impl ResourceId {
+    pub fn parse(id: &str) -> Result<Self, FieldError> {
+        if is_identifier(id) {
+            Ok(Self(id.into()))
+        } else {
+            Err(FieldError::new("id", IDENTIFIER_RULE))
         }
     }
-    Ok(host)
 }
+
+checked_str!(ResourceId, FieldError);
+
+/// The host a rule covers: `example.com`, `dav.example.com`,
+/// `*.example.com`: lowercase labels of letters, digits and hyphens, where
+/// `*` is one whole label. No port. Read with surrounding spaces, one final
+/// dot and any case; held normalized (which parses as itself, so stored
+/// rules read back unchanged).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostPattern(Box<str>);
+
+impl HostPattern {
+    pub fn parse(host: &str) -> Result<Self, FieldError> {
+        let bad = |why: &str| FieldError::new("host", why.to_string());
+        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        if host.is_empty() || host.len() > 253 {
+            return Err(bad("must be a host name of 1-253 characters"));
+        }
+        if host.contains(':') {
+            return Err(bad(
+                "must not contain a port (ports are ignored when matching)",
+            ));
+        }
+        for label in host.split('.') {
+            let ok = label == "*"
+                || (!label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            if !ok {
+                return Err(bad(
+                    "each label must be letters, digits and '-', or '*' standing for exactly one label",
+                ));
+            }
+        }
+        Ok(Self(host.into_boxed_str()))
+    }
+}
+
+checked_str!(HostPattern, FieldError);
 
 /// A prefix is stored in the canonical form request paths are read in
 /// (decoded, dot segments resolved) without a trailing slash, so that
@@ -342,17 +371,48 @@ mod tests {
     #[test]
     fn host_patterns_are_validated_and_lowercased() {
         assert_eq!(
-            normalize_host_pattern("Dav.Example.COM.").unwrap(),
+            HostPattern::parse("Dav.Example.COM.").unwrap().as_str(),
             "dav.example.com"
         );
         assert_eq!(
-            normalize_host_pattern("*.example.com").unwrap(),
+            HostPattern::parse("*.example.com").unwrap().as_str(),
             "*.example.com"
         );
-        assert!(normalize_host_pattern("dav.example.com:8443").is_err());
-        assert!(normalize_host_pattern("*dav.example.com").is_err());
-        assert!(normalize_host_pattern("a..b").is_err());
-        assert!(normalize_host_pattern("").is_err());
+        assert!(HostPattern::parse("dav.example.com:8443").is_err());
+        assert!(HostPattern::parse("*dav.example.com").is_err());
+        assert!(HostPattern::parse("a..b").is_err());
+        assert!(HostPattern::parse("").is_err());
+    }
+
+    /// A rule's id is checked as a client id is, under its own field name;
+    /// a stored rule reads back as it was written, and one whose host is
+    /// not a host pattern does not read.
+    #[test]
+    fn ids_and_hosts_are_checked_where_they_come_in() {
+        assert_eq!(ResourceId::parse("dav-1").unwrap().as_str(), "dav-1");
+        let err = ResourceId::parse("Dav").unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.message.as_str()),
+            ("id", "must be 1-64 characters of a-z, 0-9, '.', '_' or '-'")
+        );
+        let now = Utc::now();
+        let new = NewResource {
+            host: Some("Dav.Example.COM".into()),
+            ..Default::default()
+        };
+        let resource = Resource::create("dav".into(), new, now).unwrap();
+        let json = serde_json::to_value(&resource).unwrap();
+        assert_eq!(
+            (&json["id"], &json["host"]),
+            (&"dav".into(), &"dav.example.com".into())
+        );
+        let back: Resource = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), json);
+        let mut bad = json;
+        bad["host"] = "dav.example.com:8443".into();
+        assert!(serde_json::from_value::<Resource>(bad).is_err());
+        let err = Resource::create("Bad Id".into(), NewResource::default(), now).unwrap_err();
+        assert_eq!(err.field, "id", "the id is checked before the host");
     }
 
     #[test]

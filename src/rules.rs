@@ -36,7 +36,7 @@ pub struct RuleSet {
     /// a client may not send them (see `target::forwarded`).
     renamed_identity_headers: Vec<String>,
     /// The identity header names of each rule (by id) that renames any.
-    identity_names: HashMap<String, IdentityNames>,
+    identity_names: HashMap<crate::resources::ResourceId, IdentityNames>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,7 @@ impl RuleSet {
                 });
             } else {
                 set.exact
-                    .entry(resource.host.clone())
+                    .entry(resource.host.to_string())
                     .or_default()
                     .push(rule);
             }

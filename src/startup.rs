@@ -239,9 +239,7 @@ fn issuer_of(settings: &Settings, local: SocketAddr) -> String {
     match (&settings.issuer, &settings.primary_url) {
         (Some(_), _) => settings.issuer(),
         // Until its first sync, when it adopts the primary's issuer.
-        (None, Some(primary)) if settings.role == Role::Replica => {
-            primary.trim_end_matches('/').to_string()
-        }
+        (None, Some(primary)) if settings.role == Role::Replica => primary.base().to_string(),
         // With port 0 the default issuer must name the port actually bound.
         (None, _) => {
             let derived = format!("http://{local}");
@@ -334,6 +332,7 @@ fn session_upstream(settings: &Settings) -> Result<Option<SessionUpstream>, Star
     settings
         .upstream_verify_url
         .clone()
+        .map(String::from)
         .map(SessionUpstream::new)
         .transpose()
         .map_err(StartupError::Unsupported)
@@ -341,7 +340,7 @@ fn session_upstream(settings: &Settings) -> Result<Option<SessionUpstream>, Star
 
 /// A replica's way to its primary for revocations.
 fn primary_relay(settings: &Settings) -> Result<Option<PrimaryRelay>, StartupError> {
-    match (&settings.role, &settings.primary_url) {
+    match (&settings.role, settings.primary_base()) {
         (Role::Replica, Some(url)) => Ok(Some(
             PrimaryRelay::new(url).map_err(StartupError::Unsupported)?,
         )),
@@ -354,9 +353,13 @@ fn primary_relay(settings: &Settings) -> Result<Option<PrimaryRelay>, StartupErr
 /// max-age and sync status.
 fn follower(state: &AppState, local_keys: Option<KeySet>) -> Option<Follower> {
     let settings = &state.settings;
-    match (&state.sync, &settings.primary_url, &settings.replica_token) {
+    match (
+        &state.sync,
+        settings.primary_base(),
+        &settings.replica_token,
+    ) {
         (Some(status), Some(primary_url), Some(token)) => Some(Follower {
-            primary_url: primary_url.clone(),
+            primary_url,
             token: token.expose().to_string(),
             directory: Arc::clone(&state.directory),
             keys: Arc::clone(&state.keys),
@@ -531,7 +534,11 @@ fn load_applications(store: &Store) -> Result<Vec<ApplicationRecord>, StartupErr
 /// A replica's report of API key uses to its primary, every
 /// `REPORT_EVERY`: `POST /internal/v1/usage`, behind the replica token. A
 /// report that does not go through is kept for the next one.
-async fn report_usage(primary_url: String, token: String, directory: Arc<Directory>) {
+async fn report_usage(
+    primary_url: crate::parsed::BaseUrl,
+    token: String,
+    directory: Arc<Directory>,
+) {
     use crate::key_usage::{MAX_REPORT, REPORT_EVERY, ReportedUse, UsageReport};
     let client = match crate::crypto::http_client(|builder| {
         builder
@@ -544,7 +551,7 @@ async fn report_usage(primary_url: String, token: String, directory: Arc<Directo
             return;
         }
     };
-    let url = format!("{}/internal/v1/usage", primary_url.trim_end_matches('/'));
+    let url = primary_url.join("/internal/v1/usage");
     loop {
         actix_web::rt::time::sleep(REPORT_EVERY).await;
         let mut uses = directory.usage.take();

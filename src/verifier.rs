@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::api_keys::{SHORT_PREFIX, expand_short};
-use crate::applications::ApplicationRecord;
+use crate::applications::{ApplicationRecord, credential_groups};
 use crate::claims::{ACCESS_TOKEN_TYP, API_KEY_TYP, Audience};
 use crate::crypto::sha256;
 use crate::directory::{Directory, Snapshot};
@@ -158,18 +158,13 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// An access token carries the groups it was issued with; an API key
-    /// takes its application's current groups, so that removing a group
-    /// takes effect without re-minting the key.
+    /// See `credential_groups`: an API key's are its application's, now.
     pub fn groups(&self) -> &[String] {
-        groups_of(&self.token, &self.application)
-    }
-}
-
-fn groups_of<'a>(token: &'a VerifiedToken, application: &'a ApplicationRecord) -> &'a [String] {
-    match token.method {
-        AuthMethod::ClientCredentials => &token.groups,
-        AuthMethod::ApiKey => &application.groups,
+        credential_groups(
+            self.token.method,
+            &self.token.groups,
+            Some(&self.application),
+        )
     }
 }
 
@@ -737,7 +732,7 @@ pub(crate) fn permit<'s>(
 ) -> Result<&'s Arc<Resource>, Refusal<'s>> {
     let rule = rule_for_target(
         &inputs.snapshot.rules,
-        groups_of(token, application),
+        credential_groups(token.method, &token.groups, Some(application)),
         token.aud.as_ref(),
         basic,
         target,
@@ -1110,7 +1105,7 @@ mod tests {
         now: chrono::DateTime<chrono::Utc>,
     ) -> (crate::applications::ApplicationRecord, Resource) {
         let app = crate::applications::ApplicationRecord {
-            client_id: "c".into(),
+            client_id: crate::applications::ClientId::parse("c").unwrap(),
             name: "c".into(),
             groups: vec!["media".to_string()].into(),
             scopes: Default::default(),

@@ -14,6 +14,13 @@ use crate::revocation::{CredentialId, parse_id};
 
 use super::{Admin, AdminError};
 
+/// A key just signed: the JWT, the kid that signed it, its short form.
+struct SignedKey {
+    key: String,
+    kid: String,
+    short: Option<String>,
+}
+
 /// An API key as listings show it: the record, its scopes, its last use.
 #[derive(Debug, serde::Serialize)]
 pub struct ApiKeyView {
@@ -41,7 +48,7 @@ impl Admin {
         let (name, lifetime) = new.validate()?;
         let scopes = new.scopes()?;
         let scoped = !scopes.is_unlimited();
-        let id = random_id().map_err(|e| AdminError::Internal(e.to_string()))?;
+        let id = random_id().map_err(AdminError::internal("API key id"))?;
         let iat = app.issued_at(now.timestamp());
         let exp = lifetime.map(|secs| iat.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)));
         let claims = ApiKeyClaims {
@@ -57,23 +64,7 @@ impl Admin {
         // Under the lock: a rotation's key-retention check sees either no
         // record or one naming the key that signed.
         let _writer = self.lock();
-        let (key, kid, short) = {
-            let keys = self.keys.guard();
-            let signer = keys
-                .signer()
-                .ok_or_else(|| AdminError::Unavailable("no signing key".into()))?;
-            let internal = |e: String| AdminError::Internal(e);
-            let input = crate::api_keys::signing_input(&signer.kid, &claims)
-                .map_err(|e| internal(e.to_string()))?;
-            let signature = jsonwebtoken::crypto::sign(
-                input.as_bytes(),
-                &signer.encoding,
-                jsonwebtoken::Algorithm::EdDSA,
-            )
-            .map_err(|e| internal(e.to_string()))?;
-            let short = crate::api_keys::short_form(&signer.kid, &claims, &signature);
-            (format!("{input}.{signature}"), signer.kid.clone(), short)
-        };
+        let signed = self.sign_api_key(&claims)?;
         let record = ApiKeyRecord {
             id,
             client_id: client_id.to_string(),
@@ -81,11 +72,46 @@ impl Admin {
             created_at: now,
             expires_at: exp.and_then(|exp| DateTime::from_timestamp(exp, 0)),
             revoked_at: None,
-            kid: Some(kid),
+            kid: Some(signed.kid),
         };
-        // The scopes first: the key is shown only once both are stored,
-        // and a node without its scopes refuses it (it says it has some).
-        if scoped {
+        self.store_api_key(&record, scopes, now)?;
+        log::info!("minted API key {} for {client_id}", record.id);
+        Ok((self.view(record)?, signed.key, signed.short))
+    }
+
+    /// Signs `claims` with the active signing key. Callers hold the admin
+    /// lock, so that the key cannot retire before the record names it.
+    fn sign_api_key(&self, claims: &ApiKeyClaims<'_>) -> Result<SignedKey, AdminError> {
+        let keys = self.keys.guard();
+        let signer = keys
+            .signer()
+            .ok_or_else(|| AdminError::Unavailable("no signing key".into()))?;
+        let input = crate::api_keys::signing_input(&signer.kid, claims)
+            .map_err(AdminError::internal("API key claims"))?;
+        let signature = jsonwebtoken::crypto::sign(
+            input.as_bytes(),
+            &signer.encoding,
+            jsonwebtoken::Algorithm::EdDSA,
+        )
+        .map_err(AdminError::internal("API key signature"))?;
+        Ok(SignedKey {
+            short: crate::api_keys::short_form(&signer.kid, claims, &signature),
+            key: format!("{input}.{signature}"),
+            kid: signer.kid.clone(),
+        })
+    }
+
+    /// Stores a minted key's scopes (if it has any), then its record. The
+    /// scopes first: the key is shown only once both are stored, and a
+    /// node without its scopes refuses it (it says it has some). Callers
+    /// hold the admin lock.
+    fn store_api_key(
+        &self,
+        record: &ApiKeyRecord,
+        scopes: KeyScopes,
+        now: DateTime<Utc>,
+    ) -> Result<(), AdminError> {
+        if !scopes.is_unlimited() {
             let write = self.store.api_key_scopes.put_op(&record.id, &scopes)?;
             let change = Change::SetApiKeyScopes {
                 id: record.id.clone(),
@@ -93,10 +119,9 @@ impl Admin {
             };
             self.commit(Some(write), change, now)?;
         }
-        self.store.api_keys.create(&record.id, &record)?;
+        self.store.api_keys.create(&record.id, record)?;
         self.index_expiry(record.expires_at, 1);
-        log::info!("minted API key {} for {client_id}", record.id);
-        Ok((self.view(record)?, key, short))
+        Ok(())
     }
 
     /// Renames a key and changes its scopes (`PATCH /api-keys/{id}`).

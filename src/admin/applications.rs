@@ -1,15 +1,13 @@
 //! Applications (OAuth clients): creating, changing and deleting them,
-//! and rotating their secrets.
+//! and rotating their secrets. The records check their own fields
+//! (`crate::applications`); this stores and publishes them.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::applications::{
-    ApplicationPatch, ApplicationRecord, CLIENT_SECRET_PREFIX, DEFAULT_ACCESS_TOKEN_TTL,
-    FieldError, MAX_SECRET_GRACE_PERIOD, NewApplication, PreviousSecret, SecretRotation,
-    normalize_audiences, normalize_groups, normalize_scopes, validate_client_id, validate_name,
-    validate_ttl,
+    ApplicationPatch, ApplicationRecord, CLIENT_SECRET_PREFIX, NewApplication, SecretRotation,
 };
 use crate::crypto::{SecretDigest, random_secret};
 use crate::replication::Change;
@@ -22,37 +20,18 @@ impl Admin {
         new: NewApplication,
         now: DateTime<Utc>,
     ) -> Result<(ApplicationRecord, NewSecret), AdminError> {
-        let client_id = match new.client_id {
-            Some(id) => {
-                validate_client_id(&id)?;
-                id
-            }
+        let client_id = match &new.client_id {
+            Some(id) => id.clone(),
             None => generated_id("app-")?,
         };
-        let name = match new.name {
-            Some(name) => validate_name(&name)?,
-            None => client_id.clone(),
-        };
         let secret = new_client_secret()?;
-        let app = ApplicationRecord {
-            groups: normalize_groups("groups", &new.groups)?.into(),
-            scopes: normalize_scopes(&new.scopes)?.into(),
-            audiences: normalize_audiences(&new.audiences)?.into(),
-            access_token_ttl: validate_ttl(
-                new.access_token_ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL),
-            )?,
-            active: new.active.unwrap_or(true),
-            created_at: now,
-            updated_at: now,
-            secret: SecretDigest::of(&secret.0),
-            previous_secret: None,
-            // Credentials from an earlier application of the same client_id
-            // must not come back to life.
-            not_before: now.timestamp(),
-            generation: new_generation()?,
-            client_id: client_id.into(),
-            name: name.into(),
-        };
+        let app = ApplicationRecord::create(
+            &client_id,
+            new,
+            SecretDigest::of(&secret.0),
+            new_generation()?,
+            now,
+        )?;
         let _writer = self.lock();
         let write = self.store.applications.create_op(&app.client_id, &app)?;
         let change = Change::PutApplication {
@@ -87,27 +66,7 @@ impl Admin {
         patch: ApplicationPatch,
         now: DateTime<Utc>,
     ) -> Result<ApplicationRecord, AdminError> {
-        self.modify(client_id, now, |app| {
-            if let Some(name) = &patch.name {
-                app.name = validate_name(name)?.into();
-            }
-            if let Some(groups) = &patch.groups {
-                app.groups = normalize_groups("groups", groups)?.into();
-            }
-            if let Some(scopes) = &patch.scopes {
-                app.scopes = normalize_scopes(scopes)?.into();
-            }
-            if let Some(audiences) = &patch.audiences {
-                app.audiences = normalize_audiences(audiences)?.into();
-            }
-            if let Some(ttl) = patch.access_token_ttl {
-                app.access_token_ttl = validate_ttl(ttl)?;
-            }
-            if let Some(active) = patch.active {
-                app.active = active;
-            }
-            Ok(())
-        })
+        self.modify(client_id, now, |app| Ok(app.apply(&patch)?))
     }
 
     pub fn delete_application(
@@ -140,22 +99,10 @@ impl Admin {
         rotation: SecretRotation,
         now: DateTime<Utc>,
     ) -> Result<(ApplicationRecord, NewSecret), AdminError> {
-        if rotation.grace_period > MAX_SECRET_GRACE_PERIOD {
-            return Err(FieldError::new(
-                "grace_period",
-                format!("must be at most {MAX_SECRET_GRACE_PERIOD} seconds"),
-            )
-            .into());
-        }
+        let grace = rotation.grace()?;
         let secret = new_client_secret()?;
         let app = self.modify(client_id, now, |app| {
-            app.previous_secret = (rotation.grace_period > 0).then(|| {
-                Box::new(PreviousSecret {
-                    digest: app.secret,
-                    expires_at: now + chrono::Duration::seconds(i64::from(rotation.grace_period)),
-                })
-            });
-            app.secret = SecretDigest::of(&secret.0);
+            app.rotate_secret(SecretDigest::of(&secret.0), grace, now);
             Ok(())
         })?;
         log::info!("rotated the secret of application {client_id}");
@@ -185,5 +132,5 @@ impl Admin {
 fn new_client_secret() -> Result<NewSecret, AdminError> {
     random_secret(CLIENT_SECRET_PREFIX)
         .map(NewSecret)
-        .map_err(|e| AdminError::Internal(e.to_string()))
+        .map_err(AdminError::internal("client secret"))
 }

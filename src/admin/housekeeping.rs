@@ -140,7 +140,7 @@ impl Admin {
         let (ids, _) = self.directory.revocations.export();
         self.store
             .write_revoked_ids_copy(&at, ids)
-            .map_err(|e| AdminError::Internal(format!("revoked-id copy: {e}")))
+            .map_err(AdminError::internal("revoked-id copy"))
     }
 
     /// Writes the copy of the application records (at shutdown, and by
@@ -150,7 +150,7 @@ impl Admin {
         let snapshot = self.directory.snapshot();
         self.store
             .write_application_copy(&at, snapshot.applications().map(|app| &**app))
-            .map_err(|e| AdminError::Internal(format!("application copy: {e}")))
+            .map_err(AdminError::internal("application copy"))
     }
 
     /// The change-log position the directory has applied. Replaying from
@@ -158,7 +158,9 @@ impl Admin {
     fn applied_position(&self) -> Result<crate::replication::log::Position, AdminError> {
         let version = self.directory.version();
         self.store.position_at(version)?.ok_or_else(|| {
-            AdminError::Internal(format!("change log no longer holds version {version}"))
+            AdminError::internal("copy position")(format!(
+                "change log no longer holds version {version}"
+            ))
         })
     }
 }

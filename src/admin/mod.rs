@@ -49,8 +49,17 @@ pub enum AdminError {
     Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Internal(String),
+    /// A failure of the node itself (randomness, key files, a copy
+    /// beside the store, a worker thread): a 500 that says no more, logged
+    /// with its cause. `context` says what was being done; the cause is
+    /// the source, and also shown after it so that a log line of `{e}`
+    /// keeps it. Causes are never secrets (no error here carries one).
+    #[error("{context}: {source}")]
+    Internal {
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{0}")]
     Unavailable(String),
 }
@@ -70,6 +79,19 @@ pub struct Admin {
     /// many), for the `api_keys_expiring` gauge: read from the store once,
     /// by the first housekeeping, then kept up by mints and revocations.
     expiries: Mutex<Option<std::collections::BTreeMap<i64, u32>>>,
+}
+
+impl AdminError {
+    /// For `map_err`: the cause of an internal failure, with what was being
+    /// done (`random_id().map_err(AdminError::internal("API key id"))`).
+    pub fn internal<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+        context: &'static str,
+    ) -> impl FnOnce(E) -> Self {
+        move |e| AdminError::Internal {
+            context,
+            source: e.into(),
+        }
+    }
 }
 
 /// A client secret shown once, at creation or rotation.
@@ -156,22 +178,42 @@ fn key_error(e: KeyError) -> AdminError {
     match e {
         KeyError::UnknownKid(kid) => AdminError::NotFound(format!("signing key {kid:?}")),
         KeyError::Active(_) => AdminError::Conflict(e.to_string()),
-        other => AdminError::Internal(other.to_string()),
+        other => AdminError::internal("signing keys")(other),
     }
 }
 
 /// A random application generation: non-zero, and within JSON's exact
 /// integers (53 bits) so that every client reads the claim unchanged.
 fn new_generation() -> Result<u64, AdminError> {
-    let bytes = random_bytes::<8>().map_err(|e| AdminError::Internal(e.to_string()))?;
+    let bytes = random_bytes::<8>().map_err(AdminError::internal("application generation"))?;
     Ok((u64::from_le_bytes(bytes) & ((1 << 53) - 1)).max(1))
 }
 
 /// `prefix` and 16 lowercase hex digits.
 fn generated_id(prefix: &str) -> Result<String, AdminError> {
-    let bytes = random_bytes::<8>().map_err(|e| AdminError::Internal(e.to_string()))?;
+    let bytes = random_bytes::<8>().map_err(AdminError::internal("generated id"))?;
     Ok(bytes.iter().fold(String::from(prefix), |mut id, b| {
         id.push_str(&format!("{b:02x}"));
         id
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::error::ApiError;
+    use actix_web::ResponseError;
+
+    /// An internal failure keeps its cause as its source (and in its log
+    /// line), and the client still gets only a generic 500.
+    #[test]
+    fn internal_failures_keep_their_cause() {
+        let e = AdminError::internal("application copy")(std::io::Error::other("disk full"));
+        assert_eq!(e.to_string(), "application copy: disk full");
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("disk full"));
+        let answer = ApiError::from(e);
+        assert_eq!(answer.status_code().as_u16(), 500);
+        assert_eq!(answer.description(), "internal error; see the server log");
+    }
 }

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::applications::{FieldError, validate_client_id};
 use crate::replication::Change;
 use crate::resources::{NewResource, Resource, ResourcePatch};
 
@@ -17,12 +16,7 @@ impl Admin {
         now: DateTime<Utc>,
     ) -> Result<Resource, AdminError> {
         let id = match &new.id {
-            Some(id) => {
-                validate_client_id(id).map_err(|_| {
-                    FieldError::new("id", "must be 1-64 characters of a-z, 0-9, '.', '_' or '-'")
-                })?;
-                id.clone()
-            }
+            Some(id) => id.clone(),
             None => generated_id("res-")?,
         };
         let resource = Resource::create(id, new, now)?;

@@ -352,7 +352,9 @@ pub async fn run(base_url: &str, token: &str, command: AdminCommand) -> Result<S
     let (method, path, body) = request(command)?;
     let client = crate::crypto::http_client(|builder| builder.timeout(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
-    let url = format!("{}/admin/v1{path}", base_url.trim_end_matches('/'));
+    let url = crate::parsed::BaseUrl::parse(base_url)
+        .map_err(|e| format!("--url {e}"))?
+        .join(&format!("/admin/v1{path}"));
     let mut request = client.request(method, &url).bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);

@@ -9,6 +9,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::sha256;
+use crate::parsed::BaseUrl;
 use crate::private_files::{create_private_dir, write_private_file};
 
 /// A cached token is replaced this long before it expires.
@@ -74,7 +75,7 @@ pub async fn token(query: &TokenQuery) -> Result<String, String> {
 async fn fetch(query: &TokenQuery) -> Result<TokenAnswer, String> {
     let client = crate::crypto::http_client(|builder| builder.timeout(HTTP_TIMEOUT))
         .map_err(|e| e.to_string())?;
-    let issuer = query.issuer.trim_end_matches('/');
+    let issuer = BaseUrl::parse(&query.issuer).map_err(|e| format!("--issuer {e}"))?;
     // RFC 8414 discovery, falling back to gatehouse's own path. Metadata
     // naming another issuer is not used (RFC 8414 §3.3): a node reached by
     // an internal URL while its public issuer is another.
@@ -87,7 +88,7 @@ async fn fetch(query: &TokenQuery) -> Result<TokenAnswer, String> {
             .json::<Metadata>()
             .await
             .ok()
-            .filter(|m| m.issuer.trim_end_matches('/') == issuer)
+            .filter(|m| issuer.names(&m.issuer))
             .map(|m| m.token_endpoint)
             .unwrap_or_else(|| format!("{issuer}/oauth/token")),
         _ => format!("{issuer}/oauth/token"),
@@ -158,7 +159,7 @@ fn read_cache(path: &Path, query: &TokenQuery) -> Option<CachedToken> {
     .ok()?;
     let same_issuer = claims["iss"]
         .as_str()
-        .is_some_and(|iss| iss.trim_end_matches('/') == query.issuer.trim_end_matches('/'));
+        .is_some_and(|iss| BaseUrl::parse(&query.issuer).is_ok_and(|base| base.names(iss)));
     (same_issuer && claims["client_id"] == query.client_id.as_str()).then_some(cached)
 }
 

@@ -166,7 +166,7 @@ pub(crate) async fn run<T: Send + 'static>(
         None => Err(state.not_primary()),
     })
     .await
-    .map_err(|e| AdminError::Internal(e.to_string()))?
+    .map_err(AdminError::internal("admin worker"))?
 }
 
 #[derive(Serialize)]

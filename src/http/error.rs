@@ -150,7 +150,9 @@ fn token_answer(e: &TokenError) -> Answer {
             Answer::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
                 .with(header::RETRY_AFTER, retry_after.to_string())
         }
-        TokenError::Internal(_) => Answer::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        TokenError::Internal { .. } => {
+            Answer::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error")
+        }
         TokenError::Unavailable => {
             Answer::new(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
         }
@@ -162,7 +164,7 @@ fn admin_answer(e: &AdminError) -> Answer {
         AdminError::Invalid(_) => Answer::new(StatusCode::BAD_REQUEST, "invalid_request"),
         AdminError::NotFound(_) => Answer::new(StatusCode::NOT_FOUND, "not_found"),
         AdminError::Conflict(_) => Answer::new(StatusCode::CONFLICT, "conflict"),
-        AdminError::Store(_) | AdminError::Internal(_) => {
+        AdminError::Store(_) | AdminError::Internal { .. } => {
             Answer::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error")
         }
         AdminError::Unavailable(_) => {
@@ -250,8 +252,8 @@ impl ApiError {
     /// described only generically.
     pub(crate) fn description(&self) -> String {
         match self {
-            ApiError::Token(TokenError::Internal(_))
-            | ApiError::Admin(AdminError::Store(_) | AdminError::Internal(_)) => {
+            ApiError::Token(TokenError::Internal { .. })
+            | ApiError::Admin(AdminError::Store(_) | AdminError::Internal { .. }) => {
                 "internal error; see the server log".to_string()
             }
             other => other.to_string(),

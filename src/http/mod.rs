@@ -117,7 +117,13 @@ impl AppState {
     }
 
     pub fn not_primary(&self) -> ApiError {
-        ApiError::NotPrimary(self.settings.primary_url.clone().unwrap_or_default())
+        ApiError::NotPrimary(
+            self.settings
+                .primary_url
+                .as_deref()
+                .unwrap_or_default()
+                .to_string(),
+        )
     }
 }
 

@@ -16,6 +16,7 @@ use super::body::{media_type, read_limited};
 use super::client_addr::client_addr;
 use super::error::ApiError;
 use super::primary_relay::{RELAY_TOKEN_HEADER, RELAYED_ADDR_HEADER};
+use crate::applications::credential_groups;
 use crate::crypto::b64url;
 use crate::issuer::{ClientAuthMethod, ClientCredentials, TokenError, TokenRequest};
 use crate::revocation::CredentialId;
@@ -233,10 +234,7 @@ pub async fn introspect(
     );
     let body = match inspected {
         Ok((token, app)) if token.client_id == client_id => {
-            let groups = match token.method {
-                AuthMethod::ApiKey => &app.groups[..],
-                AuthMethod::ClientCredentials => &token.groups[..],
-            };
+            let groups = credential_groups(token.method, &token.groups, Some(&app));
             json!({
                 "active": true,
                 "client_id": token.client_id,
@@ -342,7 +340,7 @@ async fn store_revocation(
         .map_err(ApiError::from)
     })
     .await
-    .map_err(|e| crate::admin::AdminError::Internal(e.to_string()))?
+    .map_err(crate::admin::AdminError::internal("revocation worker"))?
 }
 
 /// HTTP Basic client credentials, form-urlencoded inside (RFC 6749 §2.3.1).

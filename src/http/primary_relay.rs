@@ -40,11 +40,11 @@ const RELAYED: [HeaderName; 5] = [
 
 pub struct PrimaryRelay {
     client: reqwest::Client,
-    primary_url: String,
+    primary_url: crate::parsed::BaseUrl,
 }
 
 impl PrimaryRelay {
-    pub fn new(primary_url: &str) -> Result<Self, String> {
+    pub fn new(primary_url: crate::parsed::BaseUrl) -> Result<Self, String> {
         // Only the primary answers: a redirect would hand the client's
         // credentials to whoever it names.
         let client = crate::crypto::http_client(|builder| {
@@ -55,7 +55,7 @@ impl PrimaryRelay {
         .map_err(|e| format!("primary relay client: {e}"))?;
         Ok(Self {
             client,
-            primary_url: primary_url.trim_end_matches('/').to_string(),
+            primary_url,
         })
     }
 
@@ -71,7 +71,7 @@ impl PrimaryRelay {
     ) -> Result<HttpResponse, ApiError> {
         let mut request = self
             .client
-            .post(format!("{}{path}", self.primary_url))
+            .post(self.primary_url.join(path))
             .header(RELAY_TOKEN_HEADER, replica_token)
             .header(RELAYED_ADDR_HEADER, client_addr.to_string())
             .body(body);

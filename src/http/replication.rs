@@ -111,7 +111,7 @@ pub async fn usage(
         None => Ok(()),
     })
     .await
-    .map_err(|e| AdminError::Internal(e.to_string()))??;
+    .map_err(AdminError::internal("usage worker"))??;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -44,7 +44,7 @@ impl SyncStatus {
 }
 
 pub struct Follower {
-    pub primary_url: String,
+    pub primary_url: crate::parsed::BaseUrl,
     pub token: String,
     pub directory: Arc<Directory>,
     pub keys: Arc<KeyRing>,
@@ -83,7 +83,7 @@ impl Follower {
                 return;
             }
         };
-        let base = self.primary_url.trim_end_matches('/').to_string();
+        let base = self.primary_url.clone();
         let id = crate::crypto::random_id().unwrap_or_else(|_| "replica".into());
         let mut position = Followed::default();
         let mut backoff = MIN_BACKOFF;
@@ -492,7 +492,7 @@ mod tests {
         let now = chrono::Utc::now();
         let applications = (0..50)
             .map(|n| crate::applications::ApplicationRecord {
-                client_id: format!("app-{n}").into(),
+                client_id: crate::applications::ClientId::parse(&format!("app-{n}")).unwrap(),
                 name: format!("App \"{n}\" é").into(),
                 groups: vec!["media".to_string(), format!("team-{}", n % 3)].into(),
                 scopes: vec!["webdav:read".to_string()].into(),

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::copy_file;
-use crate::applications::{ApplicationRecord, PreviousSecret};
+use crate::applications::{ApplicationRecord, ClientId, PreviousSecret};
 use crate::crypto::SecretDigest;
 use crate::replication::log::Position;
 
@@ -137,7 +137,7 @@ struct Reader<'a>(&'a [u8]);
 impl Reader<'_> {
     fn record(&mut self) -> Option<ApplicationRecord> {
         Some(ApplicationRecord {
-            client_id: self.string()?.into(),
+            client_id: ClientId::try_from(self.string()?).ok()?,
             name: self.string()?.into(),
             groups: self.strings()?.into(),
             scopes: self.strings()?.into(),
@@ -233,7 +233,7 @@ mod tests {
             generation in any::<u64>(),
         ) -> ApplicationRecord {
             ApplicationRecord {
-                client_id: client_id.into(), name: name.into(), groups: groups.into(),
+                client_id: ClientId::parse(&client_id).unwrap(), name: name.into(), groups: groups.into(),
                 scopes: scopes.into(), audiences: audiences.into(), access_token_ttl, active,
                 created_at: time(times.0, times.1),
                 updated_at: time(times.0 + 1, 0),

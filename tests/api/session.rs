@@ -2,6 +2,7 @@
 //! configured upstream verify endpoint, a second real HTTP server here.
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use gatehouse::parsed::HttpUrl;
 use serde_json::json;
 
 use crate::helpers::{call, free_port, spawn_app_with};
@@ -55,7 +56,8 @@ fn start_upstream() -> String {
 #[actix_web::test]
 async fn upstream_decisions_are_relayed() {
     let upstream = start_upstream();
-    let app = spawn_app_with(|s| s.upstream_verify_url = Some(upstream)).await;
+    let app =
+        spawn_app_with(|s| s.upstream_verify_url = Some(HttpUrl::parse(&upstream).unwrap())).await;
     let response = call(
         app.verify("GET", "dash.example.com", "/panel?x=1")
             .header("Cookie", "session=good"),
@@ -80,7 +82,8 @@ async fn upstream_decisions_are_relayed() {
 #[actix_web::test]
 async fn the_original_request_is_passed_upstream() {
     let upstream = start_upstream();
-    let app = spawn_app_with(|s| s.upstream_verify_url = Some(upstream)).await;
+    let app =
+        spawn_app_with(|s| s.upstream_verify_url = Some(HttpUrl::parse(&upstream).unwrap())).await;
     // nginx's header family in, both families out; the stand-in echoes
     // what it saw in Remote-* headers, which are relayed.
     let response = call(
@@ -103,7 +106,8 @@ async fn the_original_request_is_passed_upstream() {
 #[actix_web::test]
 async fn a_bearer_token_never_reaches_the_upstream() {
     let upstream = start_upstream();
-    let app = spawn_app_with(|s| s.upstream_verify_url = Some(upstream)).await;
+    let app =
+        spawn_app_with(|s| s.upstream_verify_url = Some(HttpUrl::parse(&upstream).unwrap())).await;
     let response = call(
         app.verify("GET", "dash.example.com", "/")
             .header("Cookie", "session=good")
@@ -116,7 +120,8 @@ async fn a_bearer_token_never_reaches_the_upstream() {
 #[actix_web::test]
 async fn upstream_down_is_401_with_a_reason() {
     let dead = format!("http://127.0.0.1:{}/api/verify", free_port());
-    let app = spawn_app_with(|s| s.upstream_verify_url = Some(dead)).await;
+    let app =
+        spawn_app_with(|s| s.upstream_verify_url = Some(HttpUrl::parse(&dead).unwrap())).await;
     let response = call(
         app.verify("GET", "dash.example.com", "/")
             .header("Cookie", "session=good"),
@@ -136,7 +141,10 @@ async fn upstream_down_is_401_with_a_reason() {
 
 #[actix_web::test]
 async fn browsers_are_sent_to_the_login_url_others_get_401() {
-    let app = spawn_app_with(|s| s.login_url = Some("https://login.example.com/".into())).await;
+    let app = spawn_app_with(|s| {
+        s.login_url = Some(HttpUrl::parse("https://login.example.com/").unwrap())
+    })
+    .await;
     let response = call(
         app.verify("GET", "dash.example.com", "/panel?tab=1")
             .header("Accept", "text/html,application/xhtml+xml"),

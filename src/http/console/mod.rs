@@ -54,7 +54,14 @@ async fn console_frame(
     let replica_of = req
         .app_data::<web::Data<AppState>>()
         .filter(|state| state.admin.is_none())
-        .map(|state| state.settings.primary_url.clone().unwrap_or_default());
+        .map(|state| {
+            state
+                .settings
+                .primary_url
+                .as_deref()
+                .unwrap_or_default()
+                .to_string()
+        });
     let mut response = match replica_of {
         Some(primary) if !req.path().starts_with("/ui/assets/") => {
             let page = pages::replica(&primary, req.method());

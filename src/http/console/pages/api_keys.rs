@@ -242,7 +242,7 @@ fn example_url(state: &AppState, app: &ApplicationRecord, key: &ApiKeyView) -> S
         .hosts
         .as_ref()
         .and_then(|hosts| hosts.iter().find(|h| !h.contains('*')).cloned())
-        .or_else(|| rule.as_ref().map(|r| r.host.clone()))
+        .or_else(|| rule.as_ref().map(|r| r.host.to_string()))
         .unwrap_or_else(|| "dav.example.com".into());
     let path = key
         .path_prefixes

@@ -99,16 +99,16 @@ impl RuleForm {
 }
 
 fn rule_fields(rule: Option<&Resource>) -> Markup {
-    let text = |value: Option<&String>| value.cloned().unwrap_or_default();
+    let text = |value: Option<&str>| value.map(str::to_string).unwrap_or_default();
     html! {
-        (field("host", "Host", &text(rule.map(|r| &r.host)), Some("e.g. dav.example.com, or *.example.com (* is one label).")))
-        (field("path_prefix", "Path prefix", &text(rule.and_then(|r| r.path_prefix.as_ref())), Some("Optional, e.g. /photos; empty: every path.")))
+        (field("host", "Host", &text(rule.map(|r| r.host.as_str())), Some("e.g. dav.example.com, or *.example.com (* is one label).")))
+        (field("path_prefix", "Path prefix", &text(rule.and_then(|r| r.path_prefix.as_deref())), Some("Optional, e.g. /photos; empty: every path.")))
         (field("methods", "Methods", &rule.and_then(|r| r.methods.as_ref()).map(|m| joined(m)).unwrap_or_default(), Some("Optional, comma-separated, e.g. GET, HEAD, OPTIONS, PROPFIND; empty: every method.")))
         (field("allowed_groups", "Allowed groups", &rule.map(|r| joined(&r.allowed_groups)).unwrap_or_default(), Some("Comma-separated; empty allows nobody.")))
-        (field("audience", "Audience", &text(rule.and_then(|r| r.audience.as_ref())), Some("Optional: require this aud in tokens.")))
+        (field("audience", "Audience", &text(rule.and_then(|r| r.audience.as_deref())), Some("Optional: require this aud in tokens.")))
         (checkbox("basic", "Accept an API key as Basic password (user: client ID)", rule.is_some_and(|r| r.basic)))
         (checkbox("challenge", "Answer requests without credentials with a Basic challenge", rule.is_some_and(|r| r.challenge.is_some())))
-        (field("realm", "Realm of the Basic challenge", &text(rule.and_then(|r| r.realm.as_ref())), Some("Optional; default gatehouse.")))
+        (field("realm", "Realm of the Basic challenge", &text(rule.and_then(|r| r.realm.as_deref())), Some("Optional; default gatehouse.")))
     }
 }
 

@@ -77,7 +77,7 @@ async fn form(req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let token = match sign_in_cookie(&req) {
         Some(token) => token.to_string(),
         None => b64url(&random_bytes::<32>().map_err(|e| {
-            ConsoleError::Api(crate::admin::AdminError::Internal(e.to_string()).into())
+            ConsoleError::Api(crate::admin::AdminError::internal("sign-in token")(e).into())
         })?),
     };
     let secure = if guard::over_https(&req) {
@@ -137,7 +137,9 @@ async fn sign_in(
     let (cookie, session) = state
         .console
         .start(digest.fingerprint(), now)
-        .map_err(|e| ConsoleError::Api(crate::admin::AdminError::Internal(e.to_string()).into()))?;
+        .map_err(|e| {
+            ConsoleError::Api(crate::admin::AdminError::internal("console session")(e).into())
+        })?;
     super::audit(
         &state,
         session.actor(),
