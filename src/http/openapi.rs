@@ -332,14 +332,10 @@ mod tests {
     /// One file's routes, with its own scopes applied.
     fn routes_of(code: &str, file: &str) -> Vec<(String, String)> {
         let mut routes = Vec::new();
-        // web::resource("…") and the .route(web::…) calls in its chain.
-        let resources: Vec<((usize, usize), String)> = find_all(code, "web::resource(\"")
-            .map(|at| {
-                (
-                    enclosing(code, at),
-                    literal(code, at + "web::resource(".len()),
-                )
-            })
+        // web::resource("…") (or a local resource("…") helper that wraps
+        // it) and the .route(web::…) calls in its chain.
+        let resources: Vec<((usize, usize), String)> = find_all(code, "resource(\"")
+            .map(|at| (enclosing(code, at), literal(code, at + "resource(".len())))
             .collect();
         let mut used: BTreeSet<usize> = BTreeSet::new();
         for at in find_all(code, ".route(web::") {
