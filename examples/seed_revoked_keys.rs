@@ -4,8 +4,10 @@
 //!
 //! `cargo run --release --example seed_revoked_keys -- DATA_DIR COUNT [--applications N]`
 //!
-//! The records go straight into the tables, not into the change log: a
-//! replica of the seeded primary starts with a snapshot anyway.
+//! The records go straight into the tables, not into the change log (a
+//! replica of the seeded primary starts with a snapshot anyway) nor the
+//! API key index (the next start indexes the store, as it does one made
+//! by a build from before the index).
 //!
 //! Memory: sled keeps much of what one open `Db` has written in memory,
 //! more the larger each batch, whatever its cache capacity. Batches of
@@ -67,6 +69,8 @@ fn main() -> Result<(), Error> {
         |_| revoked_key(now),
         |r| &r.id,
     )?;
+    // Past the API key index too: the next start indexes the store again.
+    open(path)?.key_index.forget()?;
     println!("seeded {count} revoked API keys into {dir}");
     if applications > 0 {
         seed(

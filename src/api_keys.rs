@@ -165,11 +165,14 @@ pub struct KeyFilter {
 }
 
 impl KeyFilter {
+    /// Whether any filter is set (and so revoked keys are left out).
+    pub fn is_active(&self) -> bool {
+        self.unused_for.is_some() || self.expires_within.is_some()
+    }
+
     /// Revoked keys are left out of both filters: they are done with.
     pub fn admits(&self, record: &ApiKeyRecord, last_used: Option<&Usage>, now: i64) -> bool {
-        if (self.unused_for.is_some() || self.expires_within.is_some())
-            && record.revoked_at.is_some()
-        {
+        if self.is_active() && record.revoked_at.is_some() {
             return false;
         }
         if let Some(window) = self.unused_for

@@ -119,7 +119,7 @@ impl Admin {
             };
             self.commit(Some(write), change, now)?;
         }
-        self.store.api_keys.create(&record.id, record)?;
+        self.store.create_api_key(record)?;
         self.index_expiry(record.expires_at, 1);
         Ok(())
     }
@@ -199,18 +199,22 @@ impl Admin {
         filter: &KeyFilter,
         now: DateTime<Utc>,
     ) -> Result<Vec<ApiKeyView>, AdminError> {
-        let records = match client_id {
+        let mut records = match client_id {
             Some(client_id) => self.api_keys(client_id)?,
+            // Every key: one pass over the records, keeping only those the
+            // filter may admit, so that a million revoked keys are never
+            // held at once when a filter leaves them out.
             None => {
-                let mut all = self.store.api_keys.all()?;
-                all.sort_by(|a, b| {
-                    a.created_at
-                        .cmp(&b.created_at)
-                        .then_with(|| a.id.cmp(&b.id))
-                });
-                all
+                let mut kept = Vec::new();
+                self.store.api_keys.scan(|record| {
+                    if !filter.is_active() || record.revoked_at.is_none() {
+                        kept.push(record);
+                    }
+                })?;
+                kept
             }
         };
+        oldest_first(&mut records);
         let mut views = Vec::new();
         for record in records {
             let usage = self.last_used(&record.id)?;
@@ -221,21 +225,24 @@ impl Admin {
         Ok(views)
     }
 
-    /// The records of an application's keys, oldest first.
+    /// The records of an application's keys, oldest first: through the
+    /// index, or, for an application with keys from before it, a scan.
     pub fn api_keys(&self, client_id: &str) -> Result<Vec<ApiKeyRecord>, AdminError> {
         self.application(client_id)?;
-        let mut keys: Vec<ApiKeyRecord> = self
-            .store
-            .api_keys
-            .all()?
-            .into_iter()
-            .filter(|k| k.client_id == client_id)
-            .collect();
-        keys.sort_by(|a, b| {
-            a.created_at
-                .cmp(&b.created_at)
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        let mut keys = Vec::new();
+        match self.store.key_index.ids_of(client_id)? {
+            Some(ids) => {
+                for id in ids {
+                    keys.extend(self.store.api_keys.get(&id)?);
+                }
+            }
+            None => self.store.api_keys.scan(|record| {
+                if record.client_id == client_id {
+                    keys.push(record);
+                }
+            })?,
+        }
+        oldest_first(&mut keys);
         Ok(keys)
     }
 
@@ -254,4 +261,12 @@ impl Admin {
             None => stored,
         })
     }
+}
+
+fn oldest_first(keys: &mut [ApiKeyRecord]) {
+    keys.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
 }

@@ -39,7 +39,7 @@ impl Admin {
             self.store.revoked_tokens.delete(&jti)?;
         }
         self.persist_usage()?;
-        self.load_expiries()?;
+        self.load_expiries(now.timestamp())?;
         Ok(())
     }
 
@@ -74,22 +74,19 @@ impl Admin {
         Ok(written?)
     }
 
-    /// Builds the expiry index once (a scan of the keys, off the request path).
-    fn load_expiries(&self) -> Result<(), AdminError> {
+    /// Builds the in-memory expiry counts once, from the store's expiry
+    /// index (live keys that expire: never the whole key table).
+    fn load_expiries(&self, now: i64) -> Result<(), AdminError> {
         if self.lock_expiries().is_some() {
             return Ok(());
         }
         let mut index = std::collections::BTreeMap::new();
         // Under the admin lock, so that no mint or revocation slips between
-        // the scan and the index.
+        // the read and the counts.
         let _writer = self.lock();
-        self.store.api_keys.scan(|key| {
-            if key.revoked_at.is_none()
-                && let Some(exp) = key.expires_at
-            {
-                *index.entry(exp.timestamp()).or_insert(0u32) += 1;
-            }
-        })?;
+        for exp in self.store.key_index.expiries_after(now)? {
+            *index.entry(exp).or_insert(0u32) += 1;
+        }
         *self.lock_expiries() = Some(index);
         Ok(())
     }
@@ -113,7 +110,7 @@ impl Admin {
     /// Live keys expiring within each of `EXPIRY_WINDOWS`, once the index
     /// is built.
     pub fn keys_expiring(&self, now: i64) -> Option<[u64; 3]> {
-        if let Err(e) = self.load_expiries() {
+        if let Err(e) = self.load_expiries(now) {
             log::warn!("cannot read API key expiries: {e}");
         }
         let mut guard = self.lock_expiries();

@@ -132,11 +132,11 @@ impl Admin {
     /// then applies it here. Callers hold the admin lock.
     fn commit(
         &self,
-        record: Option<RecordWrite>,
+        writes: impl IntoIterator<Item = RecordWrite>,
         change: Change,
         now: DateTime<Utc>,
     ) -> Result<u64, AdminError> {
-        let entry = self.store.commit(record, change)?;
+        let entry = self.store.commit(writes, change)?;
         self.directory
             .apply(std::slice::from_ref(&entry), now.timestamp());
         Ok(entry.version)

@@ -21,8 +21,9 @@ impl Admin {
         if record.revoked_at.is_none() && parse_id(id).is_some() {
             record.revoked_at = Some(now);
             let write = self.store.api_keys.put_op(id, &record)?;
+            let unindexed = self.store.key_index.revoked(&record);
             let change = Change::RevokeApiKey { id: id.to_string() };
-            self.commit(Some(write), change, now)?;
+            self.commit([write].into_iter().chain(unindexed), change, now)?;
             self.index_expiry(record.expires_at, -1);
             log::info!("revoked API key {id}");
         } else if let Some(parsed) = parse_id(id) {

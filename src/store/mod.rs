@@ -7,9 +7,12 @@
 //! * `revoked_ids`, `application_copy`: the compact copies beside sled a
 //!   start loads instead of scanning it
 //! * `copy_file`: the framing both copies share
+//! * `key_index`: the API keys by application and by expiry, so that no
+//!   listing or housekeeping reads every key record
 
 pub mod application_copy;
 mod copy_file;
+pub mod key_index;
 pub mod revoked_ids;
 
 use std::marker::PhantomData;
@@ -62,6 +65,8 @@ enum RecordOp {
     Put(Vec<u8>),
     /// Remove; `Missing` if there is nothing to remove.
     Delete,
+    /// Remove whatever is there (an index entry).
+    Remove,
 }
 
 /// One sled tree of JSON records of type `T`, keyed by their id.
@@ -262,6 +267,7 @@ pub struct Store {
     /// Revoked access tokens: `jti` → `exp`.
     pub revoked_tokens: Table<i64>,
     pub audit: Table<AuditEntry>,
+    pub key_index: key_index::KeyIndex,
     meta: Table<SecretDigest>,
     /// Every change to the replicated state, in order.
     pub changes: ChangeLog,
@@ -293,7 +299,7 @@ impl Store {
             // there is read once at start and then served from memory.
             .cache_capacity(STORE_CACHE_BYTES)
             .open()?;
-        Ok(Self {
+        let store = Self {
             applications: Table::open(&db, "applications")?,
             resources: Table::open(&db, "resources")?,
             api_keys: Table::open(&db, "api_keys")?,
@@ -301,59 +307,105 @@ impl Store {
             api_key_usage: Table::open(&db, "api_key_usage")?,
             revoked_tokens: Table::open(&db, "revoked_tokens")?,
             audit: Table::open(&db, "audit")?,
+            key_index: key_index::KeyIndex::open(&db)?,
             meta: Table::open(&db, "meta")?,
             changes: ChangeLog::open(&db)?,
             db,
             dir: dir.to_path_buf(),
             copies: CopiedAt::default(),
-        })
-    }
-
-    /// Writes `record` (if any) and appends `change` to the log in one
-    /// transaction, flushed; returns the logged entry. Callers hold the
-    /// admin lock, so entries are appended one at a time.
-    pub fn commit(&self, record: Option<RecordWrite>, change: Change) -> Result<Entry, StoreError> {
-        let (entry, bytes) = self.changes.next_entry(change)?;
-        let log_key = change_log::key(entry.version);
-        let log_tree = self.changes.tree();
-        match record {
-            Some(write) => {
-                use sled::transaction::{TransactionError, Transactional, abort};
-                let result = (&write.tree, log_tree).transaction(|(table, log)| {
-                    match &write.op {
-                        RecordOp::Create(value) => {
-                            if table.get(&write.key)?.is_some() {
-                                return abort(StoreError::AlreadyExists);
-                            }
-                            table.insert(write.key.as_slice(), value.as_slice())?;
-                        }
-                        RecordOp::Put(value) => {
-                            table.insert(write.key.as_slice(), value.as_slice())?;
-                        }
-                        RecordOp::Delete => {
-                            if table.remove(write.key.as_slice())?.is_none() {
-                                return abort(StoreError::Missing);
-                            }
-                        }
-                    }
-                    log.insert(&log_key, bytes.as_slice())?;
-                    Ok(())
-                });
-                match result {
-                    Ok(()) => {}
-                    Err(TransactionError::Abort(e)) => return Err(e),
-                    Err(TransactionError::Storage(e)) => return Err(e.into()),
-                }
-            }
-            None => {
-                log_tree.insert(log_key, bytes)?;
+        };
+        if let Some(read) = store.key_index.ensure(&store.api_keys)? {
+            flush(&store.db)?;
+            if read > 0 {
+                log::info!(
+                    "indexed the API keys of a store from before the index ({read} records, once)"
+                );
             }
         }
+        Ok(store)
+    }
+
+    /// Writes `writes` (a record and the index entries that go with it,
+    /// or nothing) and appends `change` to the log in one transaction,
+    /// flushed; returns the logged entry. Callers hold the admin lock, so
+    /// entries are appended one at a time.
+    pub fn commit(
+        &self,
+        writes: impl IntoIterator<Item = RecordWrite>,
+        change: Change,
+    ) -> Result<Entry, StoreError> {
+        let (entry, bytes) = self.changes.next_entry(change)?;
+        let log = RecordWrite {
+            tree: self.changes.tree().clone(),
+            key: change_log::key(entry.version).to_vec(),
+            op: RecordOp::Put(bytes),
+        };
+        self.write_together(writes.into_iter().chain([log]).collect())?;
         // Committed: the log holds the entry whether or not the flush
         // works, so the next change must not reuse its version.
         self.changes.appended(&entry);
         flush(&self.db)?;
         Ok(entry)
+    }
+
+    /// Stores a new API key's record with its index entries, flushed;
+    /// `AlreadyExists` if the id is taken. Not a logged change: replicas
+    /// verify keys by their signature and learn only of revocations.
+    pub fn create_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+        let mut writes = vec![self.api_keys.create_op(&record.id, record)?];
+        writes.extend(self.key_index.entries_of(record));
+        self.write_together(writes)?;
+        flush(&self.db)
+    }
+
+    /// Applies `writes` in one sled transaction: all of them or none.
+    fn write_together(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
+        use sled::transaction::{TransactionError, Transactional, abort};
+        // One view per tree, however many writes go to it.
+        let mut trees: Vec<sled::Tree> = Vec::new();
+        let slots: Vec<usize> = writes
+            .iter()
+            .map(|write| {
+                trees
+                    .iter()
+                    .position(|tree| tree.name() == write.tree.name())
+                    .unwrap_or_else(|| {
+                        trees.push(write.tree.clone());
+                        trees.len() - 1
+                    })
+            })
+            .collect();
+        let result = trees[..].transaction(|views| {
+            for (write, &slot) in writes.iter().zip(&slots) {
+                let view = &views[slot];
+                let key = write.key.as_slice();
+                match &write.op {
+                    RecordOp::Create(value) => {
+                        if view.get(key)?.is_some() {
+                            return abort(StoreError::AlreadyExists);
+                        }
+                        view.insert(key, value.as_slice())?;
+                    }
+                    RecordOp::Put(value) => {
+                        view.insert(key, value.as_slice())?;
+                    }
+                    RecordOp::Delete => {
+                        if view.remove(key)?.is_none() {
+                            return abort(StoreError::Missing);
+                        }
+                    }
+                    RecordOp::Remove => {
+                        view.remove(key)?;
+                    }
+                }
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
     }
 
     /// The compact copy of the revoked API key ids, if it is this store's

@@ -424,11 +424,10 @@ async fn minted_and_revoked_keys_survive_kill_9() {
     admin
         .create_resource(&json!({"host": DAV, "allowed_groups": ["media"]}))
         .await;
+    // Both expire in three days: the expiry gauge counts live ones only.
     let mint = async |name: &str| {
-        admin
-            .create_api_key("canister", &json!({ "name": name }))
-            .await
-            .body
+        let body = json!({ "name": name, "expires_in": 3 * 86_400 });
+        admin.create_api_key("canister", &body).await.body
     };
     let kept = mint("kept").await;
     let doomed = mint("doomed").await;
@@ -447,6 +446,22 @@ async fn minted_and_revoked_keys_survive_kill_9() {
     };
     assert_eq!(verify(&kept["api_key"]).await, 200);
     assert_eq!(verify(&doomed["api_key"]).await, 401);
+    // The listing and the gauge read the key index, written with the records.
+    let listed = node
+        .admin_api()
+        .get("/applications/canister/api-keys")
+        .await
+        .body;
+    let listed: Vec<(&str, bool)> = listed["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["name"].as_str().unwrap(), k["revoked_at"].is_null()))
+        .collect();
+    assert_eq!(listed, [("kept", true), ("doomed", false)]);
+    let series = r#"gatehouse_api_keys_expiring{within="7d"}"#;
+    let expiring = crate::helpers::metric(&client, node.url("/metrics"), series).await;
+    assert_eq!(expiring, Some(1.0));
     let audit = node.admin_api().audit("").await.body;
     let actions: Vec<(String, String)> = audit["entries"]
         .as_array()
