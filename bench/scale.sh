@@ -12,7 +12,8 @@
 #  4. bytes per change: one more replica follows the primary through a TCP
 #     proxy that counts every byte it relays (headers, long-polls and 304s
 #     included), divided by the versions that replica moved;
-#  5. RSS of the primary and the replicas after the revocations;
+#  5. RSS of the primary and the replicas after the revocations, and of
+#     the primary after it lists one application's keys;
 # then verify throughput (reused token) on a replica of each primary,
 # alternating rounds, each ratio within its round.
 # Every node has one worker pinned to CPU 0; clients, wrk and the proxy run
@@ -163,6 +164,12 @@ def prepare(primary, count, out):
                           data={"grant_type": "client_credentials"}).json()["access_token"]
     json.dump({"keys": keys, "token": token}, open(out, "w"))
 
+def list_keys(primary):
+    """One application's API keys, as an admin or the console lists them."""
+    import requests
+    r = requests.get(f"http://127.0.0.1:{primary}/admin/v1/applications/bench/api-keys", headers=ADMIN)
+    r.raise_for_status()
+
 def metric(port, name):
     import requests
     text = requests.get(f"http://127.0.0.1:{port}/metrics").text
@@ -270,6 +277,8 @@ def summary(path):
         ("primary RSS after the revocations (peak)",
          lambda r: f"{mib(med(r, 'primary_rss')):.0f} MiB ({mib(med(r, 'primary_hwm')):.0f})",
          "≤ 150 MiB"),
+        ("primary RSS after listing one application's keys",
+         lambda r: f"{mib(med(r, 'primary_rss_listed')):.0f} MiB", ""),
         ("replica RSS after the revocations, median / max (max peak)",
          lambda r: f"{mib(statistics.median(rows[r]['replica_rss'])):.0f} / "
                    f"{mib(max(rows[r]['replica_rss'])):.0f} MiB ({mib(max(rows[r]['replica_hwm'])):.0f})",
@@ -366,6 +375,8 @@ fleet() {
   helper revoke "$run" "$primary_port" "$(IFS=,; echo "${ports[*]}")" "$meter" "$control" "$dir/prepared.json" >>"$results"
   echo "$run primary_rss $(status_kib "$primary_pid" VmRSS)" >>"$results"
   echo "$run primary_hwm $(status_kib "$primary_pid" VmHWM)" >>"$results"
+  helper list_keys "$primary_port"
+  echo "$run primary_rss_listed $(status_kib "$primary_pid" VmRSS)" >>"$results"
   for pid in "${replica_pids[@]}"; do
     echo "$run replica_rss $(status_kib "$pid" VmRSS)" >>"$results"
     echo "$run replica_hwm $(status_kib "$pid" VmHWM)" >>"$results"
