@@ -85,81 +85,114 @@ mod tests {
         while i < chars.len() {
             let c = chars[i];
             let next = chars.get(i + 1).copied();
-            if c == '/' && next == Some('/') {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
+            i = if c == '/' && next == Some('/') {
+                skip_line_comment(&chars, i)
             } else if c == '/' && next == Some('*') {
-                let mut depth = 0;
-                while i < chars.len() {
-                    if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
+                skip_block_comment(&chars, i)
             } else if let Some((body, hashes)) = raw_string(&chars, i) {
-                // A raw string: r"…", r#"…"#, br"…".
-                let closing = ['#'].repeat(hashes);
-                let mut end = body;
-                while end < chars.len()
-                    && !(chars[end] == '"' && chars[end + 1..].starts_with(&closing))
-                {
-                    end += 1;
-                }
-                // Re-quoted as a plain literal, so that one pass skips both.
-                out.push('"');
-                for &r in &chars[body..end.min(chars.len())] {
-                    if r == '"' || r == '\\' {
-                        out.push('\\');
-                    }
-                    out.push(r);
-                }
-                out.push('"');
-                i = end + 1 + hashes;
+                copy_raw_string(&chars, body, hashes, &mut out)
             } else if c == '"' {
-                out.push('"');
-                i += 1;
-                while i < chars.len() && chars[i] != '"' {
-                    if chars[i] == '\\' {
-                        out.push(chars[i]);
-                        i += 1;
-                    }
-                    if i < chars.len() {
-                        out.push(chars[i]);
-                    }
-                    i += 1;
-                }
-                out.push('"');
-                i += 1;
-            } else if c == '\'' && next == Some('\\') {
-                // A char literal with an escape: '\'', '\\', '\u{..}'.
-                i += 2;
-                while i < chars.len() && chars[i] != '\'' {
-                    i += 1;
-                }
+                copy_string(&chars, i, &mut out)
+            } else if c == '\''
+                && let Some(end) = char_literal_end(&chars, i)
+            {
+                // Its content could be a quote: it must not open a string.
                 out.push_str("'?'");
-                i += 1;
-            } else if c == '\'' && chars.get(i + 2) == Some(&'\'') {
-                out.push_str("'?'");
-                i += 3;
+                end
             } else if c.is_whitespace() {
-                i += 1;
+                i + 1
             } else {
                 out.push(c);
-                i += 1;
-            }
+                i + 1
+            };
         }
         match out.find("#[cfg(test)]") {
             Some(at) => out[..at].to_string(),
             None => out,
+        }
+    }
+
+    /// Skips a `//` comment at `i`: the index of the newline that ends it.
+    fn skip_line_comment(chars: &[char], i: usize) -> usize {
+        chars[i..]
+            .iter()
+            .position(|&c| c == '\n')
+            .map_or(chars.len(), |n| i + n)
+    }
+
+    /// Skips a `/* … */` comment at `i`, nested ones inside it included:
+    /// the index after it.
+    fn skip_block_comment(chars: &[char], mut i: usize) -> usize {
+        let mut depth = 0;
+        while i < chars.len() {
+            if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                depth += 1;
+                i += 2;
+            } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    break;
+                }
+            } else {
+                i += 1;
+            }
+        }
+        i
+    }
+
+    /// Copies a raw string (`r"…"`, `r#"…"#`, `br"…"`) whose text starts at
+    /// `body` and which `hashes` `#` close, re-quoted as a plain literal so
+    /// that one pass skips both: the index after it.
+    fn copy_raw_string(chars: &[char], body: usize, hashes: usize, out: &mut String) -> usize {
+        let closing = ['#'].repeat(hashes);
+        let mut end = body;
+        while end < chars.len() && !(chars[end] == '"' && chars[end + 1..].starts_with(&closing)) {
+            end += 1;
+        }
+        out.push('"');
+        for &r in &chars[body..end.min(chars.len())] {
+            if r == '"' || r == '\\' {
+                out.push('\\');
+            }
+            out.push(r);
+        }
+        out.push('"');
+        end + 1 + hashes
+    }
+
+    /// Copies a plain string literal at `i` (on its `"`), escapes and all:
+    /// the index after it.
+    fn copy_string(chars: &[char], mut i: usize, out: &mut String) -> usize {
+        out.push('"');
+        i += 1;
+        while i < chars.len() && chars[i] != '"' {
+            if chars[i] == '\\' {
+                out.push(chars[i]);
+                i += 1;
+            }
+            if i < chars.len() {
+                out.push(chars[i]);
+            }
+            i += 1;
+        }
+        out.push('"');
+        i + 1
+    }
+
+    /// Where a char literal at `i` (on its `'`) ends: one with an escape
+    /// (`'\\'`, `'\u{..}'`) or a plain `'x'`. `None` where the `'` opens
+    /// something else (a lifetime, a label).
+    fn char_literal_end(chars: &[char], i: usize) -> Option<usize> {
+        if chars.get(i + 1) == Some(&'\\') {
+            let close = (i + 2..chars.len())
+                .find(|&at| chars[at] == '\'')
+                .unwrap_or(chars.len());
+            Some(close + 1)
+        } else if chars.get(i + 2) == Some(&'\'') {
+            Some(i + 3)
+        } else {
+            None
         }
     }
 
