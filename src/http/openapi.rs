@@ -483,8 +483,10 @@ mod tests {
         assert!(report.is_empty(), "{report}");
     }
 
-    #[test]
-    fn the_scanner_sees_scopes_resources_modules_and_ignores_comments() {
+    /// Two modules, `mod` and the `admin` it configures under a scope, with
+    /// every registration form the scanner knows and, in comments, strings
+    /// and test code, routes it must not see.
+    fn two_module_sources() -> BTreeMap<String, String> {
         let mut sources = BTreeMap::new();
         sources.insert(
             "mod".to_string(),
@@ -523,7 +525,12 @@ mod tests {
             "#
             .to_string(),
         );
-        let routes = registered_routes(&sources);
+        sources
+    }
+
+    #[test]
+    fn the_scanner_sees_scopes_resources_modules_and_ignores_comments() {
+        let routes = registered_routes(&two_module_sources());
         let mut expected: Routes = METHODS
             .iter()
             .map(|m| ("/any".to_string(), m.to_string()))
@@ -566,8 +573,12 @@ mod tests {
         let version = doc["openapi"].as_str().expect("no openapi version");
         assert!(version.starts_with("3.1."), "openapi {version}");
         assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+        assert_every_ref_resolves(&doc);
+        assert_operations_hang_together(&doc);
+    }
 
-        // Every $ref points at something.
+    /// Every `$ref` points at something.
+    fn assert_every_ref_resolves(doc: &serde_json::Value) {
         fn refs<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
             match value {
                 serde_json::Value::Object(map) => {
@@ -581,27 +592,20 @@ mod tests {
             }
         }
         let mut all = Vec::new();
-        refs(&doc, &mut all);
+        refs(doc, &mut all);
         for r in all {
             let pointer = r.strip_prefix('#').expect("only local $refs");
             assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
         }
+    }
 
-        // Operations: unique ids, responses, and their path parameters declared.
+    /// Operations: unique ids, responses, their path parameters declared,
+    /// and only security schemes the document defines.
+    fn assert_operations_hang_together(doc: &serde_json::Value) {
         let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
         let mut ids = BTreeSet::new();
-        let resolve = |v: &serde_json::Value| -> serde_json::Value {
-            match v.get("$ref").and_then(|r| r.as_str()) {
-                Some(r) => doc.pointer(&r[1..]).unwrap().clone(),
-                None => v.clone(),
-            }
-        };
         for (path, item) in doc["paths"].as_object().unwrap() {
-            let names: BTreeSet<String> = path
-                .split('{')
-                .skip(1)
-                .map(|p| p.split('}').next().unwrap().to_string())
-                .collect();
+            let names = path_parameter_names(path);
             for method in METHODS {
                 let Some(op) = item.get(method) else { continue };
                 let id = op["operationId"].as_str().expect("operationId");
@@ -610,15 +614,7 @@ mod tests {
                     !op["responses"].as_object().unwrap().is_empty(),
                     "{method} {path}: no responses"
                 );
-                let declared: BTreeSet<String> = item
-                    .get("parameters")
-                    .into_iter()
-                    .chain(op.get("parameters"))
-                    .flat_map(|p| p.as_array().unwrap())
-                    .map(resolve)
-                    .filter(|p| p["in"] == "path")
-                    .map(|p| p["name"].as_str().unwrap().to_string())
-                    .collect();
+                let declared = declared_path_parameters(doc, item, op);
                 assert_eq!(declared, names, "{method} {path}: path parameters");
                 for requirement in op["security"].as_array().into_iter().flatten() {
                     for scheme in requirement.as_object().unwrap().keys() {
@@ -627,6 +623,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The `{name}`s in a path.
+    fn path_parameter_names(path: &str) -> BTreeSet<String> {
+        path.split('{')
+            .skip(1)
+            .map(|p| p.split('}').next().unwrap().to_string())
+            .collect()
+    }
+
+    /// The path parameters an operation declares, with those of its path
+    /// item, `$ref`s resolved.
+    fn declared_path_parameters(
+        doc: &serde_json::Value,
+        item: &serde_json::Value,
+        op: &serde_json::Value,
+    ) -> BTreeSet<String> {
+        let resolve = |v: &serde_json::Value| -> serde_json::Value {
+            match v.get("$ref").and_then(|r| r.as_str()) {
+                Some(r) => doc.pointer(&r[1..]).unwrap().clone(),
+                None => v.clone(),
+            }
+        };
+        item.get("parameters")
+            .into_iter()
+            .chain(op.get("parameters"))
+            .flat_map(|p| p.as_array().unwrap())
+            .map(resolve)
+            .filter(|p| p["in"] == "path")
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
     }
 
     #[actix_web::test]
