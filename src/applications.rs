@@ -206,6 +206,32 @@ impl ApplicationRecord {
     }
 }
 
+#[cfg(any(test, fuzzing))]
+impl ApplicationRecord {
+    /// The client that the unit tests and fuzz targets issue and check
+    /// tokens for: active, in group `media` only, no scopes or audiences,
+    /// and untouched by `revoke-tokens` (`not_before` and `generation` 0),
+    /// so that a token of any `iat` is current.
+    #[allow(clippy::expect_used)] // a fixture's id is a literal that parses
+    pub fn media_client(client_id: &str, secret: &str, now: DateTime<Utc>) -> Self {
+        ApplicationRecord {
+            client_id: ClientId::parse(client_id).expect("a fixture's client id"),
+            name: client_id.into(),
+            groups: vec!["media".to_string()].into(),
+            scopes: Default::default(),
+            access_token_ttl: 3600,
+            active: true,
+            created_at: now,
+            updated_at: now,
+            secret: SecretDigest::of(secret),
+            previous_secret: None,
+            audiences: Default::default(),
+            generation: 0,
+            not_before: 0,
+        }
+    }
+}
+
 /// The groups a credential holds when the rules look at it. An access
 /// token carries the groups it was issued with (`carried`); an API key
 /// takes its application's current groups, so that removing a group takes

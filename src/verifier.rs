@@ -1100,25 +1100,11 @@ mod tests {
     }
 
     /// Application `c` (secret `s`, group `media`) and a rule for
-    /// dav.example.com that admits `media`: the two tests' common state.
+    /// dav.example.com that admits `media`.
     fn media_application_and_rule(
         now: chrono::DateTime<chrono::Utc>,
     ) -> (crate::applications::ApplicationRecord, Resource) {
-        let app = crate::applications::ApplicationRecord {
-            client_id: crate::applications::ClientId::parse("c").unwrap(),
-            name: "c".into(),
-            groups: vec!["media".to_string()].into(),
-            scopes: Default::default(),
-            access_token_ttl: 3600,
-            active: true,
-            created_at: now,
-            updated_at: now,
-            secret: crate::crypto::SecretDigest::of("s"),
-            previous_secret: None,
-            audiences: Default::default(),
-            generation: 0,
-            not_before: 0,
-        };
+        let app = crate::applications::ApplicationRecord::media_client("c", "s", now);
         let rule = crate::resources::NewResource {
             host: Some("dav.example.com".into()),
             allowed_groups: vec!["media".into()],
