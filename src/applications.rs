@@ -206,6 +206,32 @@ impl ApplicationRecord {
     }
 }
 
+#[cfg(any(test, fuzzing))]
+impl ApplicationRecord {
+    /// The client that the unit tests and fuzz targets issue and check
+    /// tokens for: active, in group `media` only, no scopes or audiences,
+    /// and untouched by `revoke-tokens` (`not_before` and `generation` 0),
+    /// so that a token of any `iat` is current.
+    #[allow(clippy::expect_used)] // a fixture's id is a literal that parses
+    pub fn media_client(client_id: &str, secret: &str, now: DateTime<Utc>) -> Self {
+        ApplicationRecord {
+            client_id: ClientId::parse(client_id).expect("a fixture's client id"),
+            name: client_id.into(),
+            groups: vec!["media".to_string()].into(),
+            scopes: Default::default(),
+            access_token_ttl: 3600,
+            active: true,
+            created_at: now,
+            updated_at: now,
+            secret: SecretDigest::of(secret),
+            previous_secret: None,
+            audiences: Default::default(),
+            generation: 0,
+            not_before: 0,
+        }
+    }
+}
+
 /// The groups a credential holds when the rules look at it. An access
 /// token carries the groups it was issued with (`carried`); an API key
 /// takes its application's current groups, so that removing a group takes
@@ -498,68 +524,83 @@ mod tests {
         );
     }
 
-    /// An application checks its own fields: the first at fault is named,
-    /// a change that fails leaves the record as it was, absent fields take
-    /// their defaults.
+    /// A new application from `new`, as the admin API creates one.
+    fn create(
+        id: &str,
+        new: NewApplication,
+        now: DateTime<Utc>,
+    ) -> Result<ApplicationRecord, FieldError> {
+        ApplicationRecord::create(id, new, SecretDigest::of("s"), 7, now)
+    }
+
     #[test]
-    fn applications_validate_themselves() {
+    fn absent_fields_take_their_defaults() {
         let now = Utc::now();
-        let create = |id: &str, new: NewApplication| {
-            ApplicationRecord::create(id, new, SecretDigest::of("s"), 7, now)
-        };
-        let app = create("canister", NewApplication::default()).unwrap();
+        let app = create("canister", NewApplication::default(), now).unwrap();
         assert_eq!(
             (&*app.name, app.access_token_ttl, app.active, app.generation),
             ("canister", DEFAULT_ACCESS_TOKEN_TTL, true, 7)
         );
         assert_eq!(app.not_before, now.timestamp());
-        let bad = |new: NewApplication| create("canister", new).unwrap_err().field;
-        assert_eq!(
-            create("Canister", NewApplication::default())
-                .unwrap_err()
-                .field,
-            "client_id"
-        );
-        let ttl = || Some(1);
-        assert_eq!(
-            bad(NewApplication {
-                name: Some(" ".into()),
-                access_token_ttl: ttl(),
-                ..Default::default()
-            }),
-            "name"
-        );
-        assert_eq!(
-            bad(NewApplication {
-                groups: vec!["a,b".into()],
-                access_token_ttl: ttl(),
-                ..Default::default()
-            }),
-            "groups[0]"
-        );
-        assert_eq!(
-            bad(NewApplication {
-                scopes: vec!["a b".into()],
-                ..Default::default()
-            }),
-            "scopes[0]"
-        );
-        assert_eq!(
-            bad(NewApplication {
-                audiences: vec!["a b".into()],
-                ..Default::default()
-            }),
-            "audiences[0]"
-        );
-        assert_eq!(
-            bad(NewApplication {
-                access_token_ttl: ttl(),
-                ..Default::default()
-            }),
-            "access_token_ttl"
-        );
+    }
 
-        let mut changed = app.clone();
+    /// An application checks its own fields, and names the first at fault
+    /// in the admin API's order.
+    #[test]
+    fn the_first_field_at_fault_is_named() {
+        let bad = |id: &str, new| create(id, new, Utc::now()).unwrap_err().field;
+        assert_eq!(bad("Canister", NewApplication::default()), "client_id");
+        // A bad ttl as well does not hide the field before it.
+        let ttl = || Some(1);
+        let cases = [
+            (
+                NewApplication {
+                    name: Some(" ".into()),
+                    access_token_ttl: ttl(),
+                    ..Default::default()
+                },
+                "name",
+            ),
+            (
+                NewApplication {
+                    groups: vec!["a,b".into()],
+                    access_token_ttl: ttl(),
+                    ..Default::default()
+                },
+                "groups[0]",
+            ),
+            (
+                NewApplication {
+                    scopes: vec!["a b".into()],
+                    ..Default::default()
+                },
+                "scopes[0]",
+            ),
+            (
+                NewApplication {
+                    audiences: vec!["a b".into()],
+                    ..Default::default()
+                },
+                "audiences[0]",
+            ),
+            (
+                NewApplication {
+                    access_token_ttl: ttl(),
+                    ..Default::default()
+                },
+                "access_token_ttl",
+            ),
+        ];
+        for (new, field) in cases {
+            assert_eq!(bad("canister", new), field);
+        }
+    }
+
+    /// A change that fails leaves the record as it was; one that passes
+    /// applies every field it names.
+    #[test]
+    fn a_change_applies_whole_or_not_at_all() {
+        let mut changed = create("canister", NewApplication::default(), Utc::now()).unwrap();
         let patch = ApplicationPatch {
             name: Some("New".into()),
             groups: Some(vec!["Ops".into()]),

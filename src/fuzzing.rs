@@ -20,7 +20,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use crate::applications::ApplicationRecord;
-use crate::crypto::{SecretDigest, jwt_provider};
+use crate::crypto::jwt_provider;
 use crate::directory::Directory;
 use crate::keys::{KeyDir, KeyRing};
 use crate::resources::{NewResource, Resource};
@@ -269,21 +269,7 @@ fn harness() -> &'static Harness {
         std::fs::create_dir_all(&dir).unwrap();
         let keys = KeyDir::open(&dir).unwrap().load_or_init().unwrap();
         let now = Utc::now();
-        let app = ApplicationRecord {
-            client_id: crate::applications::ClientId::parse(CLIENT).unwrap(),
-            name: CLIENT.into(),
-            groups: vec!["media".to_string()].into(),
-            scopes: Default::default(),
-            access_token_ttl: 3600,
-            active: true,
-            created_at: now,
-            updated_at: now,
-            secret: SecretDigest::of("secret"),
-            previous_secret: None,
-            audiences: Default::default(),
-            generation: 0,
-            not_before: 0,
-        };
+        let app = ApplicationRecord::media_client(CLIENT, "secret", now);
         let rules = [
             ("all", None, "media"),
             ("private", Some("/private"), "admins"),

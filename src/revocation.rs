@@ -731,6 +731,23 @@ mod tests {
         (set.search(id, &mut probes), probes)
     }
 
+    /// Asks `set` about each `(word, whether it is in the set)`: every
+    /// answer right, and none taking more probes than interpolation's
+    /// guesses and then halving the whole set would.
+    fn assert_answers_within_the_worst_case(
+        set: &SortedIds,
+        asks: impl IntoIterator<Item = (u128, bool)>,
+    ) {
+        let bound = MAX_GUESSES + usize::BITS - set.len().leading_zeros() + 1;
+        let mut worst = 0;
+        for (probe, want) in asks {
+            let (found, probes) = probes(set, &id_of(probe));
+            assert_eq!(found, want, "{probe:#x}");
+            worst = worst.max(probes);
+        }
+        assert!(worst <= bound, "{worst} probes, bound {bound}");
+    }
+
     #[test]
     fn ids_round_trip_and_reject_other_text() {
         let id = [7u8; 16];
@@ -853,21 +870,15 @@ mod tests {
         }
         words.extend((0..64).map(|i| 1u128 << (i + 64)));
         let set = SortedIds::new(words.iter().copied().map(id_of).collect());
-        let bound = MAX_GUESSES + usize::BITS - set.len().leading_zeros() + 1;
-        let mut worst = 0;
-        for &w in &words {
-            for (probe, want) in [
+        let asks = words.iter().flat_map(|&w| {
+            [
                 (w, true),
                 (w.wrapping_add(1), false),
                 (w.wrapping_sub(1), false),
-            ] {
-                let want = want || words.contains(&probe);
-                let (found, probes) = probes(&set, &id_of(probe));
-                assert_eq!(found, want, "{probe:#x}");
-                worst = worst.max(probes);
-            }
-        }
-        assert!(worst <= bound, "{worst} probes, bound {bound}");
+            ]
+        });
+        let asks = asks.map(|(probe, want)| (probe, want || words.contains(&probe)));
+        assert_answers_within_the_worst_case(&set, asks);
     }
 
     #[test]
@@ -878,22 +889,16 @@ mod tests {
             .map(|i| ((0x8000_0000_0000_0000 + i * i * i) << 64) | 0x55)
             .collect();
         let set = SortedIds::new(words.iter().copied().map(id_of).collect());
-        let bound = MAX_GUESSES + usize::BITS - set.len().leading_zeros() + 1;
-        let mut worst = 0;
-        for &w in &words {
-            for (probe, want) in [
+        let asks = words.iter().flat_map(|&w| {
+            [
                 (w, true),
                 (w + 1, false),
                 (w - 1, false),
                 (w + (1 << 64), false),
-            ] {
-                let want = want || words.binary_search(&probe).is_ok();
-                let (found, probes) = probes(&set, &id_of(probe));
-                assert_eq!(found, want, "{probe:#x}");
-                worst = worst.max(probes);
-            }
-        }
-        assert!(worst <= bound, "{worst} probes, bound {bound}");
+            ]
+        });
+        let asks = asks.map(|(probe, want)| (probe, want || words.binary_search(&probe).is_ok()));
+        assert_answers_within_the_worst_case(&set, asks);
     }
 
     #[test]

@@ -1007,11 +1007,17 @@ mod tests {
         );
     }
 
-    /// Issue 3's cache: a reused token is verified once and then served from
-    /// the cache, keyed by its digest; failures are never cached, and the
-    /// per-request checks (here the rule) still run on a cache hit.
-    #[test]
-    fn reused_tokens_are_cached_once_and_failures_never() {
+    /// An access token issued to `c` (`media_application_and_rule`), the
+    /// keys that signed it and the directory that holds `c`. The keys'
+    /// directory goes when this is dropped.
+    struct IssuedToken {
+        keys: Arc<crate::keys::KeyRing>,
+        directory: Arc<crate::directory::Directory>,
+        token: String,
+        _key_dir: tempfile::TempDir,
+    }
+
+    fn issued_token(now: chrono::DateTime<chrono::Utc>) -> IssuedToken {
         use crate::crypto::jwt_provider;
         use crate::directory::Directory;
         use crate::issuer::{ClientAuthMethod, ClientCredentials, TokenIssuer, TokenRequest};
@@ -1019,11 +1025,13 @@ mod tests {
         use crate::throttle::Throttle;
 
         jwt_provider::install();
-        let dir = tempfile::tempdir().unwrap();
+        let key_dir = tempfile::tempdir().unwrap();
         let keys = Arc::new(KeyRing::new(
-            KeyDir::open(dir.path()).unwrap().load_or_init().unwrap(),
+            KeyDir::open(key_dir.path())
+                .unwrap()
+                .load_or_init()
+                .unwrap(),
         ));
-        let now = chrono::Utc::now();
         let (app, rule) = media_application_and_rule(now);
         let directory = Arc::new(Directory::new(vec![app], vec![rule]));
         let issuer = TokenIssuer::new(
@@ -1045,12 +1053,27 @@ mod tests {
             .issue(request, "127.0.0.1".parse().unwrap(), now)
             .unwrap()
             .access_token;
+        IssuedToken {
+            keys,
+            directory,
+            token,
+            _key_dir: key_dir,
+        }
+    }
 
+    /// Issue 3's cache: a reused token is verified once and then served from
+    /// the cache, keyed by its digest; failures are never cached, and the
+    /// per-request checks (here the rule) still run on a cache hit.
+    #[test]
+    fn reused_tokens_are_cached_once_and_failures_never() {
+        let now = chrono::Utc::now();
+        let issued = issued_token(now);
+        let (directory, token) = (&issued.directory, &issued.token);
         let verifier = Verifier::new("https://i");
         let target = RequestTarget::named("GET", "dav.example.com", "/").unwrap();
         let check = |bearer: &str, target: &RequestTarget| {
             verifier.verify(
-                &Inputs::of(&directory, &directory.snapshot(), &keys.snapshot()),
+                &Inputs::of(directory, &directory.snapshot(), &issued.keys.snapshot()),
                 Credential::Bearer(bearer),
                 target,
                 || "127.0.0.1".parse().unwrap(),
@@ -1058,7 +1081,7 @@ mod tests {
             )
         };
         for _ in 0..3 {
-            assert!(check(&token, &target).is_ok());
+            assert!(check(token, &target).is_ok());
         }
         let forged = format!("{}AAAA", &token[..token.len() - 4]);
         assert_eq!(check(&forged, &target).err(), Some(VerifyError::Signature));
@@ -1068,11 +1091,11 @@ mod tests {
             1,
             "one entry for the reused token, none for the forgery"
         );
-        assert!(verifier.cache.contains_key(&TokenDigest::of(&token)));
+        assert!(verifier.cache.contains_key(&TokenDigest::of(token)));
 
         let elsewhere = RequestTarget::named("GET", "other.example.com", "/").unwrap();
         assert_eq!(
-            check(&token, &elsewhere).err(),
+            check(token, &elsewhere).err(),
             Some(VerifyError::NoRule),
             "rules run on a cache hit"
         );
@@ -1080,9 +1103,9 @@ mod tests {
         // A replica that adopts another issuer refuses cached tokens of the
         // old one, and takes them again once the issuer is back.
         verifier.issuer.adopt("https://elsewhere");
-        assert_eq!(check(&token, &target).err(), Some(VerifyError::Issuer));
+        assert_eq!(check(token, &target).err(), Some(VerifyError::Issuer));
         verifier.issuer.adopt("https://i");
-        assert!(check(&token, &target).is_ok());
+        assert!(check(token, &target).is_ok());
     }
 
     #[test]
@@ -1100,25 +1123,11 @@ mod tests {
     }
 
     /// Application `c` (secret `s`, group `media`) and a rule for
-    /// dav.example.com that admits `media`: the two tests' common state.
+    /// dav.example.com that admits `media`.
     fn media_application_and_rule(
         now: chrono::DateTime<chrono::Utc>,
     ) -> (crate::applications::ApplicationRecord, Resource) {
-        let app = crate::applications::ApplicationRecord {
-            client_id: crate::applications::ClientId::parse("c").unwrap(),
-            name: "c".into(),
-            groups: vec!["media".to_string()].into(),
-            scopes: Default::default(),
-            access_token_ttl: 3600,
-            active: true,
-            created_at: now,
-            updated_at: now,
-            secret: crate::crypto::SecretDigest::of("s"),
-            previous_secret: None,
-            audiences: Default::default(),
-            generation: 0,
-            not_before: 0,
-        };
+        let app = crate::applications::ApplicationRecord::media_client("c", "s", now);
         let rule = crate::resources::NewResource {
             host: Some("dav.example.com".into()),
             allowed_groups: vec!["media".into()],

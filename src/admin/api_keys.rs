@@ -132,12 +132,8 @@ impl Admin {
         now: DateTime<Utc>,
     ) -> Result<ApiKeyView, AdminError> {
         let _writer = self.lock();
-        let mut record = self
-            .store
-            .api_keys
-            .get(id)?
-            .ok_or_else(|| AdminError::NotFound(format!("API key {id:?}")))?;
-        let parsed = parse_id(id).ok_or_else(|| AdminError::NotFound(format!("API key {id:?}")))?;
+        let mut record = self.api_key_record(id)?;
+        let parsed = parse_id(id).ok_or_else(|| no_api_key(id))?;
         let name = patch
             .name
             .as_deref()
@@ -164,6 +160,11 @@ impl Admin {
             self.store.api_keys.put(id, &record)?;
         }
         self.view(record)
+    }
+
+    /// The stored record of key `id`, or the admin API's 404.
+    pub(super) fn api_key_record(&self, id: &str) -> Result<ApiKeyRecord, AdminError> {
+        self.store.api_keys.get(id)?.ok_or_else(|| no_api_key(id))
     }
 
     fn scopes_of(&self, id: &CredentialId) -> KeyScopes {
@@ -269,4 +270,9 @@ fn oldest_first(keys: &mut [ApiKeyRecord]) {
             .cmp(&b.created_at)
             .then_with(|| a.id.cmp(&b.id))
     });
+}
+
+/// The admin API's 404 for an API key it does not have.
+fn no_api_key(id: &str) -> AdminError {
+    AdminError::NotFound(format!("API key {id:?}"))
 }

@@ -13,11 +13,7 @@ impl Admin {
     /// Revokes a key. Revoking it again changes nothing and succeeds.
     pub fn revoke_api_key(&self, id: &str, now: DateTime<Utc>) -> Result<(), AdminError> {
         let _writer = self.lock();
-        let mut record = self
-            .store
-            .api_keys
-            .get(id)?
-            .ok_or_else(|| AdminError::NotFound(format!("API key {id:?}")))?;
+        let mut record = self.api_key_record(id)?;
         if record.revoked_at.is_none() && parse_id(id).is_some() {
             record.revoked_at = Some(now);
             let write = self.store.api_keys.put_op(id, &record)?;

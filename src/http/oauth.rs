@@ -2,6 +2,8 @@
 //! a `TokenRequest` (RFC 6749 §2.3.1, §3.2, §4.4) and the issuer's answer
 //! into JSON.
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
@@ -16,12 +18,12 @@ use super::body::{media_type, read_limited};
 use super::client_addr::client_addr;
 use super::error::ApiError;
 use super::primary_relay::{RELAY_TOKEN_HEADER, RELAYED_ADDR_HEADER};
-use crate::applications::credential_groups;
+use crate::applications::{ApplicationRecord, credential_groups};
 use crate::crypto::b64url;
 use crate::issuer::{ClientAuthMethod, ClientCredentials, TokenError, TokenRequest};
 use crate::revocation::CredentialId;
 use crate::throttle::ThrottleKey;
-use crate::verifier::AuthMethod;
+use crate::verifier::{AuthMethod, Inputs, VerifiedToken, VerifyError};
 
 /// Token requests are a handful of short parameters.
 pub const TOKEN_BODY_LIMIT: usize = 8 * 1024;
@@ -223,15 +225,7 @@ pub async fn introspect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (client_id, token) = authenticated_request(&req, payload, &state).await?;
-    let inspected = state.verifier.inspect(
-        &crate::verifier::Inputs::of(
-            &state.directory,
-            &state.directory.snapshot(),
-            &state.keys.snapshot(),
-        ),
-        &token,
-        state.clock.now().timestamp(),
-    );
+    let inspected = inspect(&state, &token, state.clock.now().timestamp());
     let body = match inspected {
         Ok((token, app)) if token.client_id == client_id => {
             let groups = credential_groups(token.method, &token.groups, Some(&app));
@@ -256,6 +250,24 @@ pub async fn introspect(
         _ => json!({ "active": false }),
     };
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// What this node's state says of a credential a client presented, whatever
+/// the target: where introspection and revocation both start.
+fn inspect(
+    state: &AppState,
+    token: &str,
+    now: i64,
+) -> Result<(Arc<VerifiedToken>, Arc<ApplicationRecord>), VerifyError> {
+    state.verifier.inspect(
+        &Inputs::of(
+            &state.directory,
+            &state.directory.snapshot(),
+            &state.keys.snapshot(),
+        ),
+        token,
+        now,
+    )
 }
 
 /// `POST /oauth/revoke` (RFC 7009). A client revokes only its own
@@ -284,15 +296,7 @@ pub async fn revoke(
             .unwrap_or_default();
         return relay.relay(&req, "/oauth/revoke", body, addr, token).await;
     }
-    let inspected = state.verifier.inspect(
-        &crate::verifier::Inputs::of(
-            &state.directory,
-            &state.directory.snapshot(),
-            &state.keys.snapshot(),
-        ),
-        &token,
-        now.timestamp(),
-    );
+    let inspected = inspect(&state, &token, now.timestamp());
     let Ok((token, _)) = inspected else {
         return Ok(HttpResponse::Ok().finish());
     };

@@ -85,81 +85,114 @@ mod tests {
         while i < chars.len() {
             let c = chars[i];
             let next = chars.get(i + 1).copied();
-            if c == '/' && next == Some('/') {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
+            i = if c == '/' && next == Some('/') {
+                skip_line_comment(&chars, i)
             } else if c == '/' && next == Some('*') {
-                let mut depth = 0;
-                while i < chars.len() {
-                    if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
+                skip_block_comment(&chars, i)
             } else if let Some((body, hashes)) = raw_string(&chars, i) {
-                // A raw string: r"…", r#"…"#, br"…".
-                let closing = ['#'].repeat(hashes);
-                let mut end = body;
-                while end < chars.len()
-                    && !(chars[end] == '"' && chars[end + 1..].starts_with(&closing))
-                {
-                    end += 1;
-                }
-                // Re-quoted as a plain literal, so that one pass skips both.
-                out.push('"');
-                for &r in &chars[body..end.min(chars.len())] {
-                    if r == '"' || r == '\\' {
-                        out.push('\\');
-                    }
-                    out.push(r);
-                }
-                out.push('"');
-                i = end + 1 + hashes;
+                copy_raw_string(&chars, body, hashes, &mut out)
             } else if c == '"' {
-                out.push('"');
-                i += 1;
-                while i < chars.len() && chars[i] != '"' {
-                    if chars[i] == '\\' {
-                        out.push(chars[i]);
-                        i += 1;
-                    }
-                    if i < chars.len() {
-                        out.push(chars[i]);
-                    }
-                    i += 1;
-                }
-                out.push('"');
-                i += 1;
-            } else if c == '\'' && next == Some('\\') {
-                // A char literal with an escape: '\'', '\\', '\u{..}'.
-                i += 2;
-                while i < chars.len() && chars[i] != '\'' {
-                    i += 1;
-                }
+                copy_string(&chars, i, &mut out)
+            } else if c == '\''
+                && let Some(end) = char_literal_end(&chars, i)
+            {
+                // Its content could be a quote: it must not open a string.
                 out.push_str("'?'");
-                i += 1;
-            } else if c == '\'' && chars.get(i + 2) == Some(&'\'') {
-                out.push_str("'?'");
-                i += 3;
+                end
             } else if c.is_whitespace() {
-                i += 1;
+                i + 1
             } else {
                 out.push(c);
-                i += 1;
-            }
+                i + 1
+            };
         }
         match out.find("#[cfg(test)]") {
             Some(at) => out[..at].to_string(),
             None => out,
+        }
+    }
+
+    /// Skips a `//` comment at `i`: the index of the newline that ends it.
+    fn skip_line_comment(chars: &[char], i: usize) -> usize {
+        chars[i..]
+            .iter()
+            .position(|&c| c == '\n')
+            .map_or(chars.len(), |n| i + n)
+    }
+
+    /// Skips a `/* … */` comment at `i`, nested ones inside it included:
+    /// the index after it.
+    fn skip_block_comment(chars: &[char], mut i: usize) -> usize {
+        let mut depth = 0;
+        while i < chars.len() {
+            if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                depth += 1;
+                i += 2;
+            } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    break;
+                }
+            } else {
+                i += 1;
+            }
+        }
+        i
+    }
+
+    /// Copies a raw string (`r"…"`, `r#"…"#`, `br"…"`) whose text starts at
+    /// `body` and which `hashes` `#` close, re-quoted as a plain literal so
+    /// that one pass skips both: the index after it.
+    fn copy_raw_string(chars: &[char], body: usize, hashes: usize, out: &mut String) -> usize {
+        let closing = ['#'].repeat(hashes);
+        let mut end = body;
+        while end < chars.len() && !(chars[end] == '"' && chars[end + 1..].starts_with(&closing)) {
+            end += 1;
+        }
+        out.push('"');
+        for &r in &chars[body..end.min(chars.len())] {
+            if r == '"' || r == '\\' {
+                out.push('\\');
+            }
+            out.push(r);
+        }
+        out.push('"');
+        end + 1 + hashes
+    }
+
+    /// Copies a plain string literal at `i` (on its `"`), escapes and all:
+    /// the index after it.
+    fn copy_string(chars: &[char], mut i: usize, out: &mut String) -> usize {
+        out.push('"');
+        i += 1;
+        while i < chars.len() && chars[i] != '"' {
+            if chars[i] == '\\' {
+                out.push(chars[i]);
+                i += 1;
+            }
+            if i < chars.len() {
+                out.push(chars[i]);
+            }
+            i += 1;
+        }
+        out.push('"');
+        i + 1
+    }
+
+    /// Where a char literal at `i` (on its `'`) ends: one with an escape
+    /// (`'\\'`, `'\u{..}'`) or a plain `'x'`. `None` where the `'` opens
+    /// something else (a lifetime, a label).
+    fn char_literal_end(chars: &[char], i: usize) -> Option<usize> {
+        if chars.get(i + 1) == Some(&'\\') {
+            let close = (i + 2..chars.len())
+                .find(|&at| chars[at] == '\'')
+                .unwrap_or(chars.len());
+            Some(close + 1)
+        } else if chars.get(i + 2) == Some(&'\'') {
+            Some(i + 3)
+        } else {
+            None
         }
     }
 
@@ -450,8 +483,10 @@ mod tests {
         assert!(report.is_empty(), "{report}");
     }
 
-    #[test]
-    fn the_scanner_sees_scopes_resources_modules_and_ignores_comments() {
+    /// Two modules, `mod` and the `admin` it configures under a scope, with
+    /// every registration form the scanner knows and, in comments, strings
+    /// and test code, routes it must not see.
+    fn two_module_sources() -> BTreeMap<String, String> {
         let mut sources = BTreeMap::new();
         sources.insert(
             "mod".to_string(),
@@ -490,7 +525,12 @@ mod tests {
             "#
             .to_string(),
         );
-        let routes = registered_routes(&sources);
+        sources
+    }
+
+    #[test]
+    fn the_scanner_sees_scopes_resources_modules_and_ignores_comments() {
+        let routes = registered_routes(&two_module_sources());
         let mut expected: Routes = METHODS
             .iter()
             .map(|m| ("/any".to_string(), m.to_string()))
@@ -533,8 +573,12 @@ mod tests {
         let version = doc["openapi"].as_str().expect("no openapi version");
         assert!(version.starts_with("3.1."), "openapi {version}");
         assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+        assert_every_ref_resolves(&doc);
+        assert_operations_hang_together(&doc);
+    }
 
-        // Every $ref points at something.
+    /// Every `$ref` points at something.
+    fn assert_every_ref_resolves(doc: &serde_json::Value) {
         fn refs<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
             match value {
                 serde_json::Value::Object(map) => {
@@ -548,27 +592,20 @@ mod tests {
             }
         }
         let mut all = Vec::new();
-        refs(&doc, &mut all);
+        refs(doc, &mut all);
         for r in all {
             let pointer = r.strip_prefix('#').expect("only local $refs");
             assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
         }
+    }
 
-        // Operations: unique ids, responses, and their path parameters declared.
+    /// Operations: unique ids, responses, their path parameters declared,
+    /// and only security schemes the document defines.
+    fn assert_operations_hang_together(doc: &serde_json::Value) {
         let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
         let mut ids = BTreeSet::new();
-        let resolve = |v: &serde_json::Value| -> serde_json::Value {
-            match v.get("$ref").and_then(|r| r.as_str()) {
-                Some(r) => doc.pointer(&r[1..]).unwrap().clone(),
-                None => v.clone(),
-            }
-        };
         for (path, item) in doc["paths"].as_object().unwrap() {
-            let names: BTreeSet<String> = path
-                .split('{')
-                .skip(1)
-                .map(|p| p.split('}').next().unwrap().to_string())
-                .collect();
+            let names = path_parameter_names(path);
             for method in METHODS {
                 let Some(op) = item.get(method) else { continue };
                 let id = op["operationId"].as_str().expect("operationId");
@@ -577,15 +614,7 @@ mod tests {
                     !op["responses"].as_object().unwrap().is_empty(),
                     "{method} {path}: no responses"
                 );
-                let declared: BTreeSet<String> = item
-                    .get("parameters")
-                    .into_iter()
-                    .chain(op.get("parameters"))
-                    .flat_map(|p| p.as_array().unwrap())
-                    .map(resolve)
-                    .filter(|p| p["in"] == "path")
-                    .map(|p| p["name"].as_str().unwrap().to_string())
-                    .collect();
+                let declared = declared_path_parameters(doc, item, op);
                 assert_eq!(declared, names, "{method} {path}: path parameters");
                 for requirement in op["security"].as_array().into_iter().flatten() {
                     for scheme in requirement.as_object().unwrap().keys() {
@@ -594,6 +623,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The `{name}`s in a path.
+    fn path_parameter_names(path: &str) -> BTreeSet<String> {
+        path.split('{')
+            .skip(1)
+            .map(|p| p.split('}').next().unwrap().to_string())
+            .collect()
+    }
+
+    /// The path parameters an operation declares, with those of its path
+    /// item, `$ref`s resolved.
+    fn declared_path_parameters(
+        doc: &serde_json::Value,
+        item: &serde_json::Value,
+        op: &serde_json::Value,
+    ) -> BTreeSet<String> {
+        let resolve = |v: &serde_json::Value| -> serde_json::Value {
+            match v.get("$ref").and_then(|r| r.as_str()) {
+                Some(r) => doc.pointer(&r[1..]).unwrap().clone(),
+                None => v.clone(),
+            }
+        };
+        item.get("parameters")
+            .into_iter()
+            .chain(op.get("parameters"))
+            .flat_map(|p| p.as_array().unwrap())
+            .map(resolve)
+            .filter(|p| p["in"] == "path")
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
     }
 
     #[actix_web::test]

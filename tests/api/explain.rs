@@ -664,25 +664,18 @@ async fn the_cli_prints_the_same_decision() {
     let token = app.access_token(&s.backup, &[]).await;
     let token_file = app.dir.path().join("token");
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
-    let cli = |extra: &[&str]| {
-        let mut args = vec![
-            "admin",
-            "--url",
-            &app.address,
-            "explain",
-            "--method",
-            "GET",
-            "--host",
-            DAV,
-            "--path",
-            "/x",
-        ];
-        args.extend_from_slice(extra);
-        let output = gatehouse_command(app.dir.path())
-            .args(&args)
+    // `gatehouse admin explain` about GET on DAV at `path`, as the admin.
+    let run = |path: &str, extra: &[&str]| {
+        gatehouse_command(app.dir.path())
+            .args(["admin", "--url", &app.address, "explain", "--method", "GET"])
+            .args(["--host", DAV, "--path", path])
+            .args(extra)
             .env("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let cli = |extra: &[&str]| {
+        let output = run("/x", extra);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(
             output.status.success(),
@@ -709,25 +702,6 @@ async fn the_cli_prints_the_same_decision() {
     assert_decision(&printed, 401, "missing_token");
 
     // Both at once is refused before any request.
-    let output = gatehouse_command(app.dir.path())
-        .args([
-            "admin",
-            "--url",
-            &app.address,
-            "explain",
-            "--method",
-            "GET",
-            "--host",
-            DAV,
-            "--path",
-            "/",
-            "--client-id",
-            "canister",
-            "--token-file",
-            "-",
-        ])
-        .env("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN)
-        .output()
-        .unwrap();
+    let output = run("/", &["--client-id", "canister", "--token-file", "-"]);
     assert!(!output.status.success());
 }
