@@ -69,8 +69,6 @@ fn main() -> Result<(), Error> {
         |_| revoked_key(now),
         |r| &r.id,
     )?;
-    // Past the API key index too: the next start indexes the store again.
-    open(path)?.key_index.forget()?;
     println!("seeded {count} revoked API keys into {dir}");
     if applications > 0 {
         seed(
@@ -82,6 +80,9 @@ fn main() -> Result<(), Error> {
         )?;
         println!("seeded {applications} applications (seeded-000001 ...) into {dir}");
     }
+    // Past the API key index too: the next start indexes the store again
+    // (last, since every open of the store indexes it).
+    open(path)?.key_index.forget()?;
     Ok(())
 }
 

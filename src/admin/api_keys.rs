@@ -234,14 +234,21 @@ impl Admin {
         match self.store.key_index.ids_of(client_id)? {
             Some(ids) => {
                 for id in ids {
-                    keys.extend(self.store.api_keys.get(&id)?);
+                    let record = self.store.api_keys.get(&id)?;
+                    keys.extend(record.filter(|r| r.client_id == client_id));
                 }
             }
-            None => self.store.api_keys.scan(|record| {
-                if record.client_id == client_id {
-                    keys.push(record);
-                }
-            })?,
+            // Keys from before the index: found once by a pass over the
+            // records, which then indexes them.
+            None => {
+                self.store.api_keys.scan(|record| {
+                    if record.client_id == client_id {
+                        keys.push(record);
+                    }
+                })?;
+                let ids = keys.iter().map(|k| k.id.as_str());
+                self.store.key_index.index_client(client_id, ids)?;
+            }
         }
         oldest_first(&mut keys);
         Ok(keys)

@@ -40,6 +40,10 @@ impl Admin {
         }
         self.persist_usage()?;
         self.load_expiries(now.timestamp())?;
+        // A day back, so that a clock that jumps ahead drops no live key.
+        self.store
+            .key_index
+            .drop_expired(now.timestamp().saturating_sub(86_400))?;
         Ok(())
     }
 

@@ -11,32 +11,25 @@
 //! `Store::create_api_key` and `Store::commit`).
 //!
 //! A store from before the indexes is indexed once, when it is opened:
-//! the expiry index from one scan of the records, and the applications
-//! that already have keys are noted instead of given an entry per key
-//! (writing a million entries in one session would cost sled gigabytes of
-//! memory at once): their listings scan, everybody else's read the index.
-
-use std::collections::BTreeSet;
-
-use serde::{Deserialize, Serialize};
+//! the expiry index from one pass over the records, and the applications
+//! that already have keys are noted as not indexed yet instead of given an
+//! entry per key at once (writing a million entries in one sled session
+//! costs gigabytes of memory). The first listing of such an application
+//! passes over the records once more and writes its entries
+//! (`index_client`); every later one reads the index.
 
 use super::{RecordOp, RecordWrite, StoreError, Table};
 use crate::api_keys::ApiKeyRecord;
 
-/// Where the indexing state is kept in the `meta` tree.
-const STATE_KEY: &[u8] = b"api_key_index";
-
-/// Whether the indexes are complete, and for whom they are not.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct IndexState {
-    /// Applications with keys from before the by-application index.
-    scanned_clients: BTreeSet<String>,
-}
+/// The key in `state` that says the store is indexed.
+const INDEXED: &[u8] = b"indexed";
 
 pub struct KeyIndex {
     by_client: sled::Tree,
     by_expiry: sled::Tree,
-    meta: sled::Tree,
+    /// Applications with keys from before the by-application index.
+    unindexed_clients: sled::Tree,
+    state: sled::Tree,
 }
 
 impl KeyIndex {
@@ -44,48 +37,52 @@ impl KeyIndex {
         Ok(Self {
             by_client: db.open_tree("api_keys_by_client")?,
             by_expiry: db.open_tree("api_keys_by_expiry")?,
-            meta: db.open_tree("meta")?,
+            unindexed_clients: db.open_tree("api_keys_unindexed_clients")?,
+            state: db.open_tree("api_key_index")?,
         })
     }
 
-    /// Indexes a store from before the indexes (one scan of `records`);
+    /// Indexes a store from before the indexes (one pass over `records`);
     /// returns how many records it read, `None` if the store was indexed.
+    /// A record that cannot be read is left out, with a warning: it was
+    /// unreadable to listings before, and must not stop the node.
     pub(super) fn ensure(
         &self,
         records: &Table<ApiKeyRecord>,
     ) -> Result<Option<usize>, StoreError> {
-        if self.meta.get(STATE_KEY)?.is_some() {
+        if self.state.get(INDEXED)?.is_some() {
             return Ok(None);
         }
-        let mut state = IndexState::default();
+        let mut clients = sled::Batch::default();
         let mut expiring = sled::Batch::default();
         let mut read = 0;
-        records.scan(|record| {
+        records.scan_readable(|record| {
             read += 1;
-            if !state.scanned_clients.contains(&record.client_id) {
-                state.scanned_clients.insert(record.client_id.clone());
-            }
+            clients.insert(record.client_id.as_bytes(), &[]);
             if let Some(key) = expiry_key(&record) {
                 expiring.insert(key, &[]);
             }
         })?;
+        self.unindexed_clients.apply_batch(clients)?;
         self.by_expiry.apply_batch(expiring)?;
-        let state = serde_json::to_vec(&state).map_err(StoreError::Encode)?;
-        self.meta.insert(STATE_KEY, state)?;
+        self.state.insert(INDEXED, &[])?;
         Ok(Some(read))
     }
 
     /// Forgets that the store is indexed, so that the next open indexes
     /// it again: for tools that write key records past the indexes.
     pub fn forget(&self) -> Result<(), StoreError> {
-        self.meta.remove(STATE_KEY)?;
+        self.state.remove(INDEXED)?;
         self.by_expiry.clear()?;
         Ok(())
     }
 
     /// The entries a new key's record goes with.
     pub(super) fn entries_of(&self, record: &ApiKeyRecord) -> Vec<RecordWrite> {
-        let mut writes = vec![put(&self.by_client, client_key(record))];
+        let mut writes = vec![put(
+            &self.by_client,
+            client_key(&record.client_id, &record.id),
+        )];
         if let Some(key) = expiry_key(record) {
             writes.push(put(&self.by_expiry, key));
         }
@@ -106,12 +103,12 @@ impl KeyIndex {
     }
 
     /// The ids of `client_id`'s keys, or `None` if it has keys from before
-    /// the index and only a scan of the records finds them all.
+    /// the index that only a pass over the records finds.
     pub fn ids_of(&self, client_id: &str) -> Result<Option<Vec<String>>, StoreError> {
-        if self.state()?.scanned_clients.contains(client_id) {
+        if self.unindexed_clients.contains_key(client_id.as_bytes())? {
             return Ok(None);
         }
-        let prefix = client_prefix(client_id);
+        let prefix = client_key(client_id, "");
         self.by_client
             .scan_prefix(&prefix)
             .map(|entry| {
@@ -122,34 +119,45 @@ impl KeyIndex {
             .map(Some)
     }
 
-    /// The expiry (unix seconds) of every live key that expires after
-    /// `now`; entries of keys that have expired are dropped on the way.
-    pub fn expiries_after(&self, now: i64) -> Result<Vec<i64>, StoreError> {
-        let mut expired = sled::Batch::default();
-        let mut expiries = Vec::new();
-        for entry in self.by_expiry.iter() {
-            let (key, _) = entry?;
-            let Some(exp) = expiry_of(&key) else {
-                continue;
-            };
-            if exp > now {
-                expiries.push(exp);
-            } else {
-                expired.remove(key);
-            }
+    /// Indexes the keys of an application that had keys from before the
+    /// index, found by a pass over the records: its entries first, then it
+    /// is marked indexed (a crash between leaves it to be found again).
+    /// Keys minted meanwhile wrote their own entries.
+    pub fn index_client<'a>(
+        &self,
+        client_id: &str,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), StoreError> {
+        let mut entries = sled::Batch::default();
+        for id in ids {
+            entries.insert(client_key(client_id, id), &[]);
         }
-        self.by_expiry.apply_batch(expired)?;
-        Ok(expiries)
+        self.by_client.apply_batch(entries)?;
+        self.unindexed_clients.remove(client_id.as_bytes())?;
+        Ok(())
     }
 
-    fn state(&self) -> Result<IndexState, StoreError> {
-        match self.meta.get(STATE_KEY)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
-                key: String::from_utf8_lossy(STATE_KEY).into_owned(),
-                source,
-            }),
-            None => Ok(IndexState::default()),
+    /// The expiry (unix seconds) of every live key that expires after `now`.
+    pub fn expiries_after(&self, now: i64) -> Result<Vec<i64>, StoreError> {
+        self.by_expiry
+            .range(ordered(now.saturating_add(1)).to_vec()..)
+            .map(|entry| {
+                let (key, _) = entry?;
+                Ok(expiry_of(&key))
+            })
+            .filter_map(Result::transpose)
+            .collect()
+    }
+
+    /// Drops the entries of keys that expired before `before`: they no
+    /// longer count. Housekeeping passes a day ago, so that a clock that
+    /// jumps ahead for a while drops nothing still live.
+    pub fn drop_expired(&self, before: i64) -> Result<(), StoreError> {
+        let mut expired = sled::Batch::default();
+        for entry in self.by_expiry.range(..ordered(before).to_vec()) {
+            expired.remove(entry?.0);
         }
+        Ok(self.by_expiry.apply_batch(expired)?)
     }
 }
 
@@ -161,32 +169,25 @@ fn put(tree: &sled::Tree, key: Vec<u8>) -> RecordWrite {
     }
 }
 
-/// Client ids never hold a NUL (`[a-z0-9._-]`), so one application's
-/// prefix is never the start of another's.
-fn client_prefix(client_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(client_id.len() + 1);
-    key.extend_from_slice(client_id.as_bytes());
-    key.push(0);
-    key
+/// `client_id` NUL `id`. Client ids never hold a NUL (`[a-z0-9._-]`), so
+/// one application's prefix is never the start of another's.
+fn client_key(client_id: &str, id: &str) -> Vec<u8> {
+    [client_id.as_bytes(), &[0], id.as_bytes()].concat()
 }
 
-fn client_key(record: &ApiKeyRecord) -> Vec<u8> {
-    let mut key = client_prefix(&record.client_id);
-    key.extend_from_slice(record.id.as_bytes());
-    key
+/// A time as 8 bytes that sort as the times do (the sign bit flipped).
+fn ordered(secs: i64) -> [u8; 8] {
+    ((secs as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-/// A live key's entry in the expiry index; `None` for a key that never
-/// expires or is revoked. The expiry leads, with its sign bit flipped, so
-/// that entries sort by time.
+/// A live key's entry in the expiry index, its expiry first; `None` for a
+/// key that never expires or is revoked.
 fn expiry_key(record: &ApiKeyRecord) -> Option<Vec<u8>> {
     if record.revoked_at.is_some() {
         return None;
     }
     let exp = record.expires_at?.timestamp();
-    let mut key = ((exp as u64) ^ (1 << 63)).to_be_bytes().to_vec();
-    key.extend_from_slice(record.id.as_bytes());
-    Some(key)
+    Some([&ordered(exp)[..], record.id.as_bytes()].concat())
 }
 
 fn expiry_of(key: &[u8]) -> Option<i64> {
@@ -269,9 +270,22 @@ mod tests {
             sorted(index.ids_of("media").unwrap().unwrap()),
             ["aaaa", "bbbb"]
         );
-        // Expired entries no longer count, and are dropped.
+        // An expired key no longer counts; its entry goes only once it is
+        // older than what housekeeping is given.
         assert_eq!(index.expiries_after(6_000).unwrap(), Vec::<i64>::new());
+        index.drop_expired(6_000).unwrap();
+        assert_eq!(index.expiries_after(0).unwrap(), [6_000]);
+        index.drop_expired(6_001).unwrap();
         assert_eq!(index.expiries_after(0).unwrap(), Vec::<i64>::new());
+    }
+
+    /// Writes records past the indexes, as an older build (or the
+    /// seeding tool) does.
+    fn write_past_the_index(store: &Store, records: &[ApiKeyRecord]) {
+        store
+            .api_keys
+            .put_many(records.iter().map(|r| (r.id.as_str(), r)))
+            .unwrap();
     }
 
     #[test]
@@ -279,33 +293,57 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            // Written past the indexes, as an older build (or the seeding
-            // tool) writes them.
-            let old = [
-                record("aaaa", "old", Some(7_000)),
-                record("bbbb", "old", None),
-                {
-                    let mut revoked = record("cccc", "older", Some(8_000));
-                    revoked.revoked_at = Some(DateTime::from_timestamp(1_500, 0).unwrap());
-                    revoked
-                },
-            ];
-            store
-                .api_keys
-                .put_many(old.iter().map(|r| (r.id.as_str(), r)))
-                .unwrap();
+            let mut revoked = record("cccc", "older", Some(8_000));
+            revoked.revoked_at = Some(DateTime::from_timestamp(1_500, 0).unwrap());
+            write_past_the_index(
+                &store,
+                &[
+                    record("aaaa", "old", Some(7_000)),
+                    record("bbbb", "old", None),
+                    revoked,
+                ],
+            );
             store.key_index.forget().unwrap();
         }
         let store = Store::reopen(dir.path()).unwrap();
         let index = &store.key_index;
         // Only the live key that expires.
         assert_eq!(index.expiries_after(0).unwrap(), [7_000]);
-        // Applications with old keys are listed by a scan; new ones by the index.
+        // Applications with old keys are listed by a pass over the records
+        // until their first listing indexes them; new ones by the index.
         assert_eq!(index.ids_of("old").unwrap(), None);
         assert_eq!(index.ids_of("older").unwrap(), None);
-        store.create_api_key(&record("dddd", "new", None)).unwrap();
-        assert_eq!(index.ids_of("new").unwrap().unwrap(), ["dddd"]);
-        // Indexed once: a second open reads nothing.
-        assert_eq!(index.ensure(&store.api_keys).unwrap(), None);
+        store.create_api_key(&record("dddd", "old", None)).unwrap();
+        index.index_client("old", ["aaaa", "bbbb"]).unwrap();
+        assert_eq!(
+            sorted(index.ids_of("old").unwrap().unwrap()),
+            ["aaaa", "bbbb", "dddd"]
+        );
+        assert_eq!(index.ids_of("older").unwrap(), None);
+
+        // Indexed once: records written past the index now stay out of it.
+        write_past_the_index(&store, &[record("eeee", "later", Some(9_000))]);
+        drop(store);
+        let store = Store::reopen(dir.path()).unwrap();
+        assert_eq!(store.key_index.ids_of("later").unwrap(), Some(vec![]));
+        assert_eq!(store.key_index.expiries_after(0).unwrap(), [7_000]);
+    }
+
+    #[test]
+    fn an_unreadable_record_is_left_out_and_the_store_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            write_past_the_index(&store, &[record("aaaa", "old", Some(7_000))]);
+            store
+                .api_keys
+                .tree
+                .insert("zzzz", b"{not json".as_slice())
+                .unwrap();
+            store.key_index.forget().unwrap();
+        }
+        let store = Store::reopen(dir.path()).unwrap();
+        assert_eq!(store.key_index.expiries_after(0).unwrap(), [7_000]);
+        assert_eq!(store.key_index.ids_of("old").unwrap(), None);
     }
 }

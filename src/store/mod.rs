@@ -208,6 +208,18 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
         Ok(())
     }
 
+    /// `scan`, leaving out (with a warning) records that cannot be read.
+    pub fn scan_readable(&self, mut visit: impl FnMut(T)) -> Result<(), StoreError> {
+        for item in self.tree.iter() {
+            let (key, value) = item?;
+            match decode(&key, &value) {
+                Ok(record) => visit(record),
+                Err(e) => log::warn!("{e}; left out"),
+            }
+        }
+        Ok(())
+    }
+
     /// Calls `visit` with every key and record, one at a time.
     pub fn scan_entries(&self, mut visit: impl FnMut(String, T)) -> Result<(), StoreError> {
         for item in self.tree.iter() {
@@ -361,23 +373,17 @@ impl Store {
     /// Applies `writes` in one sled transaction: all of them or none.
     fn write_together(&self, writes: Vec<RecordWrite>) -> Result<(), StoreError> {
         use sled::transaction::{TransactionError, Transactional, abort};
-        // One view per tree, however many writes go to it.
-        let mut trees: Vec<sled::Tree> = Vec::new();
-        let slots: Vec<usize> = writes
-            .iter()
-            .map(|write| {
-                trees
-                    .iter()
-                    .position(|tree| tree.name() == write.tree.name())
-                    .unwrap_or_else(|| {
-                        trees.push(write.tree.clone());
-                        trees.len() - 1
-                    })
-            })
-            .collect();
+        // One view per write: no caller writes one tree twice.
+        let trees: Vec<sled::Tree> = writes.iter().map(|write| write.tree.clone()).collect();
+        debug_assert!(
+            trees
+                .iter()
+                .enumerate()
+                .all(|(i, tree)| trees[..i].iter().all(|t| t.name() != tree.name())),
+            "one write per tree"
+        );
         let result = trees[..].transaction(|views| {
-            for (write, &slot) in writes.iter().zip(&slots) {
-                let view = &views[slot];
+            for (write, view) in writes.iter().zip(views) {
                 let key = write.key.as_slice();
                 match &write.op {
                     RecordOp::Create(value) => {

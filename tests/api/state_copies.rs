@@ -130,3 +130,71 @@ async fn a_damaged_copy_is_ignored() {
     assert!(log.contains("applications: 1 read from the table"), "{log}");
     assert_eq!(client_ids(&node).await, owned(&[("app", true)]));
 }
+
+/// A store from a build before the API key index: the node indexes it
+/// when it opens it, the expiry gauge counts the old keys, and an
+/// application's first listing finds its old keys by a pass over the
+/// records and indexes them, so that later listings and a restart agree.
+#[actix_web::test]
+async fn a_store_from_before_the_key_index_is_indexed_and_lists_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), NODE_ENV).await;
+    create(&node, "old").await;
+    let body = json!({"name": "indexed", "expires_in": 2 * 86_400});
+    node.admin_api().create_api_key("old", &body).await;
+    node.stop();
+
+    // A key the older build minted: its record only, past the index.
+    let now = chrono::Utc::now();
+    let unindexed = gatehouse::api_keys::ApiKeyRecord {
+        id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        client_id: "old".into(),
+        name: "from before".into(),
+        created_at: now,
+        expires_at: Some(now + chrono::Duration::days(3)),
+        revoked_at: None,
+        kid: None,
+    };
+    {
+        let store = gatehouse::store::Store::open(&dir.path().join("data")).unwrap();
+        let record = [(unindexed.id.as_str(), &unindexed)];
+        store.api_keys.put_many(record).unwrap();
+        store.key_index.forget().unwrap();
+    }
+
+    let node = Node::start(dir.path(), NODE_ENV).await;
+    let log = std::fs::read_to_string(&node.log).unwrap();
+    assert!(
+        log.contains("indexed the API keys of a store from before the index (2 records, once)"),
+        "{log}"
+    );
+    let expiring = async |node: &Node| {
+        let series = r#"gatehouse_api_keys_expiring{within="7d"}"#;
+        crate::helpers::metric(&crate::helpers::http_client(), node.url("/metrics"), series).await
+    };
+    let names = async |node: &Node| -> Vec<String> {
+        let listed = node
+            .admin_api()
+            .get("/applications/old/api-keys")
+            .await
+            .body;
+        listed["api_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(expiring(&node).await, Some(2.0));
+    // The first listing passes over the records; the second reads the index.
+    assert_eq!(names(&node).await, ["indexed", "from before"]);
+    assert_eq!(names(&node).await, ["indexed", "from before"]);
+    // Revoking the old key takes it out of the gauge, also after a kill -9.
+    let response = node.admin_api().revoke_api_key(&unindexed.id).await;
+    assert_eq!(response.status, 204);
+    assert_eq!(expiring(&node).await, Some(1.0));
+    node.kill9();
+    let node = Node::start(dir.path(), NODE_ENV).await;
+    assert_eq!(expiring(&node).await, Some(1.0));
+    assert_eq!(names(&node).await, ["indexed", "from before"]);
+}
