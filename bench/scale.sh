@@ -92,7 +92,7 @@ def spawn(cwd, log, port, *env):
     binary = os.environ["SCALE_NODE_BIN"]
     if env and env[0].startswith("BIN="):
         binary, env = env[0][4:], env[1:]
-    cmd = ["env", "RUST_LOG=warn", "GATEHOUSE_WORKERS=1", *env, "taskset", "-c", "0",
+    cmd = ["env", "RUST_LOG=warn,gatehouse::startup=info", "GATEHOUSE_WORKERS=1", *env, "taskset", "-c", "0",
            binary, "serve", "--listen", f"127.0.0.1:{port}"]
     port = int(port)
     with open(log, "ab") as out:
@@ -258,6 +258,8 @@ def summary(path):
          lambda r: f"{med(r, 'primary_first_start') * 1000:.0f} ms", ""),
         ("primary cold start to /readyz (second start)",
          lambda r: f"{med(r, 'primary_cold_start') * 1000:.0f} ms", "≤ 500 ms"),
+        ("of which: state loaded (the node's log) / sled's own open",
+         lambda r: f"{med(r, 'primary_state_loaded'):.0f} / {med(r, 'primary_store_open'):.0f} ms", ""),
         ("primary RSS when ready",
          lambda r: f"{mib(med(r, 'primary_rss_ready')):.0f} MiB", ""),
         ("replica first sync, spawn to /readyz (median [min..max])",
@@ -347,6 +349,12 @@ fleet() {
   spawn "$dir/primary" "$dir/primary.log" "$port" "${bin[@]}" "GATEHOUSE_ISSUER=$issuer"
   local primary_pid=$SPAWNED_PID primary_port=$port
   echo "$run primary_cold_start $SPAWNED_SECONDS" >>"$results"
+  # The node's own account of that start: state loaded, of which sled's open.
+  sed -n 's/.*state loaded in \([0-9]*\) ms (the store opened in \([0-9]*\) ms).*/\1 \2/p' "$dir/primary.log" | tail -n 1 |
+    while read -r loaded opened; do
+      echo "$run primary_state_loaded $loaded" >>"$results"
+      echo "$run primary_store_open $opened" >>"$results"
+    done
   echo "$run primary_rss_ready $(status_kib "$primary_pid" VmRSS)" >>"$results"
   echo "($run: primary's second start: $SPAWNED_SECONDS s)"
   helper prepare "$primary_port" "$REVOCATIONS" "$dir/prepared.json"
