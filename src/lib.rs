@@ -29,7 +29,7 @@
 //! Changing it
 //! * `admin/`: admin operations on the primary, one file per job
 //! * `audit`: the admin audit log's records
-//! * `store/`: sled on the primary, and the copies beside it
+//! * `store/`: sled on the primary, the copies beside it, the API key index
 //! * `replication/`: the change log, snapshots, the follower, the fleet
 //!
 //! Serving and running
