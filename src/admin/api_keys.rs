@@ -200,7 +200,7 @@ impl Admin {
         filter: &KeyFilter,
         now: DateTime<Utc>,
     ) -> Result<Vec<ApiKeyView>, AdminError> {
-        let mut records = match client_id {
+        let records = match client_id {
             Some(client_id) => self.api_keys(client_id)?,
             // Every key: one pass over the records, keeping only those the
             // filter may admit, so that a million revoked keys are never
@@ -212,10 +212,10 @@ impl Admin {
                         kept.push(record);
                     }
                 })?;
+                oldest_first(&mut kept);
                 kept
             }
         };
-        oldest_first(&mut records);
         let mut views = Vec::new();
         for record in records {
             let usage = self.last_used(&record.id)?;
