@@ -703,5 +703,7 @@ async fn the_cli_prints_the_same_decision() {
 
     // Both at once is refused before any request.
     let output = run("/", &["--client-id", "canister", "--token-file", "-"]);
-    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
 }
