@@ -120,7 +120,6 @@ impl Admin {
             self.commit(Some(write), change, now)?;
         }
         self.store.create_api_key(record)?;
-        self.index_expiry(record.expires_at, 1);
         Ok(())
     }
 

@@ -1,5 +1,5 @@
 //! The primary's periodic work: the copies beside sled, expired token
-//! revocations, API key usage, and the index behind the expiry gauge.
+//! revocations, API key usage, and expired entries of the key index.
 
 use chrono::{DateTime, Utc};
 
@@ -39,7 +39,6 @@ impl Admin {
             self.store.revoked_tokens.delete(&jti)?;
         }
         self.persist_usage()?;
-        self.load_expiries(now.timestamp())?;
         // A day back, so that a clock that jumps ahead drops no live key.
         self.store
             .key_index
@@ -78,57 +77,21 @@ impl Admin {
         Ok(written?)
     }
 
-    /// Builds the in-memory expiry counts once, from the store's expiry
-    /// index (live keys that expire: never the whole key table).
-    fn load_expiries(&self, now: i64) -> Result<(), AdminError> {
-        if self.lock_expiries().is_some() {
-            return Ok(());
-        }
-        let mut index = std::collections::BTreeMap::new();
-        // Under the admin lock, so that no mint or revocation slips between
-        // the read and the counts.
-        let _writer = self.lock();
-        for exp in self.store.key_index.expiries_after(now)? {
-            *index.entry(exp).or_insert(0u32) += 1;
-        }
-        *self.lock_expiries() = Some(index);
-        Ok(())
-    }
-
-    fn lock_expiries(
-        &self,
-    ) -> std::sync::MutexGuard<'_, Option<std::collections::BTreeMap<i64, u32>>> {
-        self.expiries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(super) fn index_expiry(&self, exp: Option<DateTime<Utc>>, delta: i64) {
-        if let (Some(index), Some(exp)) = (self.lock_expiries().as_mut(), exp) {
-            let count = index.entry(exp.timestamp()).or_insert(0);
-            *count = u32::try_from((i64::from(*count) + delta).max(0)).unwrap_or(u32::MAX);
-            if *count == 0 {
-                index.remove(&exp.timestamp());
-            }
-        }
-    }
-
-    /// Live keys expiring within each of `EXPIRY_WINDOWS`, once the index
-    /// is built.
+    /// Live keys expiring within each of `EXPIRY_WINDOWS`, read from the
+    /// store's expiry index up to the longest window (for `/metrics`, off
+    /// the async workers): no copy of the counts to keep in step.
     pub fn keys_expiring(&self, now: i64) -> Option<[u64; 3]> {
-        if let Err(e) = self.load_expiries(now) {
-            log::warn!("cannot read API key expiries: {e}");
-        }
-        let mut guard = self.lock_expiries();
-        // Keys that have expired drop out.
-        if let Some(index) = guard.as_mut() {
-            *index = index.split_off(&now.saturating_add(1));
-        }
-        let index = guard.as_ref()?;
+        let longest = EXPIRY_WINDOWS.iter().map(|(_, w)| *w).max().unwrap_or(0);
+        let expiries = self
+            .store
+            .key_index
+            .expiries(now, now.saturating_add(longest))
+            .inspect_err(|e| log::warn!("cannot read API key expiries: {e}"))
+            .ok()?;
         let mut counts = [0u64; 3];
         for (count, (_, window)) in counts.iter_mut().zip(EXPIRY_WINDOWS) {
-            *count = index
-                .range(now.saturating_add(1)..=now.saturating_add(window))
-                .map(|(_, n)| u64::from(*n))
-                .sum();
+            let until = now.saturating_add(window);
+            *count = expiries.iter().filter(|&&exp| exp <= until).count() as u64;
         }
         Some(counts)
     }

@@ -10,7 +10,7 @@
 //! * `signing_keys`: signing keys, their rotation and the fleet wait
 //! * `audit`: the admin audit log
 //! * `housekeeping`: the periodic work (copies beside sled, expired
-//!   revocations, key usage, the expiry gauge)
+//!   revocations, key usage, expired key-index entries) and the expiry gauge
 
 mod api_keys;
 mod applications;
@@ -75,10 +75,6 @@ pub struct Admin {
     jwks_max_age: u64,
     rotation: Mutex<signing_keys::RotationWatch>,
     write: Mutex<()>,
-    /// Expiry times of the live API keys that expire (unix seconds → how
-    /// many), for the `api_keys_expiring` gauge: read from the store once,
-    /// by the first housekeeping, then kept up by mints and revocations.
-    expiries: Mutex<Option<std::collections::BTreeMap<i64, u32>>>,
 }
 
 impl AdminError {
@@ -115,7 +111,6 @@ impl Admin {
             jwks_max_age,
             rotation: Mutex::default(),
             write: Mutex::new(()),
-            expiries: Mutex::new(None),
         }
     }
 

@@ -20,7 +20,6 @@ impl Admin {
             let unindexed = self.store.key_index.revoked(&record);
             let change = Change::RevokeApiKey { id: id.to_string() };
             self.commit([write].into_iter().chain(unindexed), change, now)?;
-            self.index_expiry(record.expires_at, -1);
             log::info!("revoked API key {id}");
         } else if let Some(parsed) = parse_id(id) {
             // Revoked on disk already (a retry after a failed flush, say):

@@ -5,7 +5,7 @@
 //!
 //! * by application: `client_id` `\0` key id → nothing (listings);
 //! * by expiry, live keys only: expiry (8 bytes, ordered) key id → nothing
-//!   (the `api_keys_expiring` gauge, rebuilt from it at start).
+//!   (the `api_keys_expiring` gauge, counted from it).
 //!
 //! Entries are written in the transaction that writes the record (see
 //! `Store::create_api_key` and `Store::commit`).
@@ -91,10 +91,7 @@ impl KeyIndex {
 
     /// What revoking the key of `record` removes: its expiry entry.
     pub fn revoked(&self, record: &ApiKeyRecord) -> Option<RecordWrite> {
-        let key = expiry_key(&ApiKeyRecord {
-            revoked_at: None,
-            ..record.clone()
-        })?;
+        let key = expiry_entry(record.expires_at?.timestamp(), &record.id);
         Some(RecordWrite {
             tree: self.by_expiry.clone(),
             key,
@@ -137,10 +134,13 @@ impl KeyIndex {
         Ok(())
     }
 
-    /// The expiry (unix seconds) of every live key that expires after `now`.
-    pub fn expiries_after(&self, now: i64) -> Result<Vec<i64>, StoreError> {
+    /// The expiry (unix seconds) of every live key that expires after
+    /// `after` and no later than `until`: a range of the index, so a read
+    /// costs the keys that expire then, never the whole table.
+    pub fn expiries(&self, after: i64, until: i64) -> Result<Vec<i64>, StoreError> {
+        let (from, to) = (after.saturating_add(1), until.saturating_add(1));
         self.by_expiry
-            .range(ordered(now.saturating_add(1)).to_vec()..)
+            .range(ordered(from).to_vec()..ordered(to).to_vec())
             .map(|entry| {
                 let (key, _) = entry?;
                 Ok(expiry_of(&key))
@@ -154,10 +154,16 @@ impl KeyIndex {
     /// jumps ahead for a while drops nothing still live.
     pub fn drop_expired(&self, before: i64) -> Result<(), StoreError> {
         let mut expired = sled::Batch::default();
+        let mut any = false;
         for entry in self.by_expiry.range(..ordered(before).to_vec()) {
             expired.remove(entry?.0);
+            any = true;
         }
-        Ok(self.by_expiry.apply_batch(expired)?)
+        // sled logs even an empty batch: housekeeping runs every few seconds.
+        if any {
+            self.by_expiry.apply_batch(expired)?;
+        }
+        Ok(())
     }
 }
 
@@ -186,8 +192,11 @@ fn expiry_key(record: &ApiKeyRecord) -> Option<Vec<u8>> {
     if record.revoked_at.is_some() {
         return None;
     }
-    let exp = record.expires_at?.timestamp();
-    Some([&ordered(exp)[..], record.id.as_bytes()].concat())
+    Some(expiry_entry(record.expires_at?.timestamp(), &record.id))
+}
+
+fn expiry_entry(exp: i64, id: &str) -> Vec<u8> {
+    [&ordered(exp)[..], id.as_bytes()].concat()
 }
 
 fn expiry_of(key: &[u8]) -> Option<i64> {
@@ -251,7 +260,11 @@ mod tests {
         // A client id that is another's prefix finds only its own keys.
         assert_eq!(index.ids_of("media-2").unwrap().unwrap(), ["cccc"]);
         assert_eq!(index.ids_of("medi").unwrap().unwrap(), Vec::<String>::new());
-        assert_eq!(index.expiries_after(0).unwrap(), [5_000, 6_000]);
+        assert_eq!(index.expiries(0, i64::MAX).unwrap(), [5_000, 6_000]);
+        // Both ends of a window: after `after`, up to `until` inclusive.
+        assert_eq!(index.expiries(0, 5_000).unwrap(), [5_000]);
+        assert_eq!(index.expiries(0, 4_999).unwrap(), Vec::<i64>::new());
+        assert_eq!(index.expiries(5_000, 6_000).unwrap(), [6_000]);
 
         let mut revoked = expiring.clone();
         revoked.revoked_at = Some(DateTime::from_timestamp(2_000, 0).unwrap());
@@ -264,7 +277,7 @@ mod tests {
                 crate::replication::Change::RevokeApiKey { id: "bbbb".into() },
             )
             .unwrap();
-        assert_eq!(index.expiries_after(0).unwrap(), [6_000]);
+        assert_eq!(index.expiries(0, i64::MAX).unwrap(), [6_000]);
         // Still listed: listings show revoked keys.
         assert_eq!(
             sorted(index.ids_of("media").unwrap().unwrap()),
@@ -272,11 +285,11 @@ mod tests {
         );
         // An expired key no longer counts; its entry goes only once it is
         // older than what housekeeping is given.
-        assert_eq!(index.expiries_after(6_000).unwrap(), Vec::<i64>::new());
+        assert_eq!(index.expiries(6_000, i64::MAX).unwrap(), Vec::<i64>::new());
         index.drop_expired(6_000).unwrap();
-        assert_eq!(index.expiries_after(0).unwrap(), [6_000]);
+        assert_eq!(index.expiries(0, i64::MAX).unwrap(), [6_000]);
         index.drop_expired(6_001).unwrap();
-        assert_eq!(index.expiries_after(0).unwrap(), Vec::<i64>::new());
+        assert_eq!(index.expiries(0, i64::MAX).unwrap(), Vec::<i64>::new());
     }
 
     /// Writes records past the indexes, as an older build (or the
@@ -308,7 +321,7 @@ mod tests {
         let store = Store::reopen(dir.path()).unwrap();
         let index = &store.key_index;
         // Only the live key that expires.
-        assert_eq!(index.expiries_after(0).unwrap(), [7_000]);
+        assert_eq!(index.expiries(0, i64::MAX).unwrap(), [7_000]);
         // Applications with old keys are listed by a pass over the records
         // until their first listing indexes them; new ones by the index.
         assert_eq!(index.ids_of("old").unwrap(), None);
@@ -326,7 +339,7 @@ mod tests {
         drop(store);
         let store = Store::reopen(dir.path()).unwrap();
         assert_eq!(store.key_index.ids_of("later").unwrap(), Some(vec![]));
-        assert_eq!(store.key_index.expiries_after(0).unwrap(), [7_000]);
+        assert_eq!(store.key_index.expiries(0, i64::MAX).unwrap(), [7_000]);
     }
 
     #[test]
@@ -343,7 +356,7 @@ mod tests {
             store.key_index.forget().unwrap();
         }
         let store = Store::reopen(dir.path()).unwrap();
-        assert_eq!(store.key_index.expiries_after(0).unwrap(), [7_000]);
+        assert_eq!(store.key_index.expiries(0, i64::MAX).unwrap(), [7_000]);
         assert_eq!(store.key_index.ids_of("old").unwrap(), None);
     }
 }
